@@ -1,0 +1,13 @@
+/**
+ * The config file: forrest.toml parsed, validated and resolved into a frozen
+ * Config, with every problem reported at once as `FILE:LINE: key: message`.
+ */
+
+export * from "./types.ts";
+export { loadConfig, parseConfig, type ParseConfigOptions } from "./load.ts";
+export { ConfigError, type ConfigProblem, formatProblem } from "./problem.ts";
+export { formatKeyPath, type KeyPath } from "./key_path.ts";
+export { formatSize, parseSize } from "./size.ts";
+export { formatDuration, parseDuration } from "./duration.ts";
+export { formatListen } from "./listen.ts";
+export { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";

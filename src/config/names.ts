@@ -1,0 +1,34 @@
+/**
+ * Names that come from the config or from GitHub end up in file paths
+ * (`runs/<owner>/<repo>/<machine>/<runner>/`) and in qemu arguments, so they
+ * are checked against GitHub's own naming rules before anything uses them.
+ * Each check returns undefined for a good name, or what is wrong with it.
+ */
+
+/** GitHub user and organization names: 1–39 letters, digits, single hyphens. */
+const OWNER_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+/** GitHub repository names: 1–100 of letters, digits, `.`, `_`, `-`. */
+const REPO_RE = /^[A-Za-z0-9._-]{1,100}$/;
+/**
+ * Machine names are runner labels and part of runner names; we keep them to
+ * characters that are safe in a path and in a qemu option value.
+ */
+const MACHINE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function checkOwnerName(name: string): string | undefined {
+  return OWNER_RE.test(name) ? undefined : `"${name}" is not a valid GitHub ` +
+    "owner name (1 to 39 letters, digits or single hyphens, not starting " +
+    "or ending with a hyphen)";
+}
+
+export function checkRepoName(name: string): string | undefined {
+  if (REPO_RE.test(name) && name !== "." && name !== "..") return undefined;
+  return `"${name}" is not a valid GitHub repository name (1 to 100 ` +
+    'letters, digits, ".", "_" or "-", and not "." or "..")';
+}
+
+export function checkMachineName(name: string): string | undefined {
+  return MACHINE_RE.test(name) ? undefined : `"${name}" is not a valid ` +
+    'machine name (1 to 64 letters, digits, ".", "_" or "-", starting with ' +
+    "a letter or digit)";
+}

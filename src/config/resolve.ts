@@ -1,0 +1,503 @@
+/**
+ * From a parsed TOML document to a Config: each table checked by its schema,
+ * snippets merged into machines, defaults applied, paths made absolute, and
+ * the rules that span tables checked (base machines exist and do not loop,
+ * every machine has an image to start from and fits the host's budget).
+ * Every problem is collected; a Config comes out only when there are none.
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { Secret } from "../log/secret.ts";
+import {
+  type Expanded,
+  SnippetExpander,
+  type SnippetSource,
+} from "./extends.ts";
+import type { KeyPath } from "./key_path.ts";
+import { parseListen } from "./listen.ts";
+import { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";
+import {
+  checkKeys,
+  describe,
+  githubSchema,
+  hostSchema,
+  isTable,
+  machineSchema,
+  parseTable,
+  type RawGitHub,
+  type RawHost,
+  type RawMachine,
+  type RawProblem,
+  repositorySchema,
+  serverSchema,
+  TOP_LEVEL_KEYS,
+} from "./schema.ts";
+import { formatSize } from "./size.ts";
+import { closest } from "./suggest.ts";
+import {
+  type Config,
+  DEFAULT_API_URL,
+  DEFAULT_LISTEN,
+  DEFAULT_POLLING_INTERVAL,
+  type GitHubConfig,
+  type HostConfig,
+  type ListenAddress,
+  MACHINE_DEFAULTS,
+  type MachineConfig,
+  type RepositoryConfig,
+  type Triplet,
+  tripletName,
+} from "./types.ts";
+
+export interface ResolveOptions {
+  /** Absolute folder of the config file; relative paths resolve against it. */
+  readonly configDir: string;
+  /** Absolute path of the config file, kept in the Config. */
+  readonly file: string;
+}
+
+export interface ResolveResult {
+  readonly config: Config | undefined;
+  readonly problems: readonly RawProblem[];
+}
+
+interface MachineEntry {
+  readonly triplet: Triplet;
+  readonly path: KeyPath;
+  readonly expanded: Expanded;
+}
+
+interface RepositoryEntry {
+  readonly owner: string;
+  readonly repo: string;
+  readonly token: string | undefined;
+  readonly machines: MachineEntry[];
+}
+
+export function resolveConfig(
+  doc: Record<string, unknown>,
+  options: ResolveOptions,
+): ResolveResult {
+  const problems: RawProblem[] = [];
+  checkKeys(doc, TOP_LEVEL_KEYS, [], problems);
+
+  const host = readHost(doc, options, problems);
+  const listen = readListen(doc, host?.baseDir, problems);
+  const github = readGitHub(doc, options, problems);
+  const expander = new SnippetExpander(readSnippets(doc, problems), problems);
+  expander.expandAllSnippets();
+  const repositories = readRepositories(doc, expander, problems);
+
+  const machines = repositories.flatMap((repository) =>
+    repository.machines.map((entry) =>
+      buildMachine(entry, host, options, problems)
+    )
+  );
+  checkBaseMachines(repositories.flatMap((r) => r.machines), problems);
+
+  if (problems.length > 0 || !host || !listen) {
+    return { config: undefined, problems };
+  }
+  let next = 0;
+  const config: Config = {
+    file: options.file,
+    host,
+    server: { listen },
+    github,
+    repositories: repositories.map((repository): RepositoryConfig => ({
+      owner: repository.owner,
+      repo: repository.repo,
+      persistenceToken: repository.token === undefined
+        ? undefined
+        : new Secret(repository.token),
+      machines: repository.machines.map(() => machines[next++]!),
+    })),
+  };
+  return { config: deepFreeze(config), problems };
+}
+
+function readHost(
+  doc: Record<string, unknown>,
+  options: ResolveOptions,
+  problems: RawProblem[],
+): HostConfig | undefined {
+  if (doc.host === undefined) {
+    problems.push({
+      path: ["host"],
+      message: "required table [host] is missing",
+    });
+    return undefined;
+  }
+  const raw: Partial<RawHost> | undefined = parseTable(
+    hostSchema,
+    doc.host,
+    ["host"],
+    problems,
+  );
+  if (raw?.base_dir === undefined || raw.ram === undefined) return undefined;
+  return {
+    baseDir: resolve(options.configDir, raw.base_dir),
+    ram: raw.ram,
+    cpus: raw.cpus,
+    accel: raw.accel ?? "auto",
+  };
+}
+
+function readListen(
+  doc: Record<string, unknown>,
+  baseDir: string | undefined,
+  problems: RawProblem[],
+): ListenAddress[] | undefined {
+  const raw = doc.server === undefined
+    ? {}
+    : parseTable(serverSchema, doc.server, ["server"], problems);
+  const texts = raw?.listen ?? [DEFAULT_LISTEN];
+  const addresses: ListenAddress[] = [];
+  texts.forEach((text, index) => {
+    try {
+      // Without a valid base_dir the address is still checked; its problem
+      // is reported on host.base_dir.
+      addresses.push(parseListen(text, baseDir ?? "/"));
+    } catch (error) {
+      problems.push({
+        path: ["server", "listen", index],
+        message: (error as Error).message,
+      });
+    }
+  });
+  return addresses.length === texts.length ? addresses : undefined;
+}
+
+function readGitHub(
+  doc: Record<string, unknown>,
+  options: ResolveOptions,
+  problems: RawProblem[],
+): GitHubConfig | undefined {
+  if (doc.github === undefined) return undefined;
+  const raw: Partial<RawGitHub> | undefined = parseTable(
+    githubSchema,
+    doc.github,
+    ["github"],
+    problems,
+  );
+  if (!raw) return undefined;
+  if (
+    raw.webhook_secret !== undefined && raw.webhook_secret_file !== undefined
+  ) {
+    problems.push({
+      path: ["github", "webhook_secret"],
+      message: "set webhook_secret or webhook_secret_file, not both",
+    });
+  }
+  const hasSecret = raw.webhook_secret !== undefined ||
+    raw.webhook_secret_file !== undefined;
+  if (
+    !hasSecret && isTable(doc.github) && !("webhook_secret" in doc.github) &&
+    !("webhook_secret_file" in doc.github)
+  ) {
+    problems.push({
+      path: ["github"],
+      message: "set webhook_secret_file (or webhook_secret) to the App's " +
+        "webhook secret",
+    });
+  }
+  if (
+    raw.app_id === undefined || raw.private_key_file === undefined || !hasSecret
+  ) {
+    return undefined;
+  }
+  return {
+    appId: raw.app_id,
+    privateKeyFile: resolve(options.configDir, raw.private_key_file),
+    webhookSecret: raw.webhook_secret_file !== undefined
+      ? {
+        kind: "file",
+        path: resolve(options.configDir, raw.webhook_secret_file),
+      }
+      : { kind: "inline", value: new Secret(raw.webhook_secret!) },
+    apiUrl: (raw.api_url ?? DEFAULT_API_URL).replace(/\/+$/, ""),
+    pollingInterval: raw.polling_interval ?? DEFAULT_POLLING_INTERVAL,
+  };
+}
+
+function readSnippets(
+  doc: Record<string, unknown>,
+  problems: RawProblem[],
+): Map<string, SnippetSource> {
+  const snippets = new Map<string, SnippetSource>();
+  for (
+    const [name, raw] of tableEntries(doc.snippets, ["snippets"], problems)
+  ) {
+    const path = ["snippets", name];
+    const parsed = parseTable(machineSchema, raw, path, problems);
+    if (parsed) snippets.set(name, { raw: parsed, path });
+  }
+  return snippets;
+}
+
+function readRepositories(
+  doc: Record<string, unknown>,
+  expander: SnippetExpander,
+  problems: RawProblem[],
+): RepositoryEntry[] {
+  const repositories: RepositoryEntry[] = [];
+  const seen = new Map<string, string>();
+  const owners = tableEntries(doc.repositories, ["repositories"], problems);
+  for (const [owner, ownerTable] of owners) {
+    const ownerPath = ["repositories", owner];
+    const ownerProblem = checkOwnerName(owner);
+    if (ownerProblem) problems.push({ path: ownerPath, message: ownerProblem });
+    for (
+      const [repo, repoTable] of tableEntries(ownerTable, ownerPath, problems)
+    ) {
+      const path = [...ownerPath, repo];
+      const repoProblem = checkRepoName(repo);
+      if (repoProblem) problems.push({ path, message: repoProblem });
+      // GitHub names are case-insensitive: two spellings are one repository.
+      const key = `${owner}/${repo}`.toLowerCase();
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        problems.push({
+          path,
+          message: `repository "${owner}/${repo}" is already configured as ` +
+            `"${earlier}" (GitHub names ignore case)`,
+        });
+        continue;
+      }
+      seen.set(key, `${owner}/${repo}`);
+      const raw = parseTable(repositorySchema, repoTable, path, problems);
+      if (!raw || ownerProblem || repoProblem) continue;
+      repositories.push({
+        owner,
+        repo,
+        token: raw.persistence_token,
+        machines: readMachines(
+          owner,
+          repo,
+          raw.machines,
+          path,
+          expander,
+          problems,
+        ),
+      });
+    }
+  }
+  return repositories;
+}
+
+function readMachines(
+  owner: string,
+  repo: string,
+  machines: Record<string, unknown> | undefined,
+  repoPath: KeyPath,
+  expander: SnippetExpander,
+  problems: RawProblem[],
+): MachineEntry[] {
+  const entries: MachineEntry[] = [];
+  const seen = new Map<string, string>();
+  const machinesPath = [...repoPath, "machines"];
+  for (const [name, table] of tableEntries(machines, machinesPath, problems)) {
+    const path = [...machinesPath, name];
+    const nameProblem = checkMachineName(name);
+    if (nameProblem) {
+      problems.push({ path, message: nameProblem });
+      continue;
+    }
+    // Machine names are runner labels, which GitHub matches ignoring case.
+    const earlier = seen.get(name.toLowerCase());
+    if (earlier !== undefined) {
+      problems.push({
+        path,
+        message: `machine "${name}" is already configured as "${earlier}" ` +
+          "(runner labels ignore case)",
+      });
+      continue;
+    }
+    seen.set(name.toLowerCase(), name);
+    const raw = parseTable(machineSchema, table, path, problems);
+    if (!raw) continue;
+    entries.push({
+      triplet: { owner, repo, machine: name },
+      path,
+      expanded: expander.expand(raw, path),
+    });
+  }
+  return entries;
+}
+
+function buildMachine(
+  entry: MachineEntry,
+  host: HostConfig | undefined,
+  options: ResolveOptions,
+  problems: RawProblem[],
+): MachineConfig {
+  const { value, origin } = entry.expanded;
+  const where = (key: string): KeyPath => origin.get(key) ?? entry.path;
+  const ram = value.ram ?? MACHINE_DEFAULTS.ram;
+  const cpus = value.cpus ?? MACHINE_DEFAULTS.cpus;
+  if (value.base_image === undefined && value.base_machine === undefined) {
+    problems.push({
+      path: entry.path,
+      message: "has no image to start from: set base_image or base_machine " +
+        "(here or in a snippet it extends)",
+    });
+  }
+  if (host && ram > host.ram) {
+    problems.push({
+      path: origin.get("ram") ?? [...entry.path, "ram"],
+      message:
+        `${formatSize(ram)}${
+          value.ram === undefined ? " (the default)" : ""
+        } ` +
+        `is more than the host's RAM budget (host.ram = ${
+          formatSize(host.ram)
+        })`,
+    });
+  }
+  if (host?.cpus !== undefined && cpus > host.cpus) {
+    problems.push({
+      path: origin.get("cpus") ?? [...entry.path, "cpus"],
+      message: `${cpus}${value.cpus === undefined ? " (the default)" : ""} ` +
+        `is more than the host's CPU budget (host.cpus = ${host.cpus})`,
+    });
+  }
+  checkSharedTags(value, where, problems);
+  const fromConfig = (path: string) => resolve(options.configDir, path);
+  const template = value.setup_template;
+  if (template && template.path === undefined) {
+    problems.push({
+      path: [...where("setup_template"), "path"],
+      message: "required key is missing (the template folder)",
+    });
+  }
+  return {
+    triplet: entry.triplet,
+    cpus,
+    ram,
+    disk: value.disk,
+    // Image paths resolve against base_dir, where `forrest image build`
+    // writes, not against the config file's folder.
+    baseImage: value.base_image === undefined
+      ? undefined
+      : isAbsolute(value.base_image) || !host
+      ? value.base_image
+      : resolve(host.baseDir, value.base_image),
+    baseMachine: value.base_machine === undefined
+      ? undefined
+      : parseTriplet(value.base_machine),
+    useBase: value.use_base ?? MACHINE_DEFAULTS.useBase,
+    labels: value.labels ?? [],
+    setupTemplate: template?.path === undefined ? undefined : {
+      path: fromConfig(template.path),
+      parameters: template.parameters ?? {},
+    },
+    shared: (value.shared ?? []).map((dir) => ({
+      path: fromConfig(dir.path),
+      tag: dir.tag,
+      writable: dir.writable ?? false,
+    })),
+    startTimeout: value.start_timeout ?? MACHINE_DEFAULTS.startTimeout,
+  };
+}
+
+function checkSharedTags(
+  value: Expanded["value"],
+  where: (key: string) => KeyPath,
+  problems: RawProblem[],
+): void {
+  const tags = new Set<string>();
+  (value.shared ?? []).forEach((dir, index) => {
+    if (tags.has(dir.tag)) {
+      problems.push({
+        path: [...where("shared"), index, "tag"],
+        message: `tag "${dir.tag}" is used twice in this machine`,
+      });
+    }
+    tags.add(dir.tag);
+  });
+}
+
+/**
+ * A base machine must be configured, must not be the machine itself, and
+ * base machines must not form a loop (each would wait for the other).
+ */
+function checkBaseMachines(
+  machines: readonly MachineEntry[],
+  problems: RawProblem[],
+): void {
+  const byName = new Map(
+    machines.map((m) => [tripletName(m.triplet).toLowerCase(), m]),
+  );
+  const names = machines.map((m) => tripletName(m.triplet));
+  const baseOf = (m: MachineEntry) => {
+    const text = m.expanded.value.base_machine;
+    return text === undefined ? undefined : byName.get(text.toLowerCase());
+  };
+  for (const machine of machines) {
+    const text = machine.expanded.value.base_machine;
+    if (text === undefined) continue;
+    const path = machine.expanded.origin.get("base_machine") ?? machine.path;
+    const base = baseOf(machine);
+    if (!base) {
+      const near = closest(text, names);
+      problems.push({
+        path,
+        message: `names no configured machine "${text}"${
+          near === undefined ? "" : `; did you mean "${near}"?`
+        }`,
+      });
+    } else if (base === machine) {
+      problems.push({ path, message: "a machine cannot be its own base" });
+    }
+  }
+  // Longer loops: a machine is in one when its chain of bases leads back
+  // to it; each loop is reported once, at its member that comes first.
+  machines.forEach((start, index) => {
+    const loop = [start];
+    let current = baseOf(start);
+    while (current && current !== start && !loop.includes(current)) {
+      loop.push(current);
+      current = baseOf(current);
+    }
+    if (current !== start || loop.length < 2) return;
+    if (loop.some((m) => machines.indexOf(m) < index)) return;
+    problems.push({
+      path: start.expanded.origin.get("base_machine") ?? start.path,
+      message: `base machines form a loop: ${
+        [...loop, start].map((m) => tripletName(m.triplet)).join(" → ")
+      }`,
+    });
+  });
+}
+
+function parseTriplet(text: string): Triplet {
+  const [owner = "", repo = "", machine = ""] = text.split("/");
+  return { owner, repo, machine };
+}
+
+/** Entries of a table of tables; reports a value that is not a table. */
+function tableEntries(
+  value: unknown,
+  path: KeyPath,
+  problems: RawProblem[],
+): [string, unknown][] {
+  if (value === undefined) return [];
+  if (!isTable(value)) {
+    problems.push({
+      path,
+      message: `expected a table, found ${describe(value)}`,
+    });
+    return [];
+  }
+  return Object.entries(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (
+    typeof value === "object" && value !== null && !(value instanceof Secret)
+  ) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

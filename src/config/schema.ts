@@ -1,0 +1,327 @@
+/**
+ * The shape of each table of forrest.toml, as zod schemas, and the wording
+ * of every shape problem. Cross-table rules (extends, base_machine, budgets)
+ * live in resolve.ts; this file only knows one table at a time.
+ */
+
+import * as z from "zod";
+import { parseDuration } from "./duration.ts";
+import type { KeyPath } from "./key_path.ts";
+import { didYouMean } from "./suggest.ts";
+import { parseSize } from "./size.ts";
+
+/** A problem before it has a line: resolve.ts and load.ts add that. */
+export interface RawProblem {
+  readonly path: KeyPath;
+  readonly message: string;
+}
+
+function sizeSchema(options: { positive: boolean }) {
+  return z.unknown().transform((value, ctx) => {
+    if (typeof value !== "string") {
+      ctx.issues.push({
+        code: "custom",
+        input: value,
+        message: `expected a size such as "4G", found ${describe(value)}`,
+      });
+      return z.NEVER;
+    }
+    try {
+      const bytes = parseSize(value);
+      if (options.positive && bytes === 0) {
+        ctx.issues.push({
+          code: "custom",
+          input: value,
+          message: `must be more than 0, found "${value}"`,
+        });
+        return z.NEVER;
+      }
+      return bytes;
+    } catch (error) {
+      ctx.issues.push({ code: "custom", input: value, message: lower(error) });
+      return z.NEVER;
+    }
+  });
+}
+
+function durationSchema(options: { minimum: number; minimumText: string }) {
+  return z.unknown().transform((value, ctx) => {
+    if (typeof value !== "string") {
+      ctx.issues.push({
+        code: "custom",
+        input: value,
+        message: `expected a duration such as "15m", found ${describe(value)}`,
+      });
+      return z.NEVER;
+    }
+    try {
+      const ms = parseDuration(value);
+      if (ms < options.minimum) {
+        ctx.issues.push({
+          code: "custom",
+          input: value,
+          message: `must be at least ${options.minimumText}, found "${value}"`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    } catch (error) {
+      ctx.issues.push({ code: "custom", input: value, message: lower(error) });
+      return z.NEVER;
+    }
+  });
+}
+
+const nonEmpty = z.string().min(1);
+
+/** `owner/repo/machine`; whether it names a configured machine is resolve.ts's. */
+const tripletText = z.string().regex(/^[^/\s]+\/[^/\s]+\/[^/\s]+$/, {
+  error: (issue) =>
+    `expected "owner/repo/machine", found ${describe(issue.input)}`,
+});
+
+const RESERVED_PARAMETERS = [
+  "REPO_OWNER",
+  "REPO_NAME",
+  "MACHINE_NAME",
+  "JITCONFIG",
+];
+
+const parameterName = z.string().superRefine((name, ctx) => {
+  if (!/^[A-Za-z0-9_]+$/.test(name)) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        `parameter name "${name}" may hold only letters, digits and "_" (it is written <${name}> in templates)`,
+    });
+  } else if (RESERVED_PARAMETERS.includes(name)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `parameter "${name}" is set by Forrest and cannot be overridden`,
+    });
+  }
+});
+
+const sharedDir = z.strictObject({
+  path: nonEmpty,
+  tag: z.string().regex(/^[A-Za-z0-9_.-]{1,31}$/, {
+    error: (issue) =>
+      `expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", found ${
+        describe(issue.input)
+      }`,
+  }),
+  writable: z.boolean().optional(),
+});
+
+/** Every key a machine (or a snippet) may have; all optional before merging. */
+export const machineSchema = z.strictObject({
+  extends: z.array(nonEmpty).optional(),
+  base_image: nonEmpty.optional(),
+  base_machine: tripletText.optional(),
+  use_base: z.enum(["if_newer", "always", "never"]).optional(),
+  cpus: z.int().min(1).max(1024).optional(),
+  ram: sizeSchema({ positive: true }).optional(),
+  disk: sizeSchema({ positive: true }).optional(),
+  labels: z.array(nonEmpty).optional(),
+  setup_template: z.strictObject({
+    path: nonEmpty.optional(),
+    parameters: z.record(parameterName, z.string()).optional(),
+  }).optional(),
+  shared: z.array(sharedDir).optional(),
+  start_timeout: durationSchema({ minimum: 1_000, minimumText: "1s" })
+    .optional(),
+});
+export type RawMachine = z.output<typeof machineSchema>;
+
+export const hostSchema = z.strictObject({
+  base_dir: nonEmpty,
+  ram: sizeSchema({ positive: true }),
+  cpus: z.int().min(1).max(65536).optional(),
+  accel: z.enum(["auto", "kvm", "tcg"]).optional(),
+});
+export type RawHost = z.output<typeof hostSchema>;
+
+export const serverSchema = z.strictObject({
+  listen: z.array(nonEmpty).optional(),
+});
+export type RawServer = z.output<typeof serverSchema>;
+
+export const githubSchema = z.strictObject({
+  app_id: z.int().min(1),
+  private_key_file: nonEmpty,
+  webhook_secret_file: nonEmpty.optional(),
+  webhook_secret: nonEmpty.optional(),
+  api_url: z.string().refine((text) => /^https?:\/\/[^/\s]+/.test(text), {
+    error: (issue) =>
+      `expected an http:// or https:// URL, found ${describe(issue.input)}`,
+  }).optional(),
+  polling_interval: durationSchema({ minimum: 60_000, minimumText: "1m" })
+    .optional(),
+});
+export type RawGitHub = z.output<typeof githubSchema>;
+
+export const repositorySchema = z.strictObject({
+  persistence_token: nonEmpty.optional(),
+  machines: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const TOP_LEVEL_KEYS = [
+  "host",
+  "server",
+  "github",
+  "snippets",
+  "repositories",
+] as const;
+
+/**
+ * Parses one table, reporting every problem in it under `path`. Keys with
+ * problems are dropped and the rest is kept, so that later checks still see
+ * the good keys and a file's problems are all found in one run. Returns
+ * undefined only when the value is not a table at all.
+ */
+export function parseTable<S extends z.ZodObject>(
+  schema: S,
+  raw: unknown,
+  path: KeyPath,
+  problems: RawProblem[],
+): Partial<z.output<S>> | undefined {
+  if (!isTable(raw)) {
+    problems.push({
+      path,
+      message: `expected a table, found ${describe(raw)}`,
+    });
+    return undefined;
+  }
+  const first = schema.safeParse(raw, { error: issueMessage });
+  if (first.success) return first.data;
+  const bad = new Set<string>();
+  for (const issue of first.error.issues) {
+    for (const problem of issueProblems(issue)) {
+      problems.push({
+        path: [...path, ...problem.path],
+        message: problem.message,
+      });
+      bad.add(String(problem.path[0]));
+    }
+  }
+  const rest = Object.fromEntries(
+    Object.entries(raw).filter(([key]) => !bad.has(key)),
+  );
+  const second = schema.partial().safeParse(rest);
+  return second.success ? second.data as Partial<z.output<S>> : undefined;
+}
+
+/** Reports keys of `raw` not among `known`, with a suggestion where close. */
+export function checkKeys(
+  raw: Record<string, unknown>,
+  known: readonly string[],
+  path: KeyPath,
+  problems: RawProblem[],
+): void {
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) {
+      problems.push({ path: [...path, key], message: unknownKey(key, known) });
+    }
+  }
+}
+
+export function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null &&
+    !Array.isArray(value) && !(value instanceof Date);
+}
+
+function unknownKey(key: string, known: readonly string[]): string {
+  const hint = didYouMean(key, known);
+  return hint === ""
+    ? `unknown key (expected one of ${known.join(", ")})`
+    : `unknown key${hint}`;
+}
+
+/**
+ * zod reports unknown keys as one issue on the table; we want one problem
+ * per key, each on its own line, so the known keys travel in the message
+ * from issueMessage() to here.
+ */
+const KNOWN_KEYS = "\0known:";
+
+function issueProblems(issue: z.core.$ZodIssue): RawProblem[] {
+  if (
+    issue.code === "unrecognized_keys" && issue.message.startsWith(KNOWN_KEYS)
+  ) {
+    const known = JSON.parse(
+      issue.message.slice(KNOWN_KEYS.length),
+    ) as string[];
+    return issue.keys.map((key) => ({
+      path: [...issue.path as KeyPath, key],
+      message: unknownKey(key, known),
+    }));
+  }
+  return [{ path: issue.path as KeyPath, message: issue.message }];
+}
+
+const EXPECTED: Readonly<Record<string, string>> = {
+  string: "a string",
+  int: "an integer",
+  number: "a number",
+  boolean: "true or false",
+  array: "an array",
+  object: "a table",
+  record: "a table",
+};
+
+function issueMessage(issue: z.core.$ZodRawIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.input === undefined) return "required key is missing";
+      if (issue.expected === "int" && typeof issue.input === "number") {
+        return `expected an integer, found ${issue.input}`;
+      }
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}, found ${
+        describe(issue.input)
+      }`;
+    case "too_small":
+      if (issue.origin === "string") return "must not be empty";
+      return `must be at least ${issue.minimum}, found ${
+        describe(issue.input)
+      }`;
+    case "too_big":
+      return `must be at most ${issue.maximum}, found ${describe(issue.input)}`;
+    case "invalid_value": {
+      const values = issue.values.map((value) => `"${String(value)}"`);
+      const hint = typeof issue.input === "string"
+        ? didYouMean(issue.input, issue.values.map(String))
+        : "";
+      return `expected one of ${values.join(", ")}, found ${
+        describe(issue.input)
+      }${hint}`;
+    }
+    case "unrecognized_keys": {
+      const shape = (issue.inst as z.ZodObject | undefined)?._zod.def.shape;
+      return KNOWN_KEYS + JSON.stringify(Object.keys(shape ?? {}));
+    }
+    default:
+      return issue.message ?? "is not valid";
+  }
+}
+
+/** A value as a user would recognise it from their TOML. */
+export function describe(value: unknown): string {
+  if (typeof value === "string") {
+    const short = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return JSON.stringify(short);
+  }
+  if (typeof value === "number" || typeof value === "boolean") {
+    return String(value);
+  }
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return "an array";
+  if (value instanceof Date) return "a date";
+  if (value === undefined) return "nothing";
+  return "a table";
+}
+
+/** "Cannot parse size …" reads better mid-line as "cannot parse size …". */
+function lower(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}

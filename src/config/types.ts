@@ -1,0 +1,118 @@
+/** The validated, resolved configuration that the rest of Forrest reads. */
+
+import type { Secret } from "../log/secret.ts";
+
+export type Accel = "auto" | "kvm" | "tcg";
+export type UseBase = "if_newer" | "always" | "never";
+
+/** One machine type of one repository: `owner/repo/machine`. */
+export interface Triplet {
+  readonly owner: string;
+  readonly repo: string;
+  readonly machine: string;
+}
+
+export interface HostConfig {
+  /** Absolute; images, machines, runs and sockets live below it. */
+  readonly baseDir: string;
+  /** RAM budget for all VMs, in bytes. */
+  readonly ram: number;
+  /** vCPU budget for all VMs; no limit when undefined. */
+  readonly cpus: number | undefined;
+  readonly accel: Accel;
+}
+
+export type ListenAddress =
+  | { readonly kind: "unix"; readonly path: string }
+  | { readonly kind: "tcp"; readonly hostname: string; readonly port: number };
+
+export interface ServerConfig {
+  readonly listen: readonly ListenAddress[];
+}
+
+export type WebhookSecretSource =
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "inline"; readonly value: Secret };
+
+export interface GitHubConfig {
+  readonly appId: number;
+  /** Absolute path of the App's private key (PEM). */
+  readonly privateKeyFile: string;
+  readonly webhookSecret: WebhookSecretSource;
+  /** Without a trailing slash. */
+  readonly apiUrl: string;
+  /** Milliseconds. */
+  readonly pollingInterval: number;
+}
+
+export interface SetupTemplate {
+  /** Absolute path of the template folder. */
+  readonly path: string;
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+export interface SharedDir {
+  /** Absolute host path, exported to the guest over 9p. */
+  readonly path: string;
+  readonly tag: string;
+  readonly writable: boolean;
+}
+
+export interface MachineConfig {
+  readonly triplet: Triplet;
+  readonly cpus: number;
+  /** Bytes. */
+  readonly ram: number;
+  /** Bytes the run's disk is grown to; the image's own size when undefined. */
+  readonly disk: number | undefined;
+  /** Absolute path. */
+  readonly baseImage: string | undefined;
+  readonly baseMachine: Triplet | undefined;
+  readonly useBase: UseBase;
+  /** Extra runner labels, beyond `self-hosted`, `forrest` and the name. */
+  readonly labels: readonly string[];
+  /** The built-in template when undefined. */
+  readonly setupTemplate: SetupTemplate | undefined;
+  readonly shared: readonly SharedDir[];
+  /** Milliseconds a machine may take to come online. */
+  readonly startTimeout: number;
+}
+
+export interface RepositoryConfig {
+  readonly owner: string;
+  readonly repo: string;
+  readonly persistenceToken: Secret | undefined;
+  readonly machines: readonly MachineConfig[];
+}
+
+export interface Config {
+  /** Absolute path of the file this was read from. */
+  readonly file: string;
+  readonly host: HostConfig;
+  readonly server: ServerConfig;
+  /** Only `forrest serve` needs GitHub; `exec` and `image` work without. */
+  readonly github: GitHubConfig | undefined;
+  readonly repositories: readonly RepositoryConfig[];
+}
+
+/** `owner/repo/machine`. */
+export function tripletName(triplet: Triplet): string {
+  return `${triplet.owner}/${triplet.repo}/${triplet.machine}`;
+}
+
+/** Every machine of every repository, in file order. */
+export function allMachines(config: Config): MachineConfig[] {
+  return config.repositories.flatMap((repository) => repository.machines);
+}
+
+/** Defaults for machine keys that are not set, documented in docs/config.md. */
+export const MACHINE_DEFAULTS = Object.freeze({
+  cpus: 2,
+  ram: 4 * 1024 ** 3,
+  useBase: "if_newer" as UseBase,
+  startTimeout: 15 * 60_000,
+});
+
+export const DEFAULT_API_URL = "https://api.github.com";
+export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
+export const DEFAULT_LISTEN = "unix:api.sock";

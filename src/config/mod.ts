@@ -11,3 +11,8 @@ export { formatSize, parseSize } from "./size.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
 export { formatListen } from "./listen.ts";
 export { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";
+export {
+  ConfigReloader,
+  type ConfigReloaderOptions,
+  type ReloadOutcome,
+} from "./reload.ts";

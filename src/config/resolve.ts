@@ -26,7 +26,6 @@ import {
   parseTable,
   type RawGitHub,
   type RawHost,
-  type RawMachine,
   type RawProblem,
   repositorySchema,
   serverSchema,

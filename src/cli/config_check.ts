@@ -1,0 +1,97 @@
+/** `forrest config check`: validate a config, show what it resolves to. */
+
+import {
+  type Config,
+  ConfigError,
+  formatDuration,
+  formatListen,
+  formatSize,
+  loadConfig,
+  type MachineConfig,
+  tripletName,
+} from "../config/mod.ts";
+import { EXIT_OK, EXIT_USAGE } from "./exit.ts";
+import type { Output } from "./output.ts";
+import { formatTable } from "./table.ts";
+
+export interface ConfigCheckOptions {
+  /** The file was not named by the user: say how to name one if it is missing. */
+  readonly isDefault: boolean;
+}
+
+export async function configCheck(
+  file: string,
+  output: Output,
+  options: ConfigCheckOptions,
+): Promise<number> {
+  let config: Config;
+  try {
+    config = await loadConfig(file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const line of error.lines) output.err(line);
+    const count = error.problems.length;
+    output.err(`${file}: ${count} problem${count === 1 ? "" : "s"}`);
+    if (options.isDefault && error.problems[0]?.line === undefined) {
+      output.err("Name a config file with --config FILE or $FORREST_CONFIG");
+    }
+    return EXIT_USAGE;
+  }
+  for (const line of describeConfig(file, config)) output.out(line);
+  return EXIT_OK;
+}
+
+/** The summary `config check` prints for a valid config. */
+export function describeConfig(file: string, config: Config): string[] {
+  const { host, github } = config;
+  const machines = config.repositories.flatMap((r) => r.machines);
+  const budget = [
+    `${formatSize(host.ram)} RAM`,
+    host.cpus === undefined ? "no CPU limit" : `${host.cpus} CPUs`,
+  ].join(", ");
+  const lines = [
+    `${file}: OK, ${plural(machines.length, "machine")} in ${
+      plural(config.repositories.length, "repository", "repositories")
+    }`,
+    "",
+    `  base_dir  ${host.baseDir}`,
+    `  budget    ${budget}`,
+    `  accel     ${host.accel}`,
+    `  listen    ${config.server.listen.map(formatListen).join(", ")}`,
+    `  github    ${
+      github
+        ? `App ${github.appId} at ${github.apiUrl}, polling every ${
+          formatDuration(github.pollingInterval)
+        }`
+        : "not configured (forrest serve needs it)"
+    }`,
+  ];
+  if (machines.length > 0) {
+    lines.push(
+      "",
+      ...formatTable(
+        ["MACHINE", "CPUS", "RAM", "DISK", "IMAGE SOURCE", "USE_BASE"],
+        machines.map(machineRow),
+        { align: ["left", "right", "right", "right", "left", "left"] },
+      ),
+    );
+  }
+  return lines;
+}
+
+function machineRow(machine: MachineConfig): string[] {
+  return [
+    tripletName(machine.triplet),
+    String(machine.cpus),
+    formatSize(machine.ram),
+    machine.disk === undefined ? "image" : formatSize(machine.disk),
+    machine.baseMachine
+      ? `machine ${tripletName(machine.baseMachine)}`
+      : `image ${machine.baseImage}`,
+    machine.useBase,
+  ];
+}
+
+function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}

@@ -22,7 +22,9 @@ function sizeSchema(options: { positive: boolean }) {
       ctx.issues.push({
         code: "custom",
         input: value,
-        message: `expected a size such as "4G", found ${describe(value)}`,
+        message: value === undefined
+          ? MISSING
+          : `expected a size such as "4G", found ${describe(value)}`,
       });
       return z.NEVER;
     }
@@ -50,7 +52,9 @@ function durationSchema(options: { minimum: number; minimumText: string }) {
       ctx.issues.push({
         code: "custom",
         input: value,
-        message: `expected a duration such as "15m", found ${describe(value)}`,
+        message: value === undefined
+          ? MISSING
+          : `expected a duration such as "15m", found ${describe(value)}`,
       });
       return z.NEVER;
     }
@@ -73,6 +77,8 @@ function durationSchema(options: { minimum: number; minimumText: string }) {
 }
 
 const nonEmpty = z.string().min(1);
+
+const MISSING = "required key is missing";
 
 /** `owner/repo/machine`; whether it names a configured machine is resolve.ts's. */
 const tripletText = z.string().regex(/^[^/\s]+\/[^/\s]+\/[^/\s]+$/, {
@@ -262,7 +268,8 @@ function issueProblems(issue: z.core.$ZodIssue): RawProblem[] {
 const EXPECTED: Readonly<Record<string, string>> = {
   string: "a string",
   int: "an integer",
-  number: "a number",
+  // Every number in forrest.toml is an integer; zod names z.int() "number".
+  number: "an integer",
   boolean: "true or false",
   array: "an array",
   object: "a table",
@@ -272,7 +279,7 @@ const EXPECTED: Readonly<Record<string, string>> = {
 function issueMessage(issue: z.core.$ZodRawIssue): string {
   switch (issue.code) {
     case "invalid_type":
-      if (issue.input === undefined) return "required key is missing";
+      if (issue.input === undefined) return MISSING;
       if (issue.expected === "int" && typeof issue.input === "number") {
         return `expected an integer, found ${issue.input}`;
       }
@@ -299,6 +306,9 @@ function issueMessage(issue: z.core.$ZodRawIssue): string {
       const shape = (issue.inst as z.ZodObject | undefined)?._zod.def.shape;
       return KNOWN_KEYS + JSON.stringify(Object.keys(shape ?? {}));
     }
+    case "invalid_key":
+      // A record key that failed its own schema: its issues say why.
+      return issue.issues.map((inner) => inner.message).join("; ");
     default:
       return issue.message ?? "is not valid";
   }

@@ -1,0 +1,641 @@
+/**
+ * The config table: each case is a forrest.toml and either the exact
+ * problems it must produce (file, line, key path, wording) or checks on the
+ * Config it resolves to.
+ */
+
+import assert from "node:assert/strict";
+import { ConfigError } from "./problem.ts";
+import { parseConfig } from "./load.ts";
+import { allMachines, type Config, type MachineConfig } from "./types.ts";
+
+const GiB = 1024 ** 3;
+
+/** Four lines: problems in the cases below start on line 5. */
+const HOST = `[host]
+base_dir = "/srv/forrest"
+ram = "16G"
+cpus = 8
+`;
+
+function problems(toml: string): string[] {
+  try {
+    parseConfig(toml, { file: "forrest.toml", cwd: "/etc/forrest" });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.lines;
+    throw error;
+  }
+  assert.fail("expected problems, the config was accepted");
+}
+
+function config(toml: string): Config {
+  return parseConfig(toml, { file: "forrest.toml", cwd: "/etc/forrest" });
+}
+
+function machine(toml: string, name: string): MachineConfig {
+  const found = allMachines(config(toml)).find((m) =>
+    m.triplet.machine === name
+  );
+  assert.ok(found, `machine ${name} not found`);
+  return found;
+}
+
+interface BadCase {
+  readonly name: string;
+  readonly toml: string;
+  readonly problems: readonly string[];
+}
+
+const BAD: readonly BadCase[] = [
+  {
+    name: "a TOML syntax error gives its line and column",
+    toml: `[host]\nbase_dir = "/srv"\nram = 4G\n`,
+    problems: [
+      "forrest.toml:3:8: TOML syntax error: illegal character in numeric literal",
+    ],
+  },
+  {
+    name: "a missing [host] table",
+    toml: `[server]\nlisten = ["127.0.0.1:8080"]\n`,
+    problems: ["forrest.toml:1: host: required table [host] is missing"],
+  },
+  {
+    name: "a missing required key is reported on its table's line",
+    toml: `# comment\n[host]\nbase_dir = "/srv/forrest"\n`,
+    problems: ["forrest.toml:2: host.ram: required key is missing"],
+  },
+  {
+    name: "size 0G is rejected where a size must be positive",
+    toml: `[host]\nbase_dir = "/srv"\nram = "0G"\n`,
+    problems: ['forrest.toml:3: host.ram: must be more than 0, found "0G"'],
+  },
+  {
+    name: "size -1G is negative",
+    toml: `[host]\nbase_dir = "/srv"\nram = "-1G"\n`,
+    problems: [
+      'forrest.toml:3: host.ram: cannot parse size "-1G": it is negative',
+    ],
+  },
+  {
+    name: "size 4g needs an upper-case unit",
+    toml: `${HOST}[snippets.s]\nram = "4g"\n`,
+    problems: [
+      'forrest.toml:6: snippets.s.ram: cannot parse size "4g": unit "g" must be upper case: write "4G"',
+    ],
+  },
+  {
+    name: "size 4GB is ambiguous",
+    toml: `${HOST}[snippets.s]\ndisk = "4GB"\n`,
+    problems: [
+      'forrest.toml:6: snippets.s.disk: cannot parse size "4GB": unit "GB" is ambiguous: write "G" or "GiB" (powers of 1024)',
+    ],
+  },
+  {
+    name: "a size written as a bare integer",
+    toml: `[host]\nbase_dir = "/srv"\nram = 4096\n`,
+    problems: [
+      'forrest.toml:3: host.ram: expected a size such as "4G", found 4096',
+    ],
+  },
+  {
+    name: "a size with a fraction of a byte",
+    toml: `${HOST}[snippets.s]\nram = "0.3B"\n`,
+    problems: [
+      'forrest.toml:6: snippets.s.ram: cannot parse size "0.3B": it is not a whole number of bytes',
+    ],
+  },
+  {
+    name: "a duration without a unit, and one below the minimum",
+    toml: `${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret_file = "secret"
+polling_interval = "30s"
+[snippets.s]
+start_timeout = "15"
+`,
+    problems: [
+      'forrest.toml:9: github.polling_interval: must be at least 1m, found "30s"',
+      'forrest.toml:11: snippets.s.start_timeout: cannot parse duration "15": missing unit (use s, m, h or d)',
+    ],
+  },
+  {
+    name: "an unknown top-level key with a suggestion",
+    toml: `${HOST}[repository.acme.app]\n`,
+    problems: [
+      'forrest.toml:5: repository: unknown key; did you mean "repositories"?',
+    ],
+  },
+  {
+    name: "an unknown key without a close match lists the known keys",
+    toml: `[host]\nbase_dir = "/srv"\nram = "8G"\nflavour = "vanilla"\n`,
+    problems: [
+      "forrest.toml:4: host.flavour: unknown key (expected one of base_dir, ram, cpus, accel)",
+    ],
+  },
+  {
+    name: "a misspelt machine key",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_image = "debian.img"
+rma = "4G"
+`,
+    problems: [
+      'forrest.toml:7: repositories.acme.app.machines.build.rma: unknown key; did you mean "ram"?',
+    ],
+  },
+  {
+    name: "misspelt keys in nested tables and arrays of tables",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_image = "debian.img"
+setup_template = { path = "tpl", paramters = { A = "1" } }
+shared = [
+  { path = "/srv/a", tag = "a", writeable = true },
+]
+`,
+    problems: [
+      'forrest.toml:7: repositories.acme.app.machines.build.setup_template.paramters: unknown key; did you mean "parameters"?',
+      'forrest.toml:9: repositories.acme.app.machines.build.shared[0].writeable: unknown key; did you mean "writable"?',
+    ],
+  },
+  {
+    name: "an enum value with a suggestion",
+    toml: `[host]\nbase_dir = "/srv"\nram = "8G"\naccel = "kvn"\n`,
+    problems: [
+      'forrest.toml:4: host.accel: expected one of "auto", "kvm", "tcg", found "kvn"; did you mean "kvm"?',
+    ],
+  },
+  {
+    name: "use_base outside its values",
+    toml: `${HOST}[snippets.s]\nuse_base = "sometimes"\n`,
+    problems: [
+      'forrest.toml:6: snippets.s.use_base: expected one of "if_newer", "always", "never", found "sometimes"',
+    ],
+  },
+  {
+    name: "wrong types: integer, array, table",
+    toml: `${HOST}[snippets.s]
+cpus = "4"
+labels = "x86_64"
+[snippets.t]
+cpus = 0
+[repositories]
+acme = 3
+`,
+    problems: [
+      'forrest.toml:6: snippets.s.cpus: expected an integer, found "4"',
+      'forrest.toml:7: snippets.s.labels: expected an array, found "x86_64"',
+      "forrest.toml:9: snippets.t.cpus: must be at least 1, found 0",
+      "forrest.toml:11: repositories.acme: expected a table, found 3",
+    ],
+  },
+  {
+    name: "an unknown snippet in a machine, with a suggestion",
+    toml: `${HOST}[snippets.small]
+base_image = "debian.img"
+[repositories.acme.app.machines.build]
+extends = ["small", "larg"]
+[snippets.large]
+cpus = 4
+`,
+    problems: [
+      'forrest.toml:8: repositories.acme.app.machines.build.extends[1]: unknown snippet "larg"; did you mean "large"?',
+    ],
+  },
+  {
+    name: "an unknown snippet inside a snippet is reported once",
+    toml: `${HOST}[snippets.base]
+extends = ["nowhere"]
+[repositories.acme.app.machines.a]
+extends = ["base"]
+base_image = "x.img"
+[repositories.acme.app.machines.b]
+extends = ["base"]
+base_image = "x.img"
+`,
+    problems: [
+      'forrest.toml:6: snippets.base.extends[0]: unknown snippet "nowhere"',
+    ],
+  },
+  {
+    name: "snippets that extend each other in a loop",
+    toml: `${HOST}[snippets.a]
+extends = ["b"]
+[snippets.b]
+extends = ["a"]
+`,
+    problems: [
+      "forrest.toml:8: snippets.b.extends[0]: snippets extend each other in a loop: a → b → a",
+    ],
+  },
+  {
+    name: "a base_machine that names no configured machine",
+    toml: `${HOST}[repositories.acme.images.machines.debian-base]
+base_image = "debian.img"
+[repositories.acme.app.machines.build]
+base_machine = "acme/images/debian-bsae"
+`,
+    problems: [
+      'forrest.toml:8: repositories.acme.app.machines.build.base_machine: names no configured machine "acme/images/debian-bsae"; did you mean "acme/images/debian-base"?',
+    ],
+  },
+  {
+    name: "a base_machine that is not owner/repo/machine",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_machine = "debian-base"
+`,
+    problems: [
+      'forrest.toml:6: repositories.acme.app.machines.build.base_machine: expected "owner/repo/machine", found "debian-base"',
+      "forrest.toml:5: repositories.acme.app.machines.build: has no image to start from: set base_image or base_machine (here or in a snippet it extends)",
+    ].sort(byLine),
+  },
+  {
+    name: "a machine that is its own base",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_machine = "acme/app/build"
+`,
+    problems: [
+      "forrest.toml:6: repositories.acme.app.machines.build.base_machine: a machine cannot be its own base",
+    ],
+  },
+  {
+    name: "base machines in a loop",
+    toml: `${HOST}[repositories.acme.app.machines.a]
+base_machine = "acme/app/b"
+[repositories.acme.app.machines.b]
+base_machine = "acme/app/c"
+[repositories.acme.app.machines.c]
+base_machine = "acme/app/a"
+`,
+    problems: [
+      "forrest.toml:6: repositories.acme.app.machines.a.base_machine: base machines form a loop: acme/app/a → acme/app/b → acme/app/c → acme/app/a",
+    ],
+  },
+  {
+    name: "a machine with neither image source nor base",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+cpus = 2
+`,
+    problems: [
+      "forrest.toml:5: repositories.acme.app.machines.build: has no image to start from: set base_image or base_machine (here or in a snippet it extends)",
+    ],
+  },
+  {
+    name: "a machine larger than the RAM budget",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_image = "x.img"
+ram = "32G"
+`,
+    problems: [
+      "forrest.toml:7: repositories.acme.app.machines.build.ram: 32G is more than the host's RAM budget (host.ram = 16G)",
+    ],
+  },
+  {
+    name:
+      "RAM over budget from a snippet is reported where the snippet sets it",
+    toml: `${HOST}[snippets.huge]
+ram = "64G"
+[repositories.acme.app.machines.build]
+extends = ["huge"]
+base_image = "x.img"
+`,
+    problems: [
+      "forrest.toml:6: snippets.huge.ram: 64G is more than the host's RAM budget (host.ram = 16G)",
+    ],
+  },
+  {
+    name:
+      "a machine over the CPU budget, and the default RAM over a small budget",
+    toml: `[host]
+base_dir = "/srv"
+ram = "2G"
+cpus = 4
+[repositories.acme.app.machines.build]
+base_image = "x.img"
+cpus = 6
+`,
+    problems: [
+      "forrest.toml:5: repositories.acme.app.machines.build.ram: 4G (the default) is more than the host's RAM budget (host.ram = 2G)",
+      "forrest.toml:7: repositories.acme.app.machines.build.cpus: 6 is more than the host's CPU budget (host.cpus = 4)",
+    ],
+  },
+  {
+    name: "both webhook secret keys",
+    toml: `${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret = "abc"
+webhook_secret_file = "secret"
+`,
+    problems: [
+      "forrest.toml:8: github.webhook_secret: set webhook_secret or webhook_secret_file, not both",
+    ],
+  },
+  {
+    name: "no webhook secret and a bad API URL",
+    toml: `${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+api_url = "github.example.com"
+`,
+    problems: [
+      "forrest.toml:5: github: set webhook_secret_file (or webhook_secret) to the App's webhook secret",
+      'forrest.toml:8: github.api_url: expected an http:// or https:// URL, found "github.example.com"',
+    ],
+  },
+  {
+    name:
+      "owner, repository and machine names that GitHub (or a path) would refuse",
+    toml: `${HOST}[repositories.-acme.app.machines.m]
+base_image = "x.img"
+[repositories.acme."..".machines.m]
+base_image = "x.img"
+[repositories.acme.app.machines."../../etc"]
+base_image = "x.img"
+`,
+    problems: [
+      'forrest.toml:5: repositories.-acme: "-acme" is not a valid GitHub owner name (1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen)',
+      'forrest.toml:7: repositories.acme."..": ".." is not a valid GitHub repository name (1 to 100 letters, digits, ".", "_" or "-", and not "." or "..")',
+      'forrest.toml:9: repositories.acme.app.machines."../../etc": "../../etc" is not a valid machine name (1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit)',
+    ],
+  },
+  {
+    name: "the same repository and machine in two spellings",
+    toml: `${HOST}[repositories.acme.app.machines.build]
+base_image = "x.img"
+[repositories.acme.app.machines.Build]
+base_image = "x.img"
+[repositories.ACME.app]
+`,
+    problems: [
+      'forrest.toml:7: repositories.acme.app.machines.Build: machine "Build" is already configured as "build" (runner labels ignore case)',
+      'forrest.toml:9: repositories.ACME.app: repository "ACME/app" is already configured as "acme/app" (GitHub names ignore case)',
+    ],
+  },
+  {
+    name: "listen addresses that are neither unix:PATH nor HOST:PORT",
+    toml: `${HOST}[server]
+listen = ["unix:", "localhost", "127.0.0.1:70000"]
+`,
+    problems: [
+      'forrest.toml:6: server.listen[0]: "unix:" names no socket path',
+      'forrest.toml:6: server.listen[1]: expected "unix:PATH" or "HOST:PORT" (port 1 to 65535), found "localhost"',
+      'forrest.toml:6: server.listen[2]: expected "unix:PATH" or "HOST:PORT" (port 1 to 65535), found "127.0.0.1:70000"',
+    ],
+  },
+  {
+    name: "template parameters that Forrest sets itself or cannot write",
+    toml: `${HOST}[snippets.s.setup_template]
+path = "tpl"
+parameters = { JITCONFIG = "x", "A B" = "y", MIRROR = "http://deb" }
+`,
+    problems: [
+      'forrest.toml:7: snippets.s.setup_template.parameters.JITCONFIG: parameter "JITCONFIG" is set by Forrest and cannot be overridden',
+      'forrest.toml:7: snippets.s.setup_template.parameters."A B": parameter name "A B" may hold only letters, digits and "_" (it is written <A B> in templates)',
+    ],
+  },
+  {
+    name: "shared folders with a repeated and a bad tag",
+    toml: `${HOST}[repositories.acme.app.machines.m]
+base_image = "x.img"
+shared = [
+  { path = "/a", tag = "data" },
+  { path = "/b", tag = "data" },
+]
+[repositories.acme.app.machines.n]
+base_image = "x.img"
+shared = [{ path = "/c", tag = "has space" }]
+`,
+    problems: [
+      'forrest.toml:9: repositories.acme.app.machines.m.shared[1].tag: tag "data" is used twice in this machine',
+      'forrest.toml:13: repositories.acme.app.machines.n.shared[0].tag: expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", found "has space"',
+    ],
+  },
+  {
+    name: "a quoted repository name is quoted in the key path",
+    toml: `${HOST}[repositories.acme."app.v2".machines.m]
+base_image = "x.img"
+labels = ["ok", ""]
+`,
+    problems: [
+      'forrest.toml:7: repositories.acme."app.v2".machines.m.labels[1]: must not be empty',
+    ],
+  },
+  {
+    name:
+      "a bad size, an unknown key, an unknown snippet and a dangling base_machine, all at once",
+    toml: `[host]
+base_dir = "/srv/forrest"
+ram = "16Q"
+
+[snippets.small]
+cpus = 2
+
+[repositories.acme.app.machines.build]
+extends = ["smal"]
+base_machine = "acme/images/debian-base"
+cpu = 4
+`,
+    problems: [
+      'forrest.toml:3: host.ram: cannot parse size "16Q": unknown unit "Q" (use B, K, M, G or T)',
+      'forrest.toml:9: repositories.acme.app.machines.build.extends[0]: unknown snippet "smal"; did you mean "small"?',
+      'forrest.toml:10: repositories.acme.app.machines.build.base_machine: names no configured machine "acme/images/debian-base"',
+      'forrest.toml:11: repositories.acme.app.machines.build.cpu: unknown key; did you mean "cpus"?',
+    ],
+  },
+];
+
+function byLine(a: string, b: string): number {
+  return Number(a.split(":")[1]) - Number(b.split(":")[1]);
+}
+
+for (const item of BAD) {
+  Deno.test(`parseConfig() reports ${item.name}`, () => {
+    assert.deepEqual(problems(item.toml), item.problems);
+  });
+}
+
+Deno.test("parseConfig() accepts a minimal config and fills in defaults", () => {
+  const c = config(`[host]\nbase_dir = "/srv/forrest"\nram = "16G"\n`);
+  assert.equal(c.file, "/etc/forrest/forrest.toml");
+  assert.deepEqual(c.host, {
+    baseDir: "/srv/forrest",
+    ram: 16 * GiB,
+    cpus: undefined,
+    accel: "auto",
+  });
+  assert.deepEqual(c.server.listen, [
+    { kind: "unix", path: "/srv/forrest/api.sock" },
+  ]);
+  assert.equal(c.github, undefined);
+  assert.deepEqual(c.repositories, []);
+});
+
+Deno.test("parseConfig() gives machines their defaults", () => {
+  const m = machine(
+    `${HOST}[repositories.acme.app.machines.build]\nbase_image = "x.img"\n`,
+    "build",
+  );
+  assert.deepEqual(m, {
+    triplet: { owner: "acme", repo: "app", machine: "build" },
+    cpus: 2,
+    ram: 4 * GiB,
+    disk: undefined,
+    baseImage: "/srv/forrest/x.img",
+    baseMachine: undefined,
+    useBase: "if_newer",
+    labels: [],
+    setupTemplate: undefined,
+    shared: [],
+    startTimeout: 15 * 60_000,
+  });
+});
+
+Deno.test("parseConfig() merges extends in order, then the machine's own keys", () => {
+  const m = machine(
+    `${HOST}[snippets.a]
+cpus = 1
+ram = "1G"
+disk = "10G"
+labels = ["from-a"]
+[snippets.b]
+cpus = 3
+ram = "2G"
+[repositories.acme.app.machines.build]
+extends = ["a", "b"]
+base_image = "x.img"
+ram = "3G"
+`,
+    "build",
+  );
+  assert.equal(m.cpus, 3); // b after a
+  assert.equal(m.ram, 3 * GiB); // own key last
+  assert.equal(m.disk, 10 * GiB); // only a sets it
+  assert.deepEqual(m.labels, ["from-a"]);
+});
+
+Deno.test("parseConfig() resolves extends recursively and merges tables key by key", () => {
+  const m = machine(
+    `${HOST}[snippets.debian]
+base_image = "debian.img"
+setup_template = { path = "templates/debian", parameters = { MIRROR = "a", PROXY = "p" } }
+[snippets.debian-large]
+extends = ["debian"]
+cpus = 8
+labels = ["big"]
+[repositories.acme.app.machines.build]
+extends = ["debian-large"]
+labels = ["x86_64"]
+setup_template = { parameters = { MIRROR = "b" } }
+`,
+    "build",
+  );
+  assert.equal(m.cpus, 8);
+  assert.equal(m.baseImage, "/srv/forrest/debian.img");
+  // Arrays are replaced whole; tables merge key by key.
+  assert.deepEqual(m.labels, ["x86_64"]);
+  assert.deepEqual(m.setupTemplate, {
+    path: "/etc/forrest/templates/debian",
+    parameters: { MIRROR: "b", PROXY: "p" },
+  });
+});
+
+Deno.test("parseConfig() resolves relative paths as documented", () => {
+  const c = config(`[host]
+base_dir = "state"
+ram = "8G"
+[server]
+listen = ["unix:sock/api.sock", "unix:/run/forrest.sock", "[::1]:8080", "0.0.0.0:9000"]
+[github]
+app_id = 7
+private_key_file = "keys/app.pem"
+webhook_secret_file = "/etc/secret"
+api_url = "https://ghe.example.com/api/v3/"
+[repositories.acme.app.machines.build]
+base_image = "images/debian.img"
+setup_template = { path = "tpl" }
+shared = [{ path = "cache", tag = "cache", writable = true }]
+[repositories.acme.app.machines.abs]
+base_image = "/data/abs.img"
+`);
+  assert.equal(c.host.baseDir, "/etc/forrest/state");
+  assert.deepEqual(c.server.listen, [
+    { kind: "unix", path: "/etc/forrest/state/sock/api.sock" },
+    { kind: "unix", path: "/run/forrest.sock" },
+    { kind: "tcp", hostname: "::1", port: 8080 },
+    { kind: "tcp", hostname: "0.0.0.0", port: 9000 },
+  ]);
+  assert.equal(c.github?.privateKeyFile, "/etc/forrest/keys/app.pem");
+  assert.deepEqual(c.github?.webhookSecret, {
+    kind: "file",
+    path: "/etc/secret",
+  });
+  assert.equal(c.github?.apiUrl, "https://ghe.example.com/api/v3");
+  const [build, abs] = allMachines(c);
+  assert.equal(build?.baseImage, "/etc/forrest/state/images/debian.img");
+  assert.equal(build?.setupTemplate?.path, "/etc/forrest/tpl");
+  assert.deepEqual(build?.shared, [
+    { path: "/etc/forrest/cache", tag: "cache", writable: true },
+  ]);
+  assert.equal(abs?.baseImage, "/data/abs.img");
+});
+
+Deno.test("parseConfig() accepts 1.5G and 4GiB", () => {
+  const c = config(
+    `[host]\nbase_dir = "/srv"\nram = "1.5G"\n[snippets.s]\nram = "4GiB"\n`,
+  );
+  assert.equal(c.host.ram, 1.5 * GiB);
+});
+
+Deno.test("parseConfig() keeps secrets out of printed configs", () => {
+  const c = config(`${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret = "hook-secret-value"
+[repositories.acme.app]
+persistence_token = "persist-token-value"
+`);
+  const secret = c.github?.webhookSecret;
+  assert.equal(
+    secret?.kind === "inline" && secret.value.reveal(),
+    "hook-secret-value",
+  );
+  assert.equal(
+    c.repositories[0]?.persistenceToken?.reveal(),
+    "persist-token-value",
+  );
+  const printed = JSON.stringify(c) + Deno.inspect(c, { depth: 10 });
+  assert.doesNotMatch(printed, /hook-secret-value|persist-token-value/);
+});
+
+Deno.test("parseConfig() returns a deeply frozen config", () => {
+  const c = config(
+    `${HOST}[repositories.acme.app.machines.m]\nbase_image = "x.img"\nlabels = ["a"]\n`,
+  );
+  assert.throws(() => {
+    (c.host as { ram: number }).ram = 1;
+  }, TypeError);
+  assert.throws(() => {
+    (allMachines(c)[0]!.labels as string[]).push("b");
+  }, TypeError);
+});
+
+Deno.test("parseConfig() accepts the shipped example", async () => {
+  const text = await Deno.readTextFile(
+    new URL("../../forrest.toml.example", import.meta.url),
+  );
+  const c = config(text);
+  const names = allMachines(c).map((m) =>
+    `${m.triplet.owner}/${m.triplet.repo}/${m.triplet.machine}`
+  );
+  assert.deepEqual(names, [
+    "acme/platform-images/debian-base",
+    "acme/firmware/build",
+    "acme/firmware/hil",
+  ]);
+  const build = allMachines(c)[1]!;
+  assert.deepEqual(build.baseMachine, {
+    owner: "acme",
+    repo: "platform-images",
+    machine: "debian-base",
+  });
+});

@@ -213,8 +213,24 @@ export function parseTable<S extends z.ZodObject>(
   const rest = Object.fromEntries(
     Object.entries(raw).filter(([key]) => !bad.has(key)),
   );
-  const second = schema.partial().safeParse(rest);
+  const second = partialOf(schema).safeParse(rest);
   return second.success ? second.data as Partial<z.output<S>> : undefined;
+}
+
+/**
+ * `schema.partial()`, made once per schema: each new object schema is
+ * compiled by zod on first use, which made a file with many bad tables ten
+ * times slower to check than a good one (bench/config_bench.ts).
+ */
+const partials = new WeakMap<z.ZodObject, z.ZodObject>();
+
+function partialOf(schema: z.ZodObject): z.ZodObject {
+  let partial = partials.get(schema);
+  if (!partial) {
+    partial = schema.partial();
+    partials.set(schema, partial);
+  }
+  return partial;
 }
 
 /** Reports keys of `raw` not among `known`, with a suggestion where close. */

@@ -1,0 +1,78 @@
+/**
+ * Runs Forrest's CLI the way a user does: as a separate process, with its
+ * own environment and working directory. Every CLI test goes through here,
+ * so switching the tests to the compiled binary is a change to COMMAND only.
+ */
+
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** How the CLI is started: deno running main.ts with the compiled binary's permissions. */
+const COMMAND = [
+  Deno.execPath(),
+  "run",
+  "--quiet",
+  "--allow-all",
+  "--no-prompt",
+  "--config",
+  `${ROOT}deno.json`,
+  `${ROOT}main.ts`,
+];
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunForrestOptions {
+  /** Variables beyond the minimal environment (PATH, HOME, DENO_DIR). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+}
+
+/** Runs `forrest ...args` to the end and returns what it printed. */
+export async function runForrest(
+  args: readonly string[],
+  options: RunForrestOptions = {},
+): Promise<CliResult> {
+  const [program, ...prefix] = COMMAND;
+  const inherited: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) inherited[name] = value;
+  }
+  const output = await new Deno.Command(program!, {
+    args: [...prefix, ...args],
+    cwd: options.cwd ?? ROOT,
+    // A clean environment: FORREST_* from the developer's shell must not
+    // change what the tests see.
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** The repository root, for files such as forrest.toml.example. */
+export const REPO_ROOT: string = ROOT;
+
+/** A temp folder removed after `body`, however it ends. */
+export async function withTempDir<T>(
+  body: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "forrest-test-" });
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -158,6 +158,21 @@ shared = [
     ],
   },
   {
+    name: "keys of the original's YAML config, with what to write instead",
+    toml: `${HOST}[machine_snippets.small]
+cpus = 4
+[github]
+app_id = 1
+jwt_key_file = "key.pem"
+webhook_secret_file = "secret"
+`,
+    problems: [
+      'forrest.toml:5: machine_snippets: unknown key; forrest\'s YAML "machine_snippets" anchors are [snippets.NAME] tables here, used with extends = [...]',
+      "forrest.toml:7: github.private_key_file: required key is missing",
+      'forrest.toml:9: github.jwt_key_file: unknown key; forrest\'s YAML "jwt_key_file" is "private_key_file" here',
+    ],
+  },
+  {
     name: "an enum value with a suggestion",
     toml: `[host]\nbase_dir = "/srv"\nram = "8G"\naccel = "kvn"\n`,
     problems: [

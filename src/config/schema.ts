@@ -252,7 +252,27 @@ export function isTable(value: unknown): value is Record<string, unknown> {
     !Array.isArray(value) && !(value instanceof Date);
 }
 
+/**
+ * Keys of the original's YAML config that mean something else here, so that
+ * people moving over are told what to write instead.
+ */
+function fromTheOriginal(
+  key: string,
+  known: readonly string[],
+): string | undefined {
+  if (key === "jwt_key_file" && known.includes("private_key_file")) {
+    return 'unknown key; forrest\'s YAML "jwt_key_file" is "private_key_file" here';
+  }
+  if (key.endsWith("_snippets") && known.includes("snippets")) {
+    return `unknown key; forrest's YAML "${key}" anchors are [snippets.NAME] ` +
+      "tables here, used with extends = [...]";
+  }
+  return undefined;
+}
+
 function unknownKey(key: string, known: readonly string[]): string {
+  const original = fromTheOriginal(key, known);
+  if (original) return original;
   const hint = didYouMean(key, known);
   return hint === ""
     ? `unknown key (expected one of ${known.join(", ")})`

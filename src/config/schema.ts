@@ -16,69 +16,68 @@ export interface RawProblem {
   readonly message: string;
 }
 
-function sizeSchema(options: { positive: boolean }) {
+interface QuantityOptions {
+  /** "size" or "duration", for messages. */
+  readonly kind: string;
+  /** What a user would write, for messages: "4G". */
+  readonly example: string;
+  /** Throws an error whose message says what is wrong with the text. */
+  readonly parse: (text: string) => number;
+  /** The smallest value allowed, and how to say it. */
+  readonly minimum: number;
+  readonly minimumText: string;
+}
+
+/** A string with a unit (size or duration), parsed to a number. */
+function quantitySchema(options: QuantityOptions) {
   return z.unknown().transform((value, ctx) => {
+    const fail = (message: string) => {
+      ctx.issues.push({ code: "custom", input: value, message });
+      return z.NEVER;
+    };
+    if (value === undefined) return fail(MISSING);
     if (typeof value !== "string") {
-      ctx.issues.push({
-        code: "custom",
-        input: value,
-        message: value === undefined
-          ? MISSING
-          : `expected a size such as "4G", found ${describe(value)}`,
-      });
-      return z.NEVER;
+      return fail(
+        `expected a ${options.kind} such as "${options.example}", found ${
+          describe(value)
+        }`,
+      );
     }
+    let parsed: number;
     try {
-      const bytes = parseSize(value);
-      if (options.positive && bytes === 0) {
-        ctx.issues.push({
-          code: "custom",
-          input: value,
-          message: `must be more than 0, found "${value}"`,
-        });
-        return z.NEVER;
-      }
-      return bytes;
+      parsed = options.parse(value);
     } catch (error) {
-      ctx.issues.push({ code: "custom", input: value, message: lower(error) });
-      return z.NEVER;
+      return fail(lower(error));
     }
+    if (parsed < options.minimum) {
+      return fail(`must be ${options.minimumText}, found "${value}"`);
+    }
+    return parsed;
   });
 }
 
-function durationSchema(options: { minimum: number; minimumText: string }) {
-  return z.unknown().transform((value, ctx) => {
-    if (typeof value !== "string") {
-      ctx.issues.push({
-        code: "custom",
-        input: value,
-        message: value === undefined
-          ? MISSING
-          : `expected a duration such as "15m", found ${describe(value)}`,
-      });
-      return z.NEVER;
-    }
-    try {
-      const ms = parseDuration(value);
-      if (ms < options.minimum) {
-        ctx.issues.push({
-          code: "custom",
-          input: value,
-          message: `must be at least ${options.minimumText}, found "${value}"`,
-        });
-        return z.NEVER;
-      }
-      return ms;
-    } catch (error) {
-      ctx.issues.push({ code: "custom", input: value, message: lower(error) });
-      return z.NEVER;
-    }
+/** Every size in the config must be more than zero. */
+const size = () =>
+  quantitySchema({
+    kind: "size",
+    example: "4G",
+    parse: parseSize,
+    minimum: 1,
+    minimumText: "more than 0",
   });
-}
 
-const nonEmpty = z.string().min(1);
+const duration = (minimum: number, minimumText: string) =>
+  quantitySchema({
+    kind: "duration",
+    example: "15m",
+    parse: parseDuration,
+    minimum,
+    minimumText: `at least ${minimumText}`,
+  });
 
 const MISSING = "required key is missing";
+
+const nonEmpty = z.string().min(1);
 
 /** `owner/repo/machine`; whether it names a configured machine is resolve.ts's. */
 const tripletText = z.string().regex(/^[^/\s]+\/[^/\s]+\/[^/\s]+$/, {
@@ -126,22 +125,21 @@ export const machineSchema = z.strictObject({
   base_machine: tripletText.optional(),
   use_base: z.enum(["if_newer", "always", "never"]).optional(),
   cpus: z.int().min(1).max(1024).optional(),
-  ram: sizeSchema({ positive: true }).optional(),
-  disk: sizeSchema({ positive: true }).optional(),
+  ram: size().optional(),
+  disk: size().optional(),
   labels: z.array(nonEmpty).optional(),
   setup_template: z.strictObject({
     path: nonEmpty.optional(),
     parameters: z.record(parameterName, z.string()).optional(),
   }).optional(),
   shared: z.array(sharedDir).optional(),
-  start_timeout: durationSchema({ minimum: 1_000, minimumText: "1s" })
-    .optional(),
+  start_timeout: duration(1_000, "1s").optional(),
 });
 export type RawMachine = z.output<typeof machineSchema>;
 
 export const hostSchema = z.strictObject({
   base_dir: nonEmpty,
-  ram: sizeSchema({ positive: true }),
+  ram: size(),
   cpus: z.int().min(1).max(65536).optional(),
   accel: z.enum(["auto", "kvm", "tcg"]).optional(),
 });
@@ -161,8 +159,7 @@ export const githubSchema = z.strictObject({
     error: (issue) =>
       `expected an http:// or https:// URL, found ${describe(issue.input)}`,
   }).optional(),
-  polling_interval: durationSchema({ minimum: 60_000, minimumText: "1m" })
-    .optional(),
+  polling_interval: duration(60_000, "1m").optional(),
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 

@@ -1,6 +1,7 @@
 /** `forrest config check`: validate a config, show what it resolves to. */
 
 import {
+  allMachines,
   type Config,
   ConfigError,
   formatDuration,
@@ -44,7 +45,7 @@ export async function configCheck(
 /** The summary `config check` prints for a valid config. */
 export function describeConfig(file: string, config: Config): string[] {
   const { host, github } = config;
-  const machines = config.repositories.flatMap((r) => r.machines);
+  const machines = allMachines(config);
   const budget = [
     `${formatSize(host.ram)} RAM`,
     host.cpus === undefined ? "no CPU limit" : `${host.cpus} CPUs`,

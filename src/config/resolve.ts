@@ -87,7 +87,7 @@ export function resolveConfig(
   expander.expandAllSnippets();
   const repositories = readRepositories(doc, expander, problems);
 
-  const machines = repositories.flatMap((repository) =>
+  const machines = repositories.map((repository) =>
     repository.machines.map((entry) =>
       buildMachine(entry, host, options, problems)
     )
@@ -97,19 +97,18 @@ export function resolveConfig(
   if (problems.length > 0 || !host || !listen) {
     return { config: undefined, problems };
   }
-  let next = 0;
   const config: Config = {
     file: options.file,
     host,
     server: { listen },
     github,
-    repositories: repositories.map((repository): RepositoryConfig => ({
+    repositories: repositories.map((repository, index): RepositoryConfig => ({
       owner: repository.owner,
       repo: repository.repo,
       persistenceToken: repository.token === undefined
         ? undefined
         : new Secret(repository.token),
-      machines: repository.machines.map(() => machines[next++]!),
+      machines: machines[index]!,
     })),
   };
   return { config: deepFreeze(config), problems };
@@ -190,10 +189,10 @@ function readGitHub(
   }
   const hasSecret = raw.webhook_secret !== undefined ||
     raw.webhook_secret_file !== undefined;
-  if (
-    !hasSecret && isTable(doc.github) && !("webhook_secret" in doc.github) &&
-    !("webhook_secret_file" in doc.github)
-  ) {
+  // parseTable() returned a value, so doc.github is a table; a secret key
+  // that is written but invalid has had its own problem reported already.
+  const written = doc.github as Record<string, unknown>;
+  if (!("webhook_secret" in written) && !("webhook_secret_file" in written)) {
     problems.push({
       path: ["github"],
       message: "set webhook_secret_file (or webhook_secret) to the App's " +

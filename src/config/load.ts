@@ -56,14 +56,33 @@ export async function loadConfig(
   file: string,
   options: { cwd?: string } = {},
 ): Promise<Config> {
+  return (await readConfig(file, options)).config;
+}
+
+/** A config and the text it was read from. */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly text: string;
+}
+
+/**
+ * Like loadConfig(), keeping the text too, so that a reload can tell a real
+ * change from a touched file.
+ *
+ * @throws {ConfigError} when the file cannot be read or is not valid
+ */
+export async function readConfig(
+  file: string,
+  options: { cwd?: string } = {},
+): Promise<LoadedConfig> {
   const cwd = options.cwd ?? Deno.cwd();
-  let source: string;
+  let text: string;
   try {
-    source = await Deno.readTextFile(resolve(cwd, file));
+    text = await Deno.readTextFile(resolve(cwd, file));
   } catch (error) {
     throw new ConfigError(file, [{ path: [], message: readFailure(error) }]);
   }
-  return parseConfig(source, { file, cwd });
+  return { config: parseConfig(text, { file, cwd }), text };
 }
 
 function readFailure(error: unknown): string {

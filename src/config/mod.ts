@@ -4,7 +4,13 @@
  */
 
 export * from "./types.ts";
-export { loadConfig, parseConfig, type ParseConfigOptions } from "./load.ts";
+export {
+  loadConfig,
+  type LoadedConfig,
+  parseConfig,
+  type ParseConfigOptions,
+  readConfig,
+} from "./load.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./problem.ts";
 export { formatKeyPath, type KeyPath } from "./key_path.ts";
 export { formatSize, parseSize } from "./size.ts";

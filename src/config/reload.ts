@@ -8,7 +8,7 @@
 
 import { getLogger, type Logger } from "@logtape/logtape";
 import { basename, dirname, resolve } from "node:path";
-import { parseConfig } from "./load.ts";
+import { type LoadedConfig, parseConfig } from "./load.ts";
 import { ConfigError } from "./problem.ts";
 import type { Config } from "./types.ts";
 
@@ -31,24 +31,25 @@ export class ConfigReloader {
   readonly #log: Logger;
   #config: Config;
   /** The text behind #config, to tell a real change from a touch. */
-  #acceptedText: string | undefined;
+  #acceptedText: string;
   /** The text last rejected, so that its problems are logged only once. */
   #rejectedText: string | undefined;
 
   /**
    * @param file the config file, as the user named it
-   * @param initial the config already loaded from it
+   * @param initial the config already read from it (readConfig())
    */
   constructor(
     file: string,
-    initial: Config,
+    initial: LoadedConfig,
     options: ConfigReloaderOptions = {},
   ) {
     this.#file = file;
     this.#path = resolve(options.cwd ?? Deno.cwd(), file);
     this.#options = options;
     this.#log = options.logger ?? getLogger(["forrest", "config"]);
-    this.#config = initial;
+    this.#config = initial.config;
+    this.#acceptedText = initial.text;
   }
 
   /** The config in force. */

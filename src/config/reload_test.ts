@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { parseConfig } from "./load.ts";
+import { type LoadedConfig, parseConfig, readConfig } from "./load.ts";
 import { ConfigReloader } from "./reload.ts";
 import type { Config } from "./types.ts";
 
@@ -33,8 +33,9 @@ async function withConfigFile(
   }
 }
 
-function initial(dir: string): Config {
-  return parseConfig(GOOD, { file: "forrest.toml", cwd: dir });
+function initial(dir: string): LoadedConfig {
+  const config = parseConfig(GOOD, { file: "forrest.toml", cwd: dir });
+  return { config, text: GOOD };
 }
 
 /** Replaces the file the way editors do: write a new one, rename it over. */
@@ -49,10 +50,14 @@ const errors = (records: LogRecord[]) =>
 Deno.test("ConfigReloader.reload() takes a valid new file", async () => {
   await withConfigFile(async (dir) => {
     const seen: Config[] = [];
-    const reloader = new ConfigReloader("forrest.toml", initial(dir), {
+    const loaded = await readConfig("forrest.toml", { cwd: dir });
+    const reloader = new ConfigReloader("forrest.toml", loaded, {
       cwd: dir,
       onChange: (config) => seen.push(config),
     });
+    // A file that was only touched is no change.
+    assert.equal(await reloader.reload(), "unchanged");
+    assert.equal(reloader.current, loaded.config);
     await replace(dir, BIGGER);
     assert.equal(await reloader.reload(), "changed");
     assert.equal(reloader.current.host.ram, 16 * 1024 ** 3);
@@ -69,7 +74,7 @@ Deno.test("ConfigReloader.reload() keeps the old config and logs a broken file o
     await replace(dir, BROKEN);
     assert.equal(await reloader.reload(), "rejected");
     assert.equal(await reloader.reload(), "rejected");
-    assert.equal(reloader.current, old);
+    assert.equal(reloader.current, old.config);
     const logged = errors(records);
     assert.equal(logged.length, 1);
     assert.match(
@@ -92,7 +97,7 @@ Deno.test("ConfigReloader.reload() keeps the config when the file disappears", a
     const reloader = new ConfigReloader("forrest.toml", old, { cwd: dir });
     await Deno.remove(join(dir, "forrest.toml"));
     assert.equal(await reloader.reload(), "rejected");
-    assert.equal(reloader.current, old);
+    assert.equal(reloader.current, old.config);
     assert.match(
       String(errors(records)[0]?.message.join("")),
       /Cannot read config file/,

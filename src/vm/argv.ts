@@ -1,0 +1,195 @@
+/**
+ * The qemu command line, as a pure function of what the VM should be. Every
+ * device and option is decided here, so that it can be read and tested as
+ * data; the supervisor only runs it.
+ */
+
+export type Accelerator = "kvm" | "tcg";
+
+export type Boot =
+  /** Firmware (SeaBIOS) boots the disk, as distribution cloud images need. */
+  | { readonly kind: "firmware" }
+  /** qemu loads the kernel itself: no bootloader, seconds faster. */
+  | {
+    readonly kind: "kernel";
+    readonly kernel: string;
+    readonly initrd: string | undefined;
+    readonly append: string;
+  };
+
+/** A guest connection to 10.0.2.100:PORT that reaches a host address. */
+export interface GuestForward {
+  readonly guestPort: number;
+  readonly hostAddress: string;
+  readonly hostPort: number;
+}
+
+export interface Network {
+  /**
+   * "user": outbound access (NAT) over IPv4 and IPv6. "restricted": the guest
+   * reaches nothing but the forwards (qemu's restrict=on), for tests and
+   * jobs that must stay offline.
+   */
+  readonly mode: "user" | "restricted";
+  readonly forwards: readonly GuestForward[];
+}
+
+export interface Share {
+  readonly path: string;
+  readonly tag: string;
+  readonly writable: boolean;
+}
+
+/** Files of a run directory that qemu uses; qemu runs with it as its cwd. */
+export interface VmFiles {
+  readonly disk: string;
+  readonly diskFormat: "raw" | "qcow2";
+  readonly cidata: string;
+  readonly jobdata: string;
+  /** First serial port: the boot log. */
+  readonly log: string;
+  /** Second serial port: a root shell, as a listening Unix socket. */
+  readonly shellSocket: string;
+  readonly qmpSocket: string;
+  /** The job's own output, from the virtio serial port "forrest.output". */
+  readonly output: string;
+}
+
+export interface QemuArgvOptions {
+  readonly accel: Accelerator;
+  readonly cpus: number;
+  /** Bytes. */
+  readonly ram: number;
+  readonly files: VmFiles;
+  readonly boot: Boot;
+  readonly network: Network;
+  readonly shared: readonly Share[];
+}
+
+/** The guest name of the virtio serial port that carries the job's output. */
+export const OUTPUT_PORT_NAME = "forrest.output";
+
+const MiB = 1024 * 1024;
+
+/** Arguments for qemu-system-x86_64 (without the program name). */
+export function buildQemuArgv(options: QemuArgvOptions): string[] {
+  const { files } = options;
+  const argv = [
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-machine",
+    `q35,accel=${options.accel}`,
+    "-cpu",
+    options.accel === "kvm" ? "host" : "max",
+    "-m",
+    `${Math.max(1, Math.floor(options.ram / MiB))}M`,
+    "-smp",
+    String(options.cpus),
+    // A reboot ends the VM: jobs are one-shot, and a guest that panics must
+    // not loop.
+    "-no-reboot",
+    ...drive("disk", files.disk, files.diskFormat, false),
+    ...drive("cidata", files.cidata, "raw", true),
+    ...drive("jobdata", files.jobdata, "raw", false),
+    "-device",
+    "virtio-rng-pci",
+    ...network(options.network),
+    "-chardev",
+    `file,id=log,path=${files.log}`,
+    "-serial",
+    "chardev:log",
+    "-chardev",
+    `socket,id=shell,path=${files.shellSocket},server=on,wait=off`,
+    "-serial",
+    "chardev:shell",
+    "-chardev",
+    `socket,id=qmp,path=${files.qmpSocket},server=on,wait=off`,
+    "-mon",
+    "chardev=qmp,mode=control",
+    "-device",
+    "virtio-serial-pci,id=serial0",
+    "-chardev",
+    `file,id=output,path=${files.output}`,
+    "-device",
+    `virtserialport,bus=serial0.0,chardev=output,name=${OUTPUT_PORT_NAME}`,
+  ];
+  options.shared.forEach((share, index) => {
+    argv.push(
+      "-virtfs",
+      [
+        "local",
+        `id=share${index}`,
+        `path=${escapeOption(share.path)}`,
+        `mount_tag=${share.tag}`,
+        "security_model=none",
+        `readonly=${share.writable ? "off" : "on"}`,
+      ].join(","),
+    );
+  });
+  if (options.boot.kind === "kernel") {
+    argv.push("-kernel", options.boot.kernel, "-append", options.boot.append);
+    if (options.boot.initrd !== undefined) {
+      argv.push("-initrd", options.boot.initrd);
+    }
+  }
+  return argv;
+}
+
+function drive(
+  id: string,
+  file: string,
+  format: "raw" | "qcow2",
+  readOnly: boolean,
+): string[] {
+  const options = [
+    "if=none",
+    `id=${id}`,
+    `file=${escapeOption(file)}`,
+    `format=${format}`,
+    // Space the guest frees is given back to the host file system.
+    "discard=unmap",
+    "detect-zeroes=unmap",
+  ];
+  if (readOnly) options.push("readonly=on");
+  return ["-drive", options.join(","), "-device", `virtio-blk-pci,drive=${id}`];
+}
+
+function network(net: Network): string[] {
+  const options = ["user", "id=net0", "ipv4=on", "ipv6=on"];
+  if (net.mode === "restricted") options.push("restrict=on");
+  for (const forward of net.forwards) {
+    options.push(
+      `guestfwd=tcp:10.0.2.100:${forward.guestPort}-tcp:${forward.hostAddress}:${forward.hostPort}`,
+    );
+  }
+  return [
+    "-netdev",
+    options.join(","),
+    "-device",
+    "virtio-net-pci,netdev=net0",
+  ];
+}
+
+/** qemu option values escape a comma by doubling it. */
+function escapeOption(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+/**
+ * The kernel command line for direct boot of a Forrest image: root on the
+ * first virtio disk, the console on the first serial port (log.txt), and a
+ * panic powers off rather than hangs (with -no-reboot).
+ */
+export function kernelCommandLine(extra: readonly string[] = []): string {
+  return [
+    "root=/dev/vda",
+    "rw",
+    "rootfstype=ext4",
+    "console=ttyS0",
+    "panic=-1",
+    ...extra,
+  ]
+    .join(" ");
+}

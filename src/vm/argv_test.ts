@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import {
+  buildQemuArgv,
+  kernelCommandLine,
+  type QemuArgvOptions,
+} from "./argv.ts";
+
+const FILES = {
+  disk: "disk.img",
+  diskFormat: "raw",
+  cidata: "cidata.img",
+  jobdata: "jobdata.img",
+  log: "log.txt",
+  shellSocket: "shell.sock",
+  qmpSocket: "qmp.sock",
+  output: "output.txt",
+} as const;
+
+const BASE: QemuArgvOptions = {
+  accel: "tcg",
+  cpus: 2,
+  ram: 4 * 1024 ** 3,
+  files: FILES,
+  boot: { kind: "firmware" },
+  network: { mode: "user", forwards: [] },
+  shared: [],
+};
+
+/** The value after each occurrence of `flag`. */
+function values(argv: string[], flag: string): string[] {
+  return argv.flatMap((arg, i) => arg === flag ? [argv[i + 1]!] : []);
+}
+
+Deno.test("buildQemuArgv() describes the whole VM for firmware boot", () => {
+  assert.deepEqual(buildQemuArgv(BASE), [
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-machine",
+    "q35,accel=tcg",
+    "-cpu",
+    "max",
+    "-m",
+    "4096M",
+    "-smp",
+    "2",
+    "-no-reboot",
+    "-drive",
+    "if=none,id=disk,file=disk.img,format=raw,discard=unmap,detect-zeroes=unmap",
+    "-device",
+    "virtio-blk-pci,drive=disk",
+    "-drive",
+    "if=none,id=cidata,file=cidata.img,format=raw,discard=unmap,detect-zeroes=unmap,readonly=on",
+    "-device",
+    "virtio-blk-pci,drive=cidata",
+    "-drive",
+    "if=none,id=jobdata,file=jobdata.img,format=raw,discard=unmap,detect-zeroes=unmap",
+    "-device",
+    "virtio-blk-pci,drive=jobdata",
+    "-device",
+    "virtio-rng-pci",
+    "-netdev",
+    "user,id=net0,ipv4=on,ipv6=on",
+    "-device",
+    "virtio-net-pci,netdev=net0",
+    "-chardev",
+    "file,id=log,path=log.txt",
+    "-serial",
+    "chardev:log",
+    "-chardev",
+    "socket,id=shell,path=shell.sock,server=on,wait=off",
+    "-serial",
+    "chardev:shell",
+    "-chardev",
+    "socket,id=qmp,path=qmp.sock,server=on,wait=off",
+    "-mon",
+    "chardev=qmp,mode=control",
+    "-device",
+    "virtio-serial-pci,id=serial0",
+    "-chardev",
+    "file,id=output,path=output.txt",
+    "-device",
+    "virtserialport,bus=serial0.0,chardev=output,name=forrest.output",
+  ]);
+});
+
+Deno.test("buildQemuArgv() uses the host CPU under KVM", () => {
+  const argv = buildQemuArgv({ ...BASE, accel: "kvm" });
+  assert.deepEqual(values(argv, "-machine"), ["q35,accel=kvm"]);
+  assert.deepEqual(values(argv, "-cpu"), ["host"]);
+});
+
+Deno.test("buildQemuArgv() gives whole MiB of RAM, at least one", () => {
+  assert.deepEqual(
+    values(buildQemuArgv({ ...BASE, ram: 1536 * 1024 ** 2 }), "-m"),
+    ["1536M"],
+  );
+  assert.deepEqual(values(buildQemuArgv({ ...BASE, ram: 1000 }), "-m"), ["1M"]);
+});
+
+Deno.test("buildQemuArgv() boots a kernel directly, with or without an initrd", () => {
+  const append = kernelCommandLine();
+  const withInitrd = buildQemuArgv({
+    ...BASE,
+    boot: { kind: "kernel", kernel: "vmlinuz", initrd: "initrd.img", append },
+  });
+  assert.deepEqual(values(withInitrd, "-kernel"), ["vmlinuz"]);
+  assert.deepEqual(values(withInitrd, "-initrd"), ["initrd.img"]);
+  assert.deepEqual(values(withInitrd, "-append"), [
+    "root=/dev/vda rw rootfstype=ext4 console=ttyS0 panic=-1",
+  ]);
+  const without = buildQemuArgv({
+    ...BASE,
+    boot: { kind: "kernel", kernel: "vmlinuz", initrd: undefined, append },
+  });
+  assert.deepEqual(values(without, "-initrd"), []);
+});
+
+Deno.test("buildQemuArgv() restricts the network to explicit forwards", () => {
+  const argv = buildQemuArgv({
+    ...BASE,
+    network: {
+      mode: "restricted",
+      forwards: [
+        { guestPort: 80, hostAddress: "127.0.0.1", hostPort: 8080 },
+        { guestPort: 443, hostAddress: "127.0.0.1", hostPort: 8443 },
+      ],
+    },
+  });
+  assert.deepEqual(values(argv, "-netdev"), [
+    "user,id=net0,ipv4=on,ipv6=on,restrict=on," +
+    "guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080," +
+    "guestfwd=tcp:10.0.2.100:443-tcp:127.0.0.1:8443",
+  ]);
+});
+
+Deno.test("buildQemuArgv() shares folders read-only unless writable", () => {
+  const argv = buildQemuArgv({
+    ...BASE,
+    shared: [
+      { path: "/srv/cache", tag: "cache", writable: true },
+      { path: "/srv/blobs", tag: "blobs", writable: false },
+    ],
+  });
+  assert.deepEqual(values(argv, "-virtfs"), [
+    "local,id=share0,path=/srv/cache,mount_tag=cache,security_model=none,readonly=off",
+    "local,id=share1,path=/srv/blobs,mount_tag=blobs,security_model=none,readonly=on",
+  ]);
+});
+
+Deno.test("buildQemuArgv() escapes commas in paths and uses qcow2 forks as such", () => {
+  const argv = buildQemuArgv({
+    ...BASE,
+    files: { ...FILES, disk: "disk,1.qcow2", diskFormat: "qcow2" },
+    shared: [{ path: "/srv/a,b", tag: "ab", writable: false }],
+  });
+  assert.equal(
+    values(argv, "-drive")[0],
+    "if=none,id=disk,file=disk,,1.qcow2,format=qcow2,discard=unmap,detect-zeroes=unmap",
+  );
+  assert.match(values(argv, "-virtfs")[0]!, /path=\/srv\/a,,b,/);
+});

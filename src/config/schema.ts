@@ -9,6 +9,7 @@ import { parseDuration } from "./duration.ts";
 import type { KeyPath } from "./key_path.ts";
 import { didYouMean } from "./suggest.ts";
 import { parseSize } from "./size.ts";
+import { FORREST_PLACEHOLDERS } from "./types.ts";
 
 /** A problem before it has a line: resolve.ts and load.ts add that. */
 export interface RawProblem {
@@ -85,12 +86,7 @@ const tripletText = z.string().regex(/^[^/\s]+\/[^/\s]+\/[^/\s]+$/, {
     `expected "owner/repo/machine", found ${describe(issue.input)}`,
 });
 
-const RESERVED_PARAMETERS = [
-  "REPO_OWNER",
-  "REPO_NAME",
-  "MACHINE_NAME",
-  "JITCONFIG",
-];
+const RESERVED_PARAMETERS: readonly string[] = FORREST_PLACEHOLDERS;
 
 const parameterName = z.string().superRefine((name, ctx) => {
   if (!/^[A-Za-z0-9_]+$/.test(name)) {

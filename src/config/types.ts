@@ -116,3 +116,15 @@ export const MACHINE_DEFAULTS = Object.freeze({
 export const DEFAULT_API_URL = "https://api.github.com";
 export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
 export const DEFAULT_LISTEN = "unix:api.sock";
+
+/**
+ * Placeholders Forrest fills in every setup template file itself, so that
+ * `setup_template.parameters` cannot set them.
+ */
+export const FORREST_PLACEHOLDERS = [
+  "REPO_OWNER",
+  "REPO_NAME",
+  "MACHINE_NAME",
+  "RUNNER_NAME",
+  "JITCONFIG",
+] as const;

@@ -1,0 +1,56 @@
+/**
+ * The two config disks of a run, and what the job leaves on JOBDATA: the
+ * `persist` token and the `exit-code` of its job script.
+ */
+
+import type { SetupTemplateContent, TemplateFiles } from "./template.ts";
+import { readFatFile, writeFatImage } from "./fat.ts";
+
+export const CIDATA_LABEL = "CIDATA";
+export const JOBDATA_LABEL = "JOBDATA";
+
+export interface ConfigDiskPaths {
+  readonly cidata: string;
+  readonly jobdata: string;
+}
+
+/** Writes CIDATA and JOBDATA from a rendered template. */
+export async function writeConfigDisks(
+  paths: ConfigDiskPaths,
+  template: SetupTemplateContent,
+): Promise<void> {
+  await writeFatImage(paths.cidata, CIDATA_LABEL, encode(template.cloudInit));
+  await writeFatImage(paths.jobdata, JOBDATA_LABEL, encode(template.jobConfig));
+}
+
+function encode(files: TemplateFiles): Map<string, Uint8Array> {
+  const encoder = new TextEncoder();
+  return new Map(
+    [...files].map(([name, text]) => [name, encoder.encode(text)]),
+  );
+}
+
+export interface JobResult {
+  /** The `persist` file as the job wrote it, to compare with the token. */
+  readonly persist: Uint8Array | undefined;
+  /** The job script's exit code, when the guest wrote a valid one. */
+  readonly exitCode: number | undefined;
+}
+
+/** Reads what the job left on JOBDATA after the VM has stopped. */
+export async function readJobResult(jobdata: string): Promise<JobResult> {
+  const persist = await readFatFile(jobdata, "persist");
+  const exitText = await readFatFile(jobdata, "exit-code");
+  return {
+    persist,
+    exitCode: exitText && parseExitCode(new TextDecoder().decode(exitText)),
+  };
+}
+
+/** "3\n" → 3; anything but a whole number from 0 to 255 → undefined. */
+export function parseExitCode(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!/^\d{1,3}$/.test(trimmed)) return undefined;
+  const code = Number(trimmed);
+  return code <= 255 ? code : undefined;
+}

@@ -1,0 +1,30 @@
+/**
+ * The guest contract (product.md §6): setup templates rendered onto the
+ * CIDATA and JOBDATA FAT disks, and the job's results read back.
+ */
+export {
+  BUILTIN_TEMPLATE_DEFAULTS,
+  BUILTIN_TEMPLATE_DIR,
+  readTemplate,
+  renderTemplate,
+  type SetupTemplateContent,
+  substitute,
+  TemplateError,
+  type TemplateFiles,
+  unfilledPlaceholders,
+} from "./template.ts";
+export {
+  CIDATA_LABEL,
+  type ConfigDiskPaths,
+  JOBDATA_LABEL,
+  type JobResult,
+  parseExitCode,
+  readJobResult,
+  writeConfigDisks,
+} from "./config_disks.ts";
+export {
+  type DiskFiles,
+  readFatFile,
+  readFatLabel,
+  writeFatImage,
+} from "./fat.ts";

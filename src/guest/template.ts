@@ -1,0 +1,147 @@
+/**
+ * Setup templates: a folder with `cloud-init/` (files for the CIDATA disk)
+ * and `job-config/` (files for the JOBDATA disk), the original's layout, so
+ * existing templates keep working. Every file is text in which `<KEY>`
+ * placeholders are replaced.
+ */
+
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Files by path relative to their folder, as text. */
+export type TemplateFiles = ReadonlyMap<string, string>;
+
+export interface SetupTemplateContent {
+  readonly cloudInit: TemplateFiles;
+  readonly jobConfig: TemplateFiles;
+}
+
+/** A template that cannot be used, naming the file and what is wrong. */
+export class TemplateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TemplateError";
+  }
+}
+
+/** The folder of the template built into Forrest (embedded by deno compile --include). */
+export const BUILTIN_TEMPLATE_DIR = fileURLToPath(
+  new URL("../../templates/generic", import.meta.url),
+);
+
+/**
+ * Parameters the built-in template understands, with their defaults: an
+ * actions runner to download when the image has none.
+ */
+export const BUILTIN_TEMPLATE_DEFAULTS: Readonly<Record<string, string>> = {
+  RUNNER_VERSION: "",
+  RUNNER_SHA256: "",
+};
+
+/**
+ * Reads a template folder. `job-config/` must exist; `cloud-init/` may be
+ * missing for images that need no cloud-init (Forrest's own).
+ *
+ * @throws {TemplateError} for a missing folder, a file that is not a
+ *   regular file, or one that is not UTF-8 text
+ */
+export async function readTemplate(dir: string): Promise<SetupTemplateContent> {
+  return {
+    cloudInit: await readTree(join(dir, "cloud-init"), false),
+    jobConfig: await readTree(join(dir, "job-config"), true),
+  };
+}
+
+async function readTree(
+  root: string,
+  required: boolean,
+): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound && !required) return files;
+    if (error instanceof Deno.errors.NotFound) {
+      throw new TemplateError(`Template folder "${root}" does not exist`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) {
+    throw new TemplateError(`Template path "${root}" is not a folder`);
+  }
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await Array.fromAsync(Deno.readDir(dir));
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) {
+        await walk(path);
+      } else if (!entry.isFile) {
+        throw new TemplateError(
+          `Template file "${path}" is ${
+            entry.isSymlink ? "a symbolic link" : "not a regular file"
+          }: templates hold regular files only`,
+        );
+      } else {
+        try {
+          files.set(
+            relative(root, path),
+            decoder.decode(await Deno.readFile(path)),
+          );
+        } catch (error) {
+          if (!(error instanceof TypeError)) throw error;
+          throw new TemplateError(
+            `Template file "${path}" is not UTF-8 text: placeholders are replaced in text only`,
+          );
+        }
+      }
+    }
+  };
+  await walk(root);
+  return files;
+}
+
+/**
+ * Replaces every `<KEY>` whose KEY is in `values`, in one pass: a value that
+ * itself contains `<OTHER>` is left as it is, so a JIT config or a parameter
+ * can never inject another placeholder. Unknown placeholders stay, as in the
+ * original (templates may contain other `<WORDS>`).
+ */
+export function substitute(
+  text: string,
+  values: Readonly<Record<string, string>>,
+): string {
+  return text.replace(
+    /<([A-Za-z0-9_]+)>/g,
+    (match, key: string) => Object.hasOwn(values, key) ? values[key]! : match,
+  );
+}
+
+/** Upper-case placeholders in `files` that `values` does not fill, for a warning. */
+export function unfilledPlaceholders(
+  files: TemplateFiles,
+  values: Readonly<Record<string, string>>,
+): string[] {
+  const missing = new Set<string>();
+  for (const text of files.values()) {
+    for (const [, key] of text.matchAll(/<([A-Z][A-Z0-9_]*)>/g)) {
+      if (!Object.hasOwn(values, key!)) missing.add(key!);
+    }
+  }
+  return [...missing].sort();
+}
+
+/** The template with `values` substituted into every file. */
+export function renderTemplate(
+  template: SetupTemplateContent,
+  values: Readonly<Record<string, string>>,
+): SetupTemplateContent {
+  const render = (files: TemplateFiles) =>
+    new Map([...files].map(([name, text]) => [name, substitute(text, values)]));
+  return {
+    cloudInit: render(template.cloudInit),
+    jobConfig: render(template.jobConfig),
+  };
+}

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  BUILTIN_TEMPLATE_DEFAULTS,
+  BUILTIN_TEMPLATE_DIR,
+  readTemplate,
+  renderTemplate,
+  substitute,
+  TemplateError,
+  unfilledPlaceholders,
+} from "./template.ts";
+
+async function withTemplate(
+  files: Record<string, string | Uint8Array>,
+  body: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "forrest-template-" });
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      await Deno.mkdir(join(dir, name, ".."), { recursive: true });
+      if (typeof content === "string") {
+        await Deno.writeTextFile(join(dir, name), content);
+      } else await Deno.writeFile(join(dir, name), content);
+    }
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("substitute() replaces every occurrence of known keys only", () => {
+  assert.equal(
+    substitute(
+      "<REPO_OWNER>/<REPO_NAME> <REPO_OWNER> <UNKNOWN> <<REPO_NAME>>",
+      {
+        REPO_OWNER: "acme",
+        REPO_NAME: "app",
+      },
+    ),
+    "acme/app acme <UNKNOWN> <app>",
+  );
+});
+
+Deno.test("substitute() does not expand placeholders inside values", () => {
+  assert.equal(
+    substitute("<JITCONFIG>", { JITCONFIG: "<REPO_NAME>", REPO_NAME: "app" }),
+    "<REPO_NAME>",
+  );
+});
+
+Deno.test("substitute() inserts values literally, $ patterns included", () => {
+  assert.equal(substitute("x=<V>", { V: "$& $1 $$ `$'" }), "x=$& $1 $$ `$'");
+  assert.equal(substitute("<V>", { V: "" }), "");
+  assert.equal(
+    substitute("<toString> <__proto__>", {}),
+    "<toString> <__proto__>",
+  );
+});
+
+Deno.test("unfilledPlaceholders() lists upper-case placeholders without a value", () => {
+  const files = new Map([["a", "<REPO_OWNER> <MIRROR> <lower> <MIRROR>"], [
+    "b",
+    "<PROXY>",
+  ]]);
+  assert.deepEqual(unfilledPlaceholders(files, { REPO_OWNER: "acme" }), [
+    "MIRROR",
+    "PROXY",
+  ]);
+});
+
+Deno.test("readTemplate() reads both folders, nested files included", async () => {
+  await withTemplate({
+    "cloud-init/user-data": "#cloud-config\n",
+    "cloud-init/meta-data": "instance-id: <RUNNER_NAME>\n",
+    "job-config/job.sh": "echo <REPO_NAME>\n",
+    "job-config/lib/helper.sh": "true\n",
+  }, async (dir) => {
+    const template = await readTemplate(dir);
+    assert.deepEqual([...template.cloudInit.keys()], [
+      "meta-data",
+      "user-data",
+    ]);
+    assert.deepEqual([...template.jobConfig.keys()], [
+      "job.sh",
+      "lib/helper.sh",
+    ]);
+  });
+});
+
+Deno.test("readTemplate() allows a template without cloud-init", async () => {
+  await withTemplate({ "job-config/job.sh": "true\n" }, async (dir) => {
+    assert.equal((await readTemplate(dir)).cloudInit.size, 0);
+  });
+});
+
+Deno.test("readTemplate() refuses a missing job-config folder", async () => {
+  await withTemplate({ "cloud-init/user-data": "x" }, async (dir) => {
+    await assert.rejects(
+      readTemplate(dir),
+      new TemplateError(`Template folder "${dir}/job-config" does not exist`),
+    );
+  });
+});
+
+Deno.test("readTemplate() refuses files that are not UTF-8 text", async () => {
+  await withTemplate({
+    "job-config/job.sh": "true\n",
+    "job-config/binary": new Uint8Array([0xff, 0xfe, 0x00, 0x80]),
+  }, async (dir) => {
+    await assert.rejects(
+      readTemplate(dir),
+      new TemplateError(
+        `Template file "${dir}/job-config/binary" is not UTF-8 text: placeholders are replaced in text only`,
+      ),
+    );
+  });
+});
+
+Deno.test("readTemplate() refuses symbolic links and other non-regular files", async () => {
+  await withTemplate({ "job-config/job.sh": "true\n" }, async (dir) => {
+    await Deno.symlink("/etc/passwd", join(dir, "job-config/passwd"));
+    await assert.rejects(
+      readTemplate(dir),
+      new TemplateError(
+        `Template file "${dir}/job-config/passwd" is a symbolic link: templates hold regular files only`,
+      ),
+    );
+  });
+  await withTemplate({ "job-config/job.sh": "true\n" }, async (dir) => {
+    const fifo = new Deno.Command("mkfifo", {
+      args: [join(dir, "job-config/pipe")],
+    });
+    assert.equal((await fifo.output()).code, 0);
+    await assert.rejects(readTemplate(dir), /pipe" is not a regular file/);
+  });
+});
+
+Deno.test("the built-in template renders with no placeholder left", async () => {
+  const template = await readTemplate(BUILTIN_TEMPLATE_DIR);
+  assert.deepEqual([...template.cloudInit.keys()], ["meta-data", "user-data"]);
+  assert.deepEqual([...template.jobConfig.keys()], ["job.sh"]);
+  const values = {
+    ...BUILTIN_TEMPLATE_DEFAULTS,
+    REPO_OWNER: "acme",
+    REPO_NAME: "app",
+    MACHINE_NAME: "build",
+    RUNNER_NAME: "forrest-build-0123456789abcdef",
+    JITCONFIG: "eyJhIjoxfQ==",
+  };
+  const files = new Map([...template.cloudInit, ...template.jobConfig]);
+  assert.deepEqual(unfilledPlaceholders(files, values), []);
+  const rendered = renderTemplate(template, values);
+  assert.equal(
+    rendered.cloudInit.get("meta-data"),
+    "instance-id: forrest-build-0123456789abcdef\nlocal-hostname: build\n",
+  );
+  assert.match(rendered.jobConfig.get("job.sh")!, /--jitconfig "eyJhIjoxfQ=="/);
+  assert.match(rendered.cloudInit.get("user-data")!, /^#cloud-config\n/);
+});

@@ -1,0 +1,8 @@
+/** The host at the edges: programs Forrest runs. */
+export {
+  CommandError,
+  run,
+  runChecked,
+  type RunOptions,
+  type RunResult,
+} from "./command.ts";

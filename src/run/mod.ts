@@ -1,0 +1,9 @@
+/** Run directories: one per VM, with its disk, config disks, logs and sockets. */
+export {
+  checkRunnerName,
+  RUN_FILES,
+  RunDir,
+  RunDirError,
+  runDirPath,
+  type RunRecord,
+} from "./run_dir.ts";

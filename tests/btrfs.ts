@@ -1,0 +1,59 @@
+/**
+ * A real btrfs for tests of the reflink path: a sparse file, mkfs.btrfs,
+ * loop-mounted in a temp folder, unmounted and removed afterwards. Needs
+ * root (mount); elsewhere the caller skips with the reason this returns.
+ */
+
+import { join } from "node:path";
+
+async function sh(
+  program: string,
+  args: string[],
+): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command(program, {
+    args,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return {
+    ok: out.success,
+    stderr: new TextDecoder().decode(out.stderr).trim(),
+  };
+}
+
+/** Why btrfs cannot be mounted here, or undefined when it can. */
+export function btrfsUnavailable(): string | undefined {
+  if (Deno.uid() !== 0) return "needs root to loop-mount a btrfs";
+  return undefined;
+}
+
+/**
+ * Runs `body` with the mount point of a fresh btrfs of `size` bytes.
+ * Returns false (and runs nothing) when mounting is not possible.
+ */
+export async function withBtrfs(
+  body: (mountPoint: string) => Promise<void>,
+  size = 1024 ** 3,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "forrest-btrfs-" });
+  const image = join(dir, "fs.img");
+  const mountPoint = join(dir, "mnt");
+  try {
+    await Deno.mkdir(mountPoint);
+    const file = await Deno.open(image, { create: true, write: true });
+    await file.truncate(size);
+    file.close();
+    const mkfs = await sh("mkfs.btrfs", ["-q", image]);
+    if (!mkfs.ok) throw new Error(`mkfs.btrfs failed: ${mkfs.stderr}`);
+    const mount = await sh("mount", ["-o", "loop", image, mountPoint]);
+    if (!mount.ok) throw new Error(`mount -o loop failed: ${mount.stderr}`);
+    try {
+      await body(mountPoint);
+    } finally {
+      const umount = await sh("umount", [mountPoint]);
+      if (!umount.ok) throw new Error(`umount failed: ${umount.stderr}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

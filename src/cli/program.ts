@@ -1,9 +1,15 @@
 /**
- * The command tree. Commands are registered here only once they work;
- * each action returns its exit code through `setExit`.
+ * The command tree. Commands are registered here only once they work; each
+ * action returns its exit code through `setExit`.
+ *
+ * --config, --log-level and --log-format work before the command and after
+ * it. Options are positional (a command's own options come after its name),
+ * so that `exec` can hand everything after its first operand to the guest
+ * untouched: `forrest exec sh -c 'echo hi'` must not read `-c` as --config.
  */
 
 import { Command, Option } from "commander";
+import type { Accel } from "../config/mod.ts";
 import {
   LOG_FORMATS,
   type LogFormat,
@@ -12,8 +18,10 @@ import {
 } from "../log/mod.ts";
 import { versionLine } from "../version.ts";
 import { configCheck } from "./config_check.ts";
+import { execCommand, type ExecFlags, EXIT_EXEC_FAILED } from "./exec.ts";
 import { UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
+import { shellCommand, type ShellFlags } from "./shell.ts";
 
 export interface ProgramContext {
   readonly output: Output;
@@ -21,22 +29,22 @@ export interface ProgramContext {
   readonly env: (name: string) => string | undefined;
   /** Records the exit code of the command that ran. */
   readonly setExit: (code: number) => void;
+  /** Raw output streams, for commands that pass bytes through. */
+  readonly writeStdout: (chunk: Uint8Array) => Promise<void>;
+  readonly writeStderr: (chunk: Uint8Array) => Promise<void>;
 }
 
-interface GlobalOptions {
+interface CommonOptions {
   config?: string;
   logLevel?: string;
-  logFormat: LogFormat;
+  logFormat?: LogFormat;
 }
 
 export const DEFAULT_CONFIG = "forrest.toml";
 
-export function createProgram(context: ProgramContext): Command {
-  const { output, env, setExit } = context;
-  const program = new Command("forrest")
-    .description(
-      "Run GitHub Actions jobs in ephemeral qemu VMs, one VM per job, on one host.",
-    )
+/** Adds the options every command takes, before or after its name. */
+function withCommonOptions(command: Command): Command {
+  return command
     .option(
       "-c, --config <file>",
       `config file (default: $FORREST_CONFIG, else ./${DEFAULT_CONFIG})`,
@@ -46,13 +54,25 @@ export function createProgram(context: ProgramContext): Command {
       "trace, debug, info, warning or error (default: $FORREST_LOG, else info)",
     )
     .addOption(
-      new Option("--log-format <format>", "log lines as text or JSON")
-        .choices(LOG_FORMATS)
-        .default("text"),
+      new Option(
+        "--log-format <format>",
+        "log lines as text or JSON (default: text)",
+      ).choices(
+        LOG_FORMATS,
+      ),
+    );
+}
+
+export function createProgram(context: ProgramContext): Command {
+  const { output, env, setExit } = context;
+  const program = withCommonOptions(new Command("forrest"))
+    .description(
+      "Run GitHub Actions jobs in ephemeral qemu VMs, one VM per job, on one host.",
     )
     .version(versionLine(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .helpCommand(false)
+    .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -62,18 +82,17 @@ export function createProgram(context: ProgramContext): Command {
         write(text.replace(/^error: /, "forrest: ")),
     })
     .hook("preAction", async (_command, action) => {
-      const options = action.optsWithGlobals<GlobalOptions>();
-      const levelText = options.logLevel ?? env("FORREST_LOG") ?? "info";
+      const options = action.optsWithGlobals<CommonOptions>();
       let level;
       try {
-        level = parseLogLevel(levelText);
+        level = parseLogLevel(options.logLevel ?? env("FORREST_LOG") ?? "info");
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      await setupLogging({ level, format: options.logFormat });
+      await setupLogging({ level, format: options.logFormat ?? "text" });
     });
 
-  program.command("version")
+  withCommonOptions(program.command("version"))
     .description("print the version")
     .action(() => {
       output.out(versionLine());
@@ -83,7 +102,7 @@ export function createProgram(context: ProgramContext): Command {
   const config = program.command("config")
     .description("work with the config file")
     .helpCommand(false);
-  config.command("check")
+  withCommonOptions(config.command("check"))
     .description(
       "validate the config and print the machines it defines; exit 2 listing every problem",
     )
@@ -93,7 +112,7 @@ export function createProgram(context: ProgramContext): Command {
       "\nProblems are printed as FILE:LINE: key.path: message, all at once.",
     )
     .action(async (file: string | undefined, _options, command: Command) => {
-      const { config: flag } = command.optsWithGlobals<GlobalOptions>();
+      const { config: flag } = command.optsWithGlobals<CommonOptions>();
       if (file !== undefined && flag !== undefined && file !== flag) {
         throw new UsageError(
           `Two config files given ("${file}" and --config "${flag}"): name one`,
@@ -103,6 +122,92 @@ export function createProgram(context: ProgramContext): Command {
       setExit(
         await configCheck(chosen ?? DEFAULT_CONFIG, output, {
           isDefault: chosen === undefined,
+        }),
+      );
+    });
+
+  withCommonOptions(program.command("exec"))
+    .description("run a command in a throw-away VM; exit with its exit code")
+    .argument("<command...>", "the command and its arguments")
+    .option(
+      "--image <path>",
+      "the image to boot (bare ext4 boots its kernel directly)",
+    )
+    .option("--cpus <n>", "vCPUs", "2")
+    .option("--ram <size>", "memory", "2G")
+    .option(
+      "--disk <size>",
+      "grow the VM's disk to this size (default: the image's size)",
+    )
+    .option(
+      "--timeout <duration>",
+      `stop the VM after this long and exit 124 (e.g. "30m")`,
+    )
+    .option("--keep", "keep the run directory (disk, logs) for inspection")
+    .option("-v, --verbose", "show the boot log on stderr")
+    .addOption(
+      new Option(
+        "--accel <accel>",
+        "kvm, tcg, or auto (default: host.accel, else auto)",
+      )
+        .choices(["auto", "kvm", "tcg"]),
+    )
+    .addOption(
+      new Option(
+        "--network <mode>",
+        "user: NAT to the outside; restricted: no network",
+      )
+        .choices(["user", "restricted"]).default("user"),
+    )
+    .option(
+      "--base-dir <dir>",
+      "where runs live (default: host.base_dir, else $XDG_DATA_HOME/forrest)",
+    )
+    .passThroughOptions()
+    .addHelpText(
+      "after",
+      `
+The command runs as user "runner" in the VM's home folder; its output
+(stdout and stderr) is shown as it comes. Exit codes: the command's own;
+124 on --timeout; 125 when Forrest could not run it; 130 on Ctrl-C.
+
+Examples:
+  forrest exec --image images/debian-bookworm.img -- uname -a
+  forrest exec --image test.img --timeout 5m sh -c 'make && make test'`,
+    )
+    .action(async (command: string[], _options, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<ExecFlags & { accel?: Accel }>();
+      try {
+        setExit(
+          await execCommand(command, flags, {
+            output,
+            env,
+            write: context.writeStdout,
+            writeLog: context.writeStderr,
+          }),
+        );
+      } catch (error) {
+        if (error instanceof UsageError) throw error;
+        output.err(`forrest: ${(error as Error).message}`);
+        setExit(EXIT_EXEC_FAILED);
+      }
+    });
+
+  withCommonOptions(program.command("shell"))
+    .description("attach to a running machine's root shell (Ctrl-] detaches)")
+    .argument(
+      "<runner>",
+      "the runner name, as in runs/<owner>/<repo>/<machine>/<runner>",
+    )
+    .option(
+      "--base-dir <dir>",
+      "where runs live (default: host.base_dir, else $XDG_DATA_HOME/forrest)",
+    )
+    .action(async (runner: string, _options, cmd: Command) => {
+      setExit(
+        await shellCommand(runner, cmd.optsWithGlobals<ShellFlags>(), {
+          output,
+          env,
         }),
       );
     });

@@ -2,6 +2,7 @@
 
 import { CommanderError } from "commander";
 import { getLogger } from "@logtape/logtape";
+import { ConfigError } from "../config/mod.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./exit.ts";
 import { type Output, stdio } from "./output.ts";
 import { createProgram } from "./program.ts";
@@ -9,6 +10,16 @@ import { createProgram } from "./program.ts";
 export interface RunCliOptions {
   readonly output?: Output;
   readonly env?: (name: string) => string | undefined;
+  readonly writeStdout?: (chunk: Uint8Array) => Promise<void>;
+  readonly writeStderr?: (chunk: Uint8Array) => Promise<void>;
+}
+
+async function writeAll(
+  stream: { write(p: Uint8Array): Promise<number> },
+  chunk: Uint8Array,
+) {
+  let rest = chunk;
+  while (rest.length > 0) rest = rest.subarray(await stream.write(rest));
 }
 
 /**
@@ -23,7 +34,15 @@ export async function runCli(
   const output = options.output ?? stdio;
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   let code = EXIT_OK;
-  const program = createProgram({ output, env, setExit: (c) => code = c });
+  const program = createProgram({
+    output,
+    env,
+    setExit: (c) => code = c,
+    writeStdout: options.writeStdout ??
+      ((chunk) => writeAll(Deno.stdout, chunk)),
+    writeStderr: options.writeStderr ??
+      ((chunk) => writeAll(Deno.stderr, chunk)),
+  });
   if (args.length === 0) {
     program.outputHelp({ error: true });
     return EXIT_USAGE;
@@ -38,6 +57,10 @@ export async function runCli(
     }
     if (error instanceof UsageError) {
       output.err(`forrest: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      for (const line of error.lines) output.err(line);
       return EXIT_USAGE;
     }
     const message = error instanceof Error ? error.message : String(error);

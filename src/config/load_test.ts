@@ -130,7 +130,7 @@ start_timeout = "15"
     name: "an unknown key without a close match lists the known keys",
     toml: `[host]\nbase_dir = "/srv"\nram = "8G"\nflavour = "vanilla"\n`,
     problems: [
-      "forrest.toml:4: host.flavour: unknown key (expected one of base_dir, ram, cpus, accel)",
+      "forrest.toml:4: host.flavour: unknown key (expected one of base_dir, ram, cpus, accel, clone)",
     ],
   },
   {
@@ -477,6 +477,7 @@ Deno.test("parseConfig() accepts a minimal config and fills in defaults", () => 
     ram: 16 * GiB,
     cpus: undefined,
     accel: "auto",
+    clone: "auto",
   });
   assert.deepEqual(c.server.listen, [
     { kind: "unix", path: "/srv/forrest/api.sock" },

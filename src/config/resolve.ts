@@ -138,6 +138,7 @@ function readHost(
     ram: raw.ram,
     cpus: raw.cpus,
     accel: raw.accel ?? "auto",
+    clone: raw.clone ?? "auto",
   };
 }
 

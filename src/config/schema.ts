@@ -138,6 +138,7 @@ export const hostSchema = z.strictObject({
   ram: size(),
   cpus: z.int().min(1).max(65536).optional(),
   accel: z.enum(["auto", "kvm", "tcg"]).optional(),
+  clone: z.enum(["auto", "reflink", "qcow2"]).optional(),
 });
 export type RawHost = z.output<typeof hostSchema>;
 

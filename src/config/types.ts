@@ -4,6 +4,7 @@ import type { Secret } from "../log/secret.ts";
 
 export type Accel = "auto" | "kvm" | "tcg";
 export type UseBase = "if_newer" | "always" | "never";
+export type CloneSetting = "auto" | "reflink" | "qcow2";
 
 /** One machine type of one repository: `owner/repo/machine`. */
 export interface Triplet {
@@ -20,6 +21,8 @@ export interface HostConfig {
   /** vCPU budget for all VMs; no limit when undefined. */
   readonly cpus: number | undefined;
   readonly accel: Accel;
+  /** How runs fork their image: reflink, a qcow2 overlay, or auto (probe). */
+  readonly clone: CloneSetting;
 }
 
 export type ListenAddress =

@@ -8,7 +8,8 @@
 import { dirname, resolve } from "node:path";
 import { CommandError, run, runChecked } from "../host/mod.ts";
 
-export type CloneSetting = "auto" | "reflink" | "qcow2";
+import type { CloneSetting } from "../config/mod.ts";
+export type { CloneSetting };
 export type CloneMethod = "reflink" | "qcow2";
 
 export interface Fork {

@@ -168,8 +168,20 @@ export class RunDir {
     }
   }
 
-  /** Removes the whole run directory. */
+  /**
+   * Removes the whole run directory, and the machine, repository and owner
+   * folders above it when that leaves them empty.
+   */
   async remove(): Promise<void> {
     await Deno.remove(this.path, { recursive: true });
+    let dir = this.path;
+    for (let level = 0; level < 3; level++) {
+      dir = join(dir, "..");
+      try {
+        await Deno.remove(dir); // only succeeds when empty
+      } catch {
+        return;
+      }
+    }
   }
 }

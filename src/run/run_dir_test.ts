@@ -79,3 +79,22 @@ Deno.test("RunDir records round-trip and removeDisks() keeps the logs", async ()
     assert.deepEqual(left, ["log.txt", "output.txt", "run.json"]);
   });
 });
+
+Deno.test("RunDir.remove() removes the run and the folders it leaves empty", async () => {
+  await withBase(async (base) => {
+    const first = await RunDir.create(base, TRIPLET, "r1");
+    const second = await RunDir.create(base, TRIPLET, "r2");
+    await Deno.writeTextFile(join(first.path, "log.txt"), "x");
+    await first.remove();
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(join(base, "runs/acme/app/build"))))
+        .map((e) => e.name),
+      ["r2"],
+    );
+    await second.remove();
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(join(base, "runs")))).length,
+      0,
+    );
+  });
+});

@@ -1,0 +1,49 @@
+/**
+ * Where `exec` and `shell` find their base directory and host settings: a
+ * config file when one is named (--config or $FORREST_CONFIG), else
+ * defaults, so that both work with no config at all. --base-dir wins.
+ */
+
+import { join } from "node:path";
+import { type Accel, type CloneSetting, loadConfig } from "../config/mod.ts";
+
+export interface HostSettings {
+  readonly baseDir: string;
+  readonly accel: Accel;
+  readonly clone: CloneSetting;
+}
+
+export interface HostSettingsOptions {
+  readonly config: string | undefined;
+  readonly baseDir: string | undefined;
+  readonly env: (name: string) => string | undefined;
+}
+
+/** `$XDG_DATA_HOME/forrest`, or `~/.local/share/forrest`. */
+export function defaultBaseDir(
+  env: (name: string) => string | undefined,
+): string {
+  const data = env("XDG_DATA_HOME") ||
+    join(env("HOME") ?? "/var/lib", ".local/share");
+  return join(data, "forrest");
+}
+
+/** @throws {ConfigError} when a named config file has problems */
+export async function hostSettings(
+  options: HostSettingsOptions,
+): Promise<HostSettings> {
+  const file = options.config ?? options.env("FORREST_CONFIG");
+  if (file !== undefined) {
+    const { host } = await loadConfig(file);
+    return {
+      baseDir: options.baseDir ?? host.baseDir,
+      accel: host.accel,
+      clone: host.clone,
+    };
+  }
+  return {
+    baseDir: options.baseDir ?? defaultBaseDir(options.env),
+    accel: "auto",
+    clone: "auto",
+  };
+}

@@ -1,0 +1,21 @@
+/** The job.sh that `forrest exec` puts on JOBDATA to run one command. */
+
+/** Quotes `arg` for a POSIX shell: single quotes, with ' written as '\''. */
+export function shellQuote(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * A script that runs `command` in the runner's home, so that the command's
+ * exit code becomes the job's (written to config/exit-code by the guest).
+ */
+export function execJobScript(command: readonly string[]): string {
+  if (command.length === 0) throw new RangeError("Cannot run an empty command");
+  return [
+    "#!/bin/sh",
+    "# Written by forrest exec: runs the command it was given, as given.",
+    'cd "$HOME" 2>/dev/null || cd /',
+    `exec ${command.map(shellQuote).join(" ")}`,
+    "",
+  ].join("\n");
+}

@@ -175,11 +175,17 @@ export class QemuVm {
       ],
       ["quit", () => this.#qmp.execute("quit"), options.quitTimeout ?? 5_000],
     ];
+    const asked: Promise<unknown>[] = [];
     for (const [step, ask, timeout] of steps) {
       this.#stoppedBy = step;
-      // A failed command means qemu is going away anyway; the wait tells.
-      await ask().catch(() => {});
-      if (await this.#exitsWithin(timeout)) return step;
+      // Each step's time runs from the request, not from qemu's answer: a
+      // qemu that does not answer must not stretch the ladder. A failed
+      // command means qemu is going away anyway; the wait tells.
+      asked.push(ask().catch(() => {}));
+      if (await this.#exitsWithin(timeout)) {
+        await Promise.all(asked);
+        return step;
+      }
     }
     this.#stoppedBy = "kill";
     try {
@@ -188,6 +194,7 @@ export class QemuVm {
       // Exited between the check and the kill.
     }
     await this.exited;
+    await Promise.all(asked); // settled: the connection closed with qemu
     return "kill";
   }
 

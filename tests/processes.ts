@@ -1,0 +1,24 @@
+/** What a test left running: processes whose working directory is under `dir`. */
+export async function processesUnder(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const cwd = await Deno.readLink(`/proc/${entry.name}/cwd`).catch(() => "");
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(entry.name));
+  }
+  return pids;
+}
+
+/** Every file below `dir` (folders left out), relative to it, sorted. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (path: string, prefix: string) => {
+    for await (const entry of Deno.readDir(path)) {
+      if (entry.isDirectory) {
+        await walk(`${path}/${entry.name}`, `${prefix}${entry.name}/`);
+      } else files.push(`${prefix}${entry.name}`);
+    }
+  };
+  await walk(dir, "");
+  return files.sort();
+}

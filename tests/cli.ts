@@ -32,28 +32,47 @@ export interface RunForrestOptions {
   readonly cwd?: string;
 }
 
-/** Runs `forrest ...args` to the end and returns what it printed. */
-export async function runForrest(
+function forrestCommand(
   args: readonly string[],
-  options: RunForrestOptions = {},
-): Promise<CliResult> {
+  options: RunForrestOptions,
+  stdin: "null" | "piped",
+): Deno.Command {
   const [program, ...prefix] = COMMAND;
   const inherited: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
     const value = Deno.env.get(name);
     if (value !== undefined) inherited[name] = value;
   }
-  const output = await new Deno.Command(program!, {
+  return new Deno.Command(program!, {
     args: [...prefix, ...args],
     cwd: options.cwd ?? ROOT,
     // A clean environment: FORREST_* from the developer's shell must not
     // change what the tests see.
     clearEnv: true,
     env: { ...inherited, NO_COLOR: "1", ...options.env },
-    stdin: "null",
+    stdin,
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/**
+ * Starts `forrest ...args` with a pipe for stdin, for commands a user
+ * talks to (`forrest shell`). The caller owns the process.
+ */
+export function startForrest(
+  args: readonly string[],
+  options: RunForrestOptions = {},
+): Deno.ChildProcess {
+  return forrestCommand(args, options, "piped").spawn();
+}
+
+/** Runs `forrest ...args` to the end and returns what it printed. */
+export async function runForrest(
+  args: readonly string[],
+  options: RunForrestOptions = {},
+): Promise<CliResult> {
+  const output = await forrestCommand(args, options, "null").output();
   const decoder = new TextDecoder();
   return {
     code: output.code,

@@ -28,8 +28,8 @@ export function btrfsUnavailable(): string | undefined {
 }
 
 /**
- * Runs `body` with the mount point of a fresh btrfs of `size` bytes.
- * Returns false (and runs nothing) when mounting is not possible.
+ * Runs `body` with the mount point of a fresh btrfs of `size` bytes; check
+ * btrfsUnavailable() first.
  */
 export async function withBtrfs(
   body: (mountPoint: string) => Promise<void>,
@@ -47,12 +47,16 @@ export async function withBtrfs(
     if (!mkfs.ok) throw new Error(`mkfs.btrfs failed: ${mkfs.stderr}`);
     const mount = await sh("mount", ["-o", "loop", image, mountPoint]);
     if (!mount.ok) throw new Error(`mount -o loop failed: ${mount.stderr}`);
+    let failure: unknown;
     try {
       await body(mountPoint);
-    } finally {
-      const umount = await sh("umount", [mountPoint]);
-      if (!umount.ok) throw new Error(`umount failed: ${umount.stderr}`);
+    } catch (error) {
+      failure = error;
     }
+    // Always unmount; the body's own failure is the one worth reporting.
+    const umount = await sh("umount", [mountPoint]);
+    if (failure !== undefined) throw failure;
+    if (!umount.ok) throw new Error(`umount failed: ${umount.stderr}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

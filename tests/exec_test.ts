@@ -107,6 +107,49 @@ Deno.test("forrest exec stops a hung guest at --timeout and keeps its logs", asy
   });
 });
 
+Deno.test("forrest exec stops its VM before it exits on SIGTERM and SIGINT", async () => {
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    await withBaseDir(async (base) => {
+      const child = startForrest([
+        "exec",
+        "--image",
+        image,
+        "--base-dir",
+        base,
+        "--accel",
+        "tcg",
+        "--network",
+        "restricted",
+        "--",
+        "sh",
+        "-c",
+        "echo running; sleep 600",
+      ]);
+      await child.stdin.close();
+      const stdout = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let seen = "";
+      while (!seen.includes("running")) {
+        const { value, done } = await stdout.read();
+        if (done) throw new Error(`exec ended early: ${seen}`);
+        seen += value;
+      }
+      child.kill(signal);
+      await stdout.cancel();
+      const stderr = await new Response(child.stderr).text();
+      const status = await child.status;
+      assert.equal(status.code, code, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `^forrest: interrupted by ${signal}; stopped the VM \\(quit\\)`,
+          "m",
+        ),
+      );
+    });
+  }
+});
+
 Deno.test("forrest exec --keep keeps the run directory, disk included", async () => {
   await withBaseDir(async (base) => {
     const result = await exec(base, ["--keep", "--", "true"]);

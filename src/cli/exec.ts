@@ -16,8 +16,10 @@ import type { Output } from "./output.ts";
 export const EXIT_TIMEOUT = 124;
 /** Forrest could not run the command (as docker run reports it). */
 export const EXIT_EXEC_FAILED = 125;
-/** Interrupted by Ctrl-C. */
+/** Interrupted by Ctrl-C (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
+/** Stopped by SIGTERM (128 + SIGTERM). */
+export const EXIT_TERMINATED = 143;
 
 export interface ExecFlags {
   readonly image?: string;
@@ -72,10 +74,18 @@ export async function execCommand(
     env: context.env,
   });
 
+  // Ctrl-C or a service manager's SIGTERM stops the VM through the ladder
+  // before Forrest exits, so that no qemu outlives it.
   const interrupt = new AbortController();
-  const onSignal = () => interrupt.abort();
-  const signals = ["SIGINT", "SIGTERM"] as const;
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  let received: Deno.Signal | undefined;
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const listener = () => {
+      received ??= signal;
+      interrupt.abort();
+    };
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
   let result;
   try {
     result = await runEphemeral({
@@ -95,7 +105,9 @@ export async function execCommand(
       signal: interrupt.signal,
     });
   } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    for (const [signal, listener] of listeners) {
+      Deno.removeSignalListener(signal, listener);
+    }
   }
   const where = result.left === "all"
     ? `the run directory is kept: ${result.runDir}`
@@ -115,8 +127,8 @@ export async function execCommand(
       );
       return EXIT_TIMEOUT;
     case "interrupted":
-      context.output.err(`forrest: interrupted; ${stopped}`);
-      return EXIT_INTERRUPTED;
+      context.output.err(`forrest: interrupted by ${received}; ${stopped}`);
+      return received === "SIGTERM" ? EXIT_TERMINATED : EXIT_INTERRUPTED;
     case "no-exit-code":
       context.output.err(
         `forrest: the VM stopped without reporting an exit code; ${

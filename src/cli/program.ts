@@ -169,7 +169,8 @@ export function createProgram(context: ProgramContext): Command {
       `
 The command runs as user "runner" in the VM's home folder; its output
 (stdout and stderr) is shown as it comes. Exit codes: the command's own;
-124 on --timeout; 125 when Forrest could not run it; 130 on Ctrl-C.
+124 on --timeout; 125 when Forrest could not run it; 130 on Ctrl-C,
+143 on SIGTERM (the VM is stopped first in both cases).
 
 Examples:
   forrest exec --image images/debian-bookworm.img -- uname -a

@@ -499,6 +499,7 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     baseImage: "/srv/forrest/x.img",
     baseMachine: undefined,
     useBase: "if_newer",
+    network: "user",
     labels: [],
     setupTemplate: undefined,
     shared: [],

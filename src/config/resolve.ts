@@ -385,6 +385,7 @@ function buildMachine(
       ? undefined
       : parseTriplet(value.base_machine),
     useBase: value.use_base ?? MACHINE_DEFAULTS.useBase,
+    network: value.network ?? "user",
     labels: value.labels ?? [],
     setupTemplate: template?.path === undefined ? undefined : {
       path: fromConfig(template.path),

@@ -120,6 +120,7 @@ export const machineSchema = z.strictObject({
   base_image: nonEmpty.optional(),
   base_machine: tripletText.optional(),
   use_base: z.enum(["if_newer", "always", "never"]).optional(),
+  network: z.enum(["user", "restricted"]).optional(),
   cpus: z.int().min(1).max(1024).optional(),
   ram: size().optional(),
   disk: size().optional(),

@@ -72,6 +72,11 @@ export interface MachineConfig {
   readonly baseImage: string | undefined;
   readonly baseMachine: Triplet | undefined;
   readonly useBase: UseBase;
+  /**
+   * "user": NAT to the outside (IPv4 and IPv6); "restricted": the guest
+   * reaches nothing (qemu's restrict=on).
+   */
+  readonly network: "user" | "restricted";
   /** Extra runner labels, beyond `self-hosted`, `forrest` and the name. */
   readonly labels: readonly string[];
   /** The built-in template when undefined. */

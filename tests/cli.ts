@@ -84,14 +84,4 @@ export async function runForrest(
 /** The repository root, for files such as forrest.toml.example. */
 export const REPO_ROOT: string = ROOT;
 
-/** A temp folder removed after `body`, however it ends. */
-export async function withTempDir<T>(
-  body: (dir: string) => Promise<T>,
-): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "forrest-test-" });
-  try {
-    return await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+export { withTempDir } from "./temp.ts";

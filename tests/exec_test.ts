@@ -10,24 +10,21 @@ import { btrfsUnavailable, withBtrfs } from "./btrfs.ts";
 import { runForrest, startForrest } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
+import { withTempDir } from "./temp.ts";
 
 const image = await testGuestImage();
 
 /** A base dir for one test, checked for leftovers and removed afterwards. */
-async function withBaseDir(
-  body: (base: string) => Promise<void>,
-): Promise<void> {
-  const base = await Deno.makeTempDir({ prefix: "forrest-exec-" });
-  try {
+function withBaseDir(body: (base: string) => Promise<void>): Promise<void> {
+  return withTempDir(async (base) => {
     await body(base);
     assert.deepEqual(await processesUnder(base), [], "qemu left running");
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  }, "forrest-exec-");
 }
 
-function exec(base: string, args: string[]) {
-  return runForrest([
+/** `exec` on the test guest under TCG, without network, in `base`. */
+function execArgs(base: string, args: readonly string[]): string[] {
+  return [
     "exec",
     "--image",
     image,
@@ -38,7 +35,11 @@ function exec(base: string, args: string[]) {
     "--network",
     "restricted",
     ...args,
-  ]);
+  ];
+}
+
+function exec(base: string, args: string[]) {
+  return runForrest(execArgs(base, args));
 }
 
 Deno.test("forrest exec prints the command's output and exits with its code", async () => {
@@ -110,21 +111,9 @@ Deno.test("forrest exec stops a hung guest at --timeout and keeps its logs", asy
 Deno.test("forrest exec stops its VM before it exits on SIGTERM and SIGINT", async () => {
   for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     await withBaseDir(async (base) => {
-      const child = startForrest([
-        "exec",
-        "--image",
-        image,
-        "--base-dir",
-        base,
-        "--accel",
-        "tcg",
-        "--network",
-        "restricted",
-        "--",
-        "sh",
-        "-c",
-        "echo running; sleep 600",
-      ]);
+      const child = startForrest(
+        execArgs(base, ["--", "sh", "-c", "echo running; sleep 600"]),
+      );
       await child.stdin.close();
       const stdout = child.stdout.pipeThrough(new TextDecoderStream())
         .getReader();

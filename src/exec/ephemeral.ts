@@ -17,7 +17,7 @@ import {
   writeConfigDisks,
 } from "../guest/mod.ts";
 import { type CloneSetting, DiskForker } from "../images/mod.ts";
-import { RUN_FILES, RunDir } from "../run/mod.ts";
+import { RUN_FILES, RunDir, runVmFiles } from "../run/mod.ts";
 import {
   type Boot,
   buildQemuArgv,
@@ -110,16 +110,7 @@ export async function runEphemeral(
       accel,
       cpus: options.cpus,
       ram: options.ram,
-      files: {
-        disk: basename(fork.path),
-        diskFormat: fork.format,
-        cidata: RUN_FILES.cidata,
-        jobdata: RUN_FILES.jobdata,
-        log: RUN_FILES.log,
-        shellSocket: RUN_FILES.shellSocket,
-        qmpSocket: RUN_FILES.qmpSocket,
-        output: RUN_FILES.output,
-      },
+      files: runVmFiles(basename(fork.path), fork.format),
       boot,
       network: { mode: options.network, forwards: [] },
       shared: [],

@@ -6,14 +6,10 @@ import {
   readJobResult,
   writeConfigDisks,
 } from "./config_disks.ts";
+import { withTempDir } from "../../tests/temp.ts";
 
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "forrest-fat-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(body, "forrest-fat-");
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);

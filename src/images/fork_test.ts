@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { btrfsUnavailable, withBtrfs } from "../../tests/btrfs.ts";
 import { runChecked } from "../host/mod.ts";
 import { DiskForker, ForkError } from "./fork.ts";
+import { withTempDir } from "../../tests/temp.ts";
 
 const MiB = 1024 * 1024;
 
@@ -13,13 +14,8 @@ async function makeImage(path: string): Promise<void> {
   await Deno.writeFile(path, data);
 }
 
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "forrest-fork-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(body, "forrest-fork-");
 }
 
 async function virtualSize(path: string): Promise<number> {

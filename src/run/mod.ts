@@ -6,4 +6,5 @@ export {
   RunDirError,
   runDirPath,
   type RunRecord,
+  runVmFiles,
 } from "./run_dir.ts";

@@ -27,6 +27,23 @@ export const RUN_FILES = Object.freeze({
   diskStem: "disk",
 });
 
+/**
+ * The files of a run directory as qemu's command line names them (qemu runs
+ * in the run directory), for buildQemuArgv().
+ */
+export function runVmFiles(disk: string, diskFormat: "raw" | "qcow2") {
+  return {
+    disk,
+    diskFormat,
+    cidata: RUN_FILES.cidata,
+    jobdata: RUN_FILES.jobdata,
+    log: RUN_FILES.log,
+    shellSocket: RUN_FILES.shellSocket,
+    qmpSocket: RUN_FILES.qmpSocket,
+    output: RUN_FILES.output,
+  };
+}
+
 /** Linux limits Unix socket paths to 108 bytes, the final NUL included. */
 const MAX_SOCKET_PATH = 107;
 

@@ -1,16 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RunDir, RunDirError, runDirPath } from "./run_dir.ts";
+import { withTempDir } from "../../tests/temp.ts";
 
 const TRIPLET = { owner: "acme", repo: "app", machine: "build" };
 
-async function withBase(body: (base: string) => Promise<void>): Promise<void> {
-  const base = await Deno.makeTempDir({ prefix: "forrest-run-" });
-  try {
-    await body(base);
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+function withBase(body: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(body, "forrest-run-");
 }
 
 Deno.test("RunDir.create() makes runs/<owner>/<repo>/<machine>/<runner> with mode 0700", async () => {

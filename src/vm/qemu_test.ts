@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { processesUnder } from "../../tests/processes.ts";
+import { withTempDir } from "../../tests/temp.ts";
+import { runVmFiles } from "../run/mod.ts";
 import { testGuestImage } from "../../tests/guest/image.ts";
 import { writeConfigDisks } from "../guest/mod.ts";
 import { DiskForker } from "../images/mod.ts";
@@ -14,14 +16,11 @@ import { extractFile, findKernel } from "./kernel.ts";
 import { QemuVm, VmStartError } from "./qemu.ts";
 import { QmpCommandError } from "./qmp.ts";
 
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "forrest-qemu-" });
-  try {
+function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(async (dir) => {
     await body(dir);
     assert.deepEqual(await processesUnder(dir), [], "qemu left running");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "forrest-qemu-");
 }
 
 /** A guest that only halts: it never powers off and ignores ACPI. */
@@ -65,16 +64,7 @@ async function startLinuxGuest(dir: string, job: string): Promise<QemuVm> {
     accel: "tcg",
     cpus: 1,
     ram: 512 * 1024 ** 2,
-    files: {
-      disk: basename(fork.path),
-      diskFormat: fork.format,
-      cidata: "cidata.img",
-      jobdata: "jobdata.img",
-      log: "log.txt",
-      shellSocket: "shell.sock",
-      qmpSocket: "qmp.sock",
-      output: "output.txt",
-    },
+    files: runVmFiles(basename(fork.path), fork.format),
     boot: {
       kind: "kernel",
       kernel: "vmlinuz",

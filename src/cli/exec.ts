@@ -4,12 +4,19 @@ import { resolve } from "node:path";
 import {
   type Accel,
   formatDuration,
+  loadConfig,
   parseDuration,
   parseSize,
+  tripletName,
 } from "../config/mod.ts";
-import { runEphemeral } from "../exec/mod.ts";
+import { type PersistRule, runEphemeral } from "../exec/mod.ts";
+import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
-import { hostSettings } from "./host_settings.ts";
+import {
+  DEFAULT_CONFIG,
+  type HostSettings,
+  hostSettings,
+} from "./host_settings.ts";
 import type { Output } from "./output.ts";
 
 /** The command timed out (as timeout(1) reports it). */
@@ -23,14 +30,16 @@ export const EXIT_TERMINATED = 143;
 
 export interface ExecFlags {
   readonly image?: string;
-  readonly cpus: string;
-  readonly ram: string;
+  readonly machine?: string;
+  readonly persist?: boolean;
+  readonly cpus?: string;
+  readonly ram?: string;
   readonly disk?: string;
   readonly timeout?: string;
   readonly keep?: boolean;
   readonly verbose?: boolean;
   readonly accel?: Accel;
-  readonly network: "user" | "restricted";
+  readonly network?: "user" | "restricted";
   readonly baseDir?: string;
   readonly config?: string;
 }
@@ -52,27 +61,23 @@ export async function execCommand(
   if (command.length === 0) {
     throw new UsageError("exec needs a command: forrest exec -- CMD [ARGS...]");
   }
-  if (flags.image === undefined) {
-    throw new UsageError("exec needs an image: --image PATH");
-  }
-  const cpus = Number(flags.cpus);
+  const timeout = flags.timeout === undefined
+    ? undefined
+    : flagValue("--timeout", () => parseDuration(flags.timeout!));
+  const disk = flags.disk === undefined
+    ? undefined
+    : flagValue("--disk", () => parseSize(flags.disk!));
+  const target = await execTarget(flags, context);
+  const cpus = flags.cpus === undefined ? target.cpus : Number(flags.cpus);
   if (!Number.isInteger(cpus) || cpus < 1) {
     throw new UsageError(
       `--cpus must be a whole number of at least 1, not "${flags.cpus}"`,
     );
   }
-  const ram = flagValue("--ram", () => parseSize(flags.ram));
-  const disk = flags.disk === undefined
-    ? undefined
-    : flagValue("--disk", () => parseSize(flags.disk!));
-  const timeout = flags.timeout === undefined
-    ? undefined
-    : flagValue("--timeout", () => parseDuration(flags.timeout!));
-  const host = await hostSettings({
-    config: flags.config,
-    baseDir: flags.baseDir,
-    env: context.env,
-  });
+  const ram = flags.ram === undefined
+    ? target.ram
+    : flagValue("--ram", () => parseSize(flags.ram!));
+  const { host } = target;
 
   // Ctrl-C or a service manager's SIGTERM stops the VM through the ladder
   // before Forrest exits, so that no qemu outlives it.
@@ -90,16 +95,17 @@ export async function execCommand(
   try {
     result = await runEphemeral({
       baseDir: resolve(host.baseDir),
-      image: resolve(flags.image),
+      image: target.image,
       command,
       cpus,
       ram,
-      disk,
+      disk: disk ?? target.disk,
       timeout,
       keep: flags.keep ?? false,
       accel: flags.accel ?? host.accel,
       clone: host.clone,
-      network: flags.network,
+      network: flags.network ?? target.network,
+      ...(target.persist ? { persist: target.persist } : {}),
       output: context.write,
       ...(flags.verbose ? { bootLog: context.writeLog } : {}),
       signal: interrupt.signal,
@@ -117,6 +123,11 @@ export async function execCommand(
   const stopped = `stopped the VM (${result.stoppedBy ?? "it had ended"})`;
   switch (result.outcome) {
     case "exited":
+      if (result.persisted) {
+        context.output.err(
+          `forrest: the run's disk is now ${target.persist!.target}`,
+        );
+      }
       if (where) context.output.err(`forrest: ${where}`);
       return result.exitCode!;
     case "timeout":
@@ -137,6 +148,93 @@ export async function execCommand(
       );
       return EXIT_EXEC_FAILED;
   }
+}
+
+interface ExecTarget {
+  readonly host: HostSettings;
+  readonly image: string;
+  readonly cpus: number;
+  readonly ram: number;
+  readonly disk: number | undefined;
+  readonly network: "user" | "restricted";
+  readonly persist: PersistRule | undefined;
+}
+
+/**
+ * What exec boots: an image (--image), or a configured machine (--machine
+ * owner/repo/machine) with its image chosen by use_base, its size, network,
+ * and persistence into its machine image.
+ */
+async function execTarget(
+  flags: ExecFlags,
+  context: ExecContext,
+): Promise<ExecTarget> {
+  if (flags.image !== undefined && flags.machine !== undefined) {
+    throw new UsageError("Give --image or --machine, not both");
+  }
+  if (flags.persist && flags.machine === undefined) {
+    throw new UsageError(
+      "--persist needs --machine: it makes the run's disk that machine's image",
+    );
+  }
+  if (flags.machine === undefined) {
+    if (flags.image === undefined) {
+      throw new UsageError("exec needs an image: --image PATH");
+    }
+    const host = await hostSettings({
+      config: flags.config,
+      baseDir: flags.baseDir,
+      env: context.env,
+    });
+    return {
+      host,
+      image: resolve(flags.image),
+      cpus: 2,
+      ram: 2 * 1024 ** 3,
+      disk: undefined,
+      network: "user",
+      persist: undefined,
+    };
+  }
+  const file = flags.config ?? context.env("FORREST_CONFIG") ?? DEFAULT_CONFIG;
+  const config = await loadConfig(file);
+  const wanted = flags.machine.toLowerCase();
+  const found = config.repositories.flatMap((repository) =>
+    repository.machines.map((machine) => ({ repository, machine }))
+  ).find(({ machine }) =>
+    tripletName(machine.triplet).toLowerCase() === wanted
+  );
+  if (!found) {
+    throw new UsageError(
+      `No machine "${flags.machine}" in ${file} (write owner/repo/machine)`,
+    );
+  }
+  const { machine, repository } = found;
+  const baseDir = flags.baseDir ?? config.host.baseDir;
+  // exec does not see the runs of a running daemon; it takes the images as
+  // they are now.
+  const choice = chooseImage(
+    machine.useBase,
+    await imageFacts(machine, baseDir, () => false),
+  );
+  if (choice.kind === "wait") {
+    throw new Error(
+      `Machine ${tripletName(machine.triplet)} cannot start: ${choice.message}`,
+    );
+  }
+  return {
+    host: { baseDir, accel: config.host.accel, clone: config.host.clone },
+    image: choice.image,
+    cpus: machine.cpus,
+    ram: machine.ram,
+    disk: machine.disk,
+    network: machine.network,
+    persist: {
+      target: machineImagePath(baseDir, machine.triplet),
+      token: repository.persistenceToken,
+      onSuccess: flags.persist ?? false,
+    },
+  };
 }
 
 function flagValue<T>(flag: string, parse: () => T): T {

@@ -7,6 +7,9 @@
 import { join } from "node:path";
 import { type Accel, type CloneSetting, loadConfig } from "../config/mod.ts";
 
+/** The config file when none is named. */
+export const DEFAULT_CONFIG = "forrest.toml";
+
 export interface HostSettings {
   readonly baseDir: string;
   readonly accel: Accel;

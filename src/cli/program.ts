@@ -8,7 +8,7 @@
  * untouched: `forrest exec sh -c 'echo hi'` must not read `-c` as --config.
  */
 
-import { Command, Option } from "commander";
+import { Argument, Command, Option } from "commander";
 import type { Accel } from "../config/mod.ts";
 import {
   LOG_FORMATS,
@@ -22,6 +22,13 @@ import { execCommand, type ExecFlags, EXIT_EXEC_FAILED } from "./exec.ts";
 import { UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
 import { shellCommand, type ShellFlags } from "./shell.ts";
+import { DEFAULT_CONFIG } from "./host_settings.ts";
+import {
+  IMAGE_BUILD_DEFAULTS,
+  imageBuildCommand,
+  type ImageBuildFlags,
+} from "./image_build.ts";
+import { DEBIAN_RELEASES } from "../images/mod.ts";
 
 export interface ProgramContext {
   readonly output: Output;
@@ -39,8 +46,6 @@ interface CommonOptions {
   logLevel?: string;
   logFormat?: LogFormat;
 }
-
-export const DEFAULT_CONFIG = "forrest.toml";
 
 /** Adds the options every command takes, before or after its name. */
 function withCommonOptions(command: Command): Command {
@@ -133,8 +138,16 @@ export function createProgram(context: ProgramContext): Command {
       "--image <path>",
       "the image to boot (bare ext4 boots its kernel directly)",
     )
-    .option("--cpus <n>", "vCPUs", "2")
-    .option("--ram <size>", "memory", "2G")
+    .option(
+      "--machine <owner/repo/machine>",
+      "boot a configured machine: its image chain, size and network",
+    )
+    .option(
+      "--persist",
+      "with --machine: if the command exits 0, its disk becomes the machine's image",
+    )
+    .option("--cpus <n>", "vCPUs (default: the machine's, else 2)")
+    .option("--ram <size>", "memory (default: the machine's, else 2G)")
     .option(
       "--disk <size>",
       "grow the VM's disk to this size (default: the image's size)",
@@ -155,9 +168,9 @@ export function createProgram(context: ProgramContext): Command {
     .addOption(
       new Option(
         "--network <mode>",
-        "user: NAT to the outside; restricted: no network",
+        "user: NAT to the outside; restricted: no network (default: the machine's, else user)",
       )
-        .choices(["user", "restricted"]).default("user"),
+        .choices(["user", "restricted"]),
     )
     .option(
       "--base-dir <dir>",
@@ -192,6 +205,78 @@ Examples:
         output.err(`forrest: ${(error as Error).message}`);
         setExit(EXIT_EXEC_FAILED);
       }
+    });
+
+  const image = program.command("image").description("build and list images")
+    .helpCommand(false);
+  withCommonOptions(image.command("build"))
+    .description(
+      "build a bootable image, smoke-boot it, publish it in base_dir/images/",
+    )
+    .addArgument(
+      new Argument("<distribution>", "what to build").choices(["debian"]),
+    )
+    .addOption(
+      new Option("--release <release>", "Debian release").choices(
+        DEBIAN_RELEASES,
+      ).default(IMAGE_BUILD_DEFAULTS.release),
+    )
+    .addOption(
+      new Option(
+        "--method <method>",
+        "debootstrap: a fast image Forrest boots directly; cloud: Debian's cloud image",
+      )
+        .choices(["debootstrap", "cloud"]).default(IMAGE_BUILD_DEFAULTS.method),
+    )
+    .option(
+      "--out <path>",
+      "where to publish (default: base_dir/images/debian-RELEASE.img)",
+    )
+    .option(
+      "--size <size>",
+      "size of the image's file system",
+      IMAGE_BUILD_DEFAULTS.size,
+    )
+    .option("--mirror <url>", "Debian mirror (default: the host's apt sources)")
+    .option(
+      "--package <name>",
+      "another package to install (repeatable)",
+      (value: string, all: string[]) => [...all, value],
+      [] as string[],
+    )
+    .option(
+      "--runner-version <version>",
+      "bake in this actions runner release (e.g. 2.320.0)",
+    )
+    .option(
+      "--runner-sha256 <hex>",
+      "the release tarball's sha256 (required with --runner-version)",
+    )
+    .option(
+      "--runner-url <url>",
+      "where runner releases are",
+      IMAGE_BUILD_DEFAULTS.runnerUrl,
+    )
+    .option(
+      "--cloud-url <url>",
+      "where Debian's cloud images are (--method cloud)",
+      IMAGE_BUILD_DEFAULTS.cloudUrl,
+    )
+    .addOption(
+      new Option("--accel <accel>", "for the smoke boot: kvm, tcg or auto")
+        .choices(["auto", "kvm", "tcg"]),
+    )
+    .option(
+      "--base-dir <dir>",
+      "default: host.base_dir, else $XDG_DATA_HOME/forrest",
+    )
+    .action(async (_distribution: string, _options, cmd: Command) => {
+      setExit(
+        await imageBuildCommand(cmd.optsWithGlobals<ImageBuildFlags>(), {
+          output,
+          env,
+        }),
+      );
     });
 
   withCommonOptions(program.command("shell"))

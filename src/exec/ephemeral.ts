@@ -8,15 +8,23 @@
 import { basename, join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import type { Accel } from "../config/mod.ts";
+import type { Secret } from "../log/mod.ts";
 import {
   BUILTIN_TEMPLATE_DEFAULTS,
   BUILTIN_TEMPLATE_DIR,
+  type JobResult,
   readJobResult,
   readTemplate,
   renderTemplate,
   writeConfigDisks,
 } from "../guest/mod.ts";
-import { type CloneSetting, DiskForker } from "../images/mod.ts";
+import {
+  type CloneSetting,
+  DiskForker,
+  type Fork,
+  persistFork,
+  tokenMatches,
+} from "../images/mod.ts";
 import { RUN_FILES, RunDir, runVmFiles } from "../run/mod.ts";
 import {
   type Boot,
@@ -54,6 +62,17 @@ export interface EphemeralOptions {
   readonly signal?: AbortSignal;
   /** Called once qemu runs, with the run directory (tests attach a shell). */
   readonly onStarted?: (runDir: string, runner: string) => void;
+  /** Where the disk goes when the run persists, and when it does. */
+  readonly persist?: PersistRule;
+}
+
+export interface PersistRule {
+  /** The machine image the run's disk replaces. */
+  readonly target: string;
+  /** The repository's token, which the job must write to config/persist. */
+  readonly token: Secret | undefined;
+  /** Persist whenever the command exits 0, token or not (exec --persist). */
+  readonly onSuccess: boolean;
 }
 
 export type EphemeralOutcome =
@@ -74,6 +93,8 @@ export interface EphemeralResult {
   readonly left: "all" | "logs" | "nothing";
   /** Milliseconds from qemu's start to its exit. */
   readonly vmMilliseconds: number;
+  /** The run's disk became the machine image. */
+  readonly persisted: boolean;
 }
 
 const EXEC_TRIPLET = { owner: "local", repo: "exec", machine: "exec" };
@@ -184,6 +205,8 @@ export async function runEphemeral(
     if (outcome === "no-exit-code" && exit.stderr.trim()) {
       log.error("qemu: {stderr}", { stderr: exit.stderr.trim() });
     }
+    const persisted = outcome === "exited" && options.persist !== undefined &&
+      await persistIfWanted(fork, options.persist, result!, runner);
     return {
       outcome,
       exitCode: result?.exitCode,
@@ -191,11 +214,40 @@ export async function runEphemeral(
       runDir: run.path,
       left: await cleanUp(run, options.keep, outcome),
       vmMilliseconds,
+      persisted,
     };
   } catch (error) {
     await cleanUp(run, options.keep, "no-exit-code");
     throw error;
   }
+}
+
+/**
+ * Persists the run's disk when the rule says so. A `persist` file that does
+ * not hold the token is logged (never the token itself) and ignored.
+ */
+async function persistIfWanted(
+  fork: Fork,
+  rule: PersistRule,
+  result: JobResult,
+  runner: string,
+): Promise<boolean> {
+  const log = getLogger(["forrest", "persist"]);
+  const tokenOk = await tokenMatches(result.persist, rule.token);
+  if (result.persist !== undefined && !tokenOk) {
+    log.warn(
+      "Run {runner} wrote a persist file that does not hold the repository's " +
+        "persistence token; its disk is not kept",
+      { runner },
+    );
+  }
+  if (!tokenOk && !(rule.onSuccess && result.exitCode === 0)) return false;
+  await persistFork(fork, rule.target);
+  log.info("Run {runner} persisted its disk as {image}", {
+    runner,
+    image: rule.target,
+  });
+  return true;
 }
 
 /**

@@ -3,6 +3,7 @@ export {
   type EphemeralOptions,
   type EphemeralOutcome,
   type EphemeralResult,
+  type PersistRule,
   randomSuffix,
   runEphemeral,
 } from "./ephemeral.ts";

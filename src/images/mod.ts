@@ -26,3 +26,16 @@ export {
   removePersistLeftovers,
   tokenMatches,
 } from "./persist.ts";
+export {
+  buildDebianImage,
+  type BuildDebianOptions,
+  BuildError,
+  type BuildReporter,
+  DEBIAN_RELEASES,
+  type DebianRelease,
+  DEFAULT_CLOUD_URL,
+  DEFAULT_RUNNER_URL,
+  installRunner,
+  type RunnerRelease,
+} from "./build_debian.ts";
+export { download, DownloadError, fetchText } from "./download.ts";

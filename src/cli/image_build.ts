@@ -1,0 +1,181 @@
+/** `forrest image build debian`: build, smoke-boot, publish an image. */
+
+import { join, resolve } from "node:path";
+import { type Accel, formatSize, parseSize } from "../config/mod.ts";
+import { runEphemeral } from "../exec/mod.ts";
+import {
+  buildDebianImage,
+  BuildError,
+  type DebianRelease,
+  DEFAULT_CLOUD_URL,
+  DEFAULT_RUNNER_URL,
+} from "../images/mod.ts";
+import { UsageError } from "./exit.ts";
+import { hostSettings } from "./host_settings.ts";
+import type { Output } from "./output.ts";
+import { stderrReporter } from "./progress.ts";
+
+export interface ImageBuildFlags {
+  readonly release: DebianRelease;
+  readonly method: "debootstrap" | "cloud";
+  readonly out?: string;
+  readonly size: string;
+  readonly mirror?: string;
+  readonly package: string[];
+  readonly runnerVersion?: string;
+  readonly runnerSha256?: string;
+  readonly runnerUrl: string;
+  readonly cloudUrl: string;
+  readonly accel?: Accel;
+  readonly baseDir?: string;
+  readonly config?: string;
+}
+
+/** Where `image build debian` puts a release's image by default. */
+export function defaultDebianImage(
+  baseDir: string,
+  release: DebianRelease,
+): string {
+  return join(baseDir, "images", `debian-${release}.img`);
+}
+
+export async function imageBuildCommand(
+  flags: ImageBuildFlags,
+  context: { output: Output; env: (name: string) => string | undefined },
+): Promise<number> {
+  const size = (() => {
+    try {
+      return parseSize(flags.size);
+    } catch (error) {
+      throw new UsageError(`--size: ${(error as Error).message}`);
+    }
+  })();
+  if (
+    (flags.runnerVersion === undefined) !== (flags.runnerSha256 === undefined)
+  ) {
+    throw new UsageError("--runner-version and --runner-sha256 go together");
+  }
+  if (
+    flags.runnerSha256 !== undefined &&
+    !/^[0-9a-fA-F]{64}$/.test(flags.runnerSha256)
+  ) {
+    throw new UsageError(
+      `--runner-sha256 must be 64 hex digits, not "${flags.runnerSha256}"`,
+    );
+  }
+  if (flags.method === "cloud" && flags.runnerVersion !== undefined) {
+    throw new UsageError(
+      "--runner-version needs --method debootstrap (cloud images are used as they are)",
+    );
+  }
+  const host = await hostSettings({
+    config: flags.config,
+    baseDir: flags.baseDir,
+    env: context.env,
+  });
+  const out = resolve(
+    flags.out ?? defaultDebianImage(host.baseDir, flags.release),
+  );
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort(new Error("interrupted"));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, onSignal);
+  }
+  const started = performance.now();
+  try {
+    await buildImage(out, size, flags, host, context.output, interrupt.signal);
+  } catch (error) {
+    if (interrupt.signal.aborted) {
+      context.output.err(
+        "forrest: interrupted; nothing was published and the work folder is gone",
+      );
+      return 130;
+    }
+    throw error;
+  } finally {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.removeSignalListener(signal, onSignal);
+    }
+  }
+  const built = (await Deno.stat(out)).size;
+  context.output.err(
+    `forrest: built ${out} (${formatSize(built)}) in ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  return 0;
+}
+
+/** Builds `out` (shared by `image build` and `exec` without --image). */
+export async function buildImage(
+  out: string,
+  size: number,
+  flags: Pick<
+    ImageBuildFlags,
+    | "release"
+    | "method"
+    | "mirror"
+    | "package"
+    | "runnerVersion"
+    | "runnerSha256"
+    | "runnerUrl"
+    | "cloudUrl"
+    | "accel"
+  >,
+  host: { baseDir: string; accel: Accel },
+  output: Output,
+  signal?: AbortSignal,
+): Promise<void> {
+  await buildDebianImage({
+    release: flags.release,
+    method: flags.method,
+    out,
+    size,
+    mirror: flags.mirror,
+    packages: flags.package,
+    runner: flags.runnerVersion === undefined ? undefined : {
+      version: flags.runnerVersion,
+      sha256: flags.runnerSha256!,
+      url: flags.runnerUrl,
+    },
+    cloudUrl: flags.cloudUrl,
+    reporter: stderrReporter(output),
+    signal,
+    smoke: async (image) => {
+      const result = await runEphemeral({
+        baseDir: resolve(host.baseDir),
+        image,
+        command: ["true"],
+        cpus: 2,
+        ram: 2 * 1024 ** 3,
+        disk: undefined,
+        timeout: 15 * 60_000,
+        keep: false,
+        accel: flags.accel ?? host.accel,
+        clone: "auto",
+        network: "restricted",
+        output: () => {},
+        ...(signal ? { signal } : {}),
+      });
+      if (result.outcome !== "exited" || result.exitCode !== 0) {
+        throw new BuildError(
+          `The new image did not pass its smoke boot (${result.outcome}` +
+            `${
+              result.exitCode === undefined
+                ? ""
+                : `, exit code ${result.exitCode}`
+            }); ` +
+            `its boot log is in ${result.runDir}`,
+        );
+      }
+    },
+  });
+}
+
+export const IMAGE_BUILD_DEFAULTS = {
+  release: "bookworm" as DebianRelease,
+  method: "debootstrap" as const,
+  size: "4G",
+  runnerUrl: DEFAULT_RUNNER_URL,
+  cloudUrl: DEFAULT_CLOUD_URL,
+};

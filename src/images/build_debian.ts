@@ -1,0 +1,248 @@
+/**
+ * `forrest image build debian`: a bootable Debian image that Forrest boots
+ * directly (no bootloader, no cloud-init), or the official cloud image
+ * checked and converted to raw. Every build is smoke-booted before it is
+ * published under its final name by a rename, so that a half-built image
+ * never appears there; an interrupted build removes its work folder.
+ */
+
+import { basename, dirname, join } from "node:path";
+import { runChecked } from "../host/mod.ts";
+import {
+  DEBIAN_ENABLE,
+  DEBIAN_MASK,
+  DEBIAN_OVERLAY,
+  DEBIAN_PACKAGES,
+} from "./debian_overlay.ts";
+import { download, fetchText } from "./download.ts";
+
+export type DebianRelease = "bookworm" | "trixie";
+export const DEBIAN_RELEASES: readonly DebianRelease[] = ["bookworm", "trixie"];
+const RELEASE_NUMBER: Readonly<Record<DebianRelease, number>> = {
+  bookworm: 12,
+  trixie: 13,
+};
+
+export const DEFAULT_RUNNER_URL =
+  "https://github.com/actions/runner/releases/download";
+export const DEFAULT_CLOUD_URL = "https://cloud.debian.org/images/cloud";
+
+/** How a build tells the user where it is. */
+export interface BuildReporter {
+  /** A long step starts; call the returned function when it ends. */
+  phase(name: string): () => void;
+  /** Download progress in bytes. */
+  download(done: number, total: number | undefined): void;
+}
+
+export interface RunnerRelease {
+  readonly version: string;
+  readonly sha256: string;
+  /** Releases are at `${url}/v${version}/actions-runner-linux-x64-${version}.tar.gz`. */
+  readonly url: string;
+}
+
+export interface BuildDebianOptions {
+  readonly release: DebianRelease;
+  readonly method: "debootstrap" | "cloud";
+  /** The published image. */
+  readonly out: string;
+  /** Bytes of the image's file system (sparse). */
+  readonly size: number;
+  readonly mirror?: string | undefined;
+  readonly packages: readonly string[];
+  readonly runner?: RunnerRelease | undefined;
+  /** Where cloud images are (--method cloud). */
+  readonly cloudUrl: string;
+  /** Boots the new image and runs `true` in it; throws when that fails. */
+  readonly smoke: (image: string, workDir: string) => Promise<void>;
+  readonly reporter: BuildReporter;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export class BuildError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BuildError";
+  }
+}
+
+export async function buildDebianImage(
+  options: BuildDebianOptions,
+): Promise<void> {
+  await Deno.mkdir(dirname(options.out), { recursive: true });
+  // Beside the output, so that publishing is a rename on one file system.
+  const work = await Deno.makeTempDir({
+    dir: dirname(options.out),
+    prefix: ".build-",
+  });
+  const image = join(work, basename(options.out));
+  try {
+    if (options.method === "cloud") await fetchCloudImage(image, options);
+    else await bootstrapImage(work, image, options);
+    options.signal?.throwIfAborted();
+    const smoked = options.reporter.phase(
+      "smoke boot: running `true` in the new image",
+    );
+    await options.smoke(image, work);
+    smoked();
+    await fsync(image);
+    await Deno.rename(image, options.out);
+    await fsync(dirname(options.out));
+  } finally {
+    await removeWorkDir(work);
+  }
+}
+
+async function bootstrapImage(
+  work: string,
+  image: string,
+  options: BuildDebianOptions,
+) {
+  const root = join(work, "root");
+  const overlay = join(work, "overlay");
+  await writeOverlay(overlay);
+  const packages = [...DEBIAN_PACKAGES, ...options.packages];
+  const bootstrapped = options.reporter.phase(
+    `installing Debian ${options.release} with mmdebstrap (${packages.length} packages and their dependencies)`,
+  );
+  await runChecked("mmdebstrap", [
+    "--quiet",
+    "--variant=apt",
+    `--include=${packages.join(",")}`,
+    // Files first, then the user (useradd would not create an existing
+    // home), then the units, which need both.
+    `--customize-hook=sync-in ${overlay} /`,
+    '--customize-hook=chroot "$1" useradd --create-home --uid 1001 --user-group --shell /bin/bash runner',
+    '--customize-hook=chroot "$1" passwd --lock root',
+    `--customize-hook=chroot "$1" systemctl enable ${DEBIAN_ENABLE.join(" ")}`,
+    `--customize-hook=chroot "$1" systemctl mask ${DEBIAN_MASK.join(" ")}`,
+    // The image has no apt lists; jobs run apt-get update first anyway.
+    '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+    options.release,
+    root,
+    ...(options.mirror ? [options.mirror] : []),
+  ], options.signal ? { signal: options.signal } : {});
+  bootstrapped();
+  if (options.runner) await installRunner(root, work, options.runner, options);
+  const made = options.reporter.phase(
+    "making the ext4 file system (mkfs.ext4 -d)",
+  );
+  await runChecked("mkfs.ext4", [
+    "-q",
+    "-F",
+    "-L",
+    "forrest-root",
+    "-d",
+    root,
+    image,
+    `${Math.ceil(options.size / 1024 ** 2)}M`,
+  ]);
+  made();
+}
+
+async function writeOverlay(dir: string): Promise<void> {
+  for (const [path, file] of Object.entries(DEBIAN_OVERLAY)) {
+    const full = join(dir, path);
+    await Deno.mkdir(dirname(full), { recursive: true });
+    await Deno.writeTextFile(full, file.content);
+    await Deno.chmod(full, file.mode);
+  }
+}
+
+/**
+ * Puts the actions runner into /home/runner/actions-runner, so that jobs
+ * need no download; the tarball must match its sha256.
+ */
+export async function installRunner(
+  root: string,
+  work: string,
+  runner: RunnerRelease,
+  options: Pick<BuildDebianOptions, "reporter" | "signal">,
+): Promise<void> {
+  if (!/^\d+\.\d+\.\d+$/.test(runner.version)) {
+    throw new BuildError(
+      `Runner version "${runner.version}" is not a version like 2.320.0`,
+    );
+  }
+  const name = `actions-runner-linux-x64-${runner.version}.tar.gz`;
+  const tarball = join(work, name);
+  const done = options.reporter.phase(`downloading ${name}`);
+  await download(
+    `${runner.url.replace(/\/+$/, "")}/v${runner.version}/${name}`,
+    tarball,
+    {
+      digest: { algorithm: "sha256", hex: runner.sha256 },
+      onProgress: options.reporter.download,
+      ...(options.signal ? { signal: options.signal } : {}),
+    },
+  );
+  done();
+  const target = join(root, "home/runner/actions-runner");
+  await Deno.mkdir(target, { recursive: true });
+  await runChecked("tar", ["-xzf", tarball, "-C", target, "--no-same-owner"]);
+  await runChecked("chown", ["-R", "1001:1001", join(root, "home/runner")]);
+  await Deno.remove(tarball);
+}
+
+async function fetchCloudImage(
+  image: string,
+  options: BuildDebianOptions,
+): Promise<void> {
+  const number = RELEASE_NUMBER[options.release];
+  const base = `${
+    options.cloudUrl.replace(/\/+$/, "")
+  }/${options.release}/latest`;
+  const name = `debian-${number}-genericcloud-amd64.qcow2`;
+  const sums = await fetchText(`${base}/SHA512SUMS`, options.signal);
+  const hex = sums.split("\n").map((line) => line.trim().split(/\s+/))
+    .find(([, file]) => file === name)?.[0];
+  if (!hex) throw new BuildError(`${base}/SHA512SUMS lists no ${name}`);
+  const qcow2 = `${image}.qcow2`;
+  const done = options.reporter.phase(`downloading ${name}`);
+  await download(`${base}/${name}`, qcow2, {
+    digest: { algorithm: "sha512", hex },
+    onProgress: options.reporter.download,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  done();
+  const converted = options.reporter.phase("converting to raw");
+  await runChecked("qemu-img", [
+    "convert",
+    "-q",
+    "-f",
+    "qcow2",
+    "-O",
+    "raw",
+    qcow2,
+    image,
+  ]);
+  await Deno.remove(qcow2);
+  const size = (await Deno.stat(image)).size;
+  if (options.size > size) await Deno.truncate(image, options.size);
+  converted();
+}
+
+async function fsync(path: string): Promise<void> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Removes the work folder, unmounting first anything a killed mmdebstrap
+ * left mounted inside it (/proc, /sys, /dev of the chroot).
+ */
+async function removeWorkDir(work: string): Promise<void> {
+  const mounts = (await Deno.readTextFile("/proc/self/mounts")).split("\n")
+    .map((line) => line.split(" ")[1]?.replace(/\\040/g, " ") ?? "")
+    .filter((point) => point.startsWith(`${work}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of mounts) {
+    await runChecked("umount", ["--lazy", point]).catch(() => {});
+  }
+  await Deno.remove(work, { recursive: true });
+}

@@ -1,0 +1,109 @@
+/**
+ * The files `forrest image build debian` adds to the Debian root: Forrest's
+ * guest units (product.md §6) and what makes the image boot fast and serve
+ * jobs with no cloud-init. Kept as data with explicit modes, so that they
+ * are reviewed in one place and need no files beside the binary.
+ */
+
+export interface OverlayFile {
+  readonly content: string;
+  readonly mode: number;
+}
+
+/** Paths relative to the root; symlinks to /dev/null mask units. */
+export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
+  "etc/hostname": { mode: 0o644, content: "forrest\n" },
+  "etc/fstab": {
+    mode: 0o644,
+    content:
+      "# Forrest boots the kernel with root=/dev/vda; this only sets options.\n" +
+      "/dev/vda / ext4 rw,discard,errors=remount-ro 0 1\n",
+  },
+  "etc/sudoers.d/runner": {
+    mode: 0o440,
+    content:
+      "# Like GitHub's runners: the job may use sudo freely.\nrunner ALL=(ALL) NOPASSWD:ALL\n",
+  },
+  "etc/systemd/network/80-forrest-dhcp.network": {
+    mode: 0o644,
+    content: "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
+  },
+  // Do not wait two minutes for a link that qemu's NAT always gives at once.
+  "etc/systemd/system/systemd-networkd-wait-online.service.d/forrest.conf": {
+    mode: 0o644,
+    content:
+      "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=20\n",
+  },
+  "etc/systemd/system/serial-getty@ttyS1.service.d/forrest-autologin.conf": {
+    mode: 0o644,
+    content:
+      "# A root shell on the second serial port: forrest shell RUNNER.\n[Service]\n" +
+      "ExecStart=\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 %I $TERM\n",
+  },
+  "etc/systemd/system/home-runner-config.mount": {
+    mode: 0o644,
+    content: "[Unit]\nDescription=Forrest job config disk (JOBDATA)\n\n" +
+      "[Mount]\nWhat=/dev/disk/by-label/JOBDATA\nWhere=/home/runner/config\nType=vfat\n" +
+      "Options=uid=1001,gid=1001,umask=077,flush\n",
+  },
+  "etc/systemd/system/forrest-job.service": {
+    mode: 0o644,
+    content: "[Unit]\nDescription=Forrest job (config/job.sh as runner)\n" +
+      "Requires=home-runner-config.mount\nAfter=home-runner-config.mount network-online.target\n" +
+      "Wants=network-online.target\n" +
+      "# However the job ends, the machine powers off: that ends the run.\n" +
+      "SuccessAction=poweroff\nFailureAction=poweroff\n\n" +
+      "[Service]\nType=oneshot\nExecStart=/usr/local/lib/forrest/run-job\n\n" +
+      "[Install]\nWantedBy=multi-user.target\n",
+  },
+  "usr/local/lib/forrest/run-job": {
+    mode: 0o755,
+    content: `#!/bin/sh
+# Runs the job as runner. Its output goes to Forrest's output port (output.txt
+# on the host, what forrest exec shows), else to the console (log.txt).
+out=/dev/virtio-ports/forrest.output
+i=0
+while [ ! -c "$out" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -c "$out" ] || out=/dev/ttyS0
+cd /home/runner
+runuser -u runner -- /bin/sh /home/runner/config/job.sh </dev/null >"$out" 2>&1
+echo "$?" >/home/runner/config/exit-code
+sync
+`,
+  },
+};
+
+/** Units the image starts at boot (systemctl enable in the new root). */
+export const DEBIAN_ENABLE = [
+  "forrest-job.service",
+  "serial-getty@ttyS1.service",
+  "systemd-networkd.service",
+  "systemd-resolved.service",
+];
+
+/** Units that only slow a one-job VM down. */
+export const DEBIAN_MASK = [
+  "apt-daily.timer",
+  "apt-daily-upgrade.timer",
+  "e2scrub_all.timer",
+  "e2scrub_reap.service",
+  "fstrim.timer",
+  "man-db.timer",
+];
+
+/** Installed beyond Debian's essential packages and apt. */
+export const DEBIAN_PACKAGES = [
+  "systemd-sysv",
+  "udev",
+  "dbus",
+  "linux-image-cloud-amd64",
+  "systemd-resolved",
+  "iproute2",
+  "sudo",
+  "git",
+  "curl",
+  "ca-certificates",
+  "procps",
+  "less",
+  "xz-utils",
+];

@@ -164,50 +164,28 @@ Deno.test("forrest exec --keep keeps the run directory, disk included", async ()
 
 Deno.test("forrest exec rejects bad usage before booting anything", async () => {
   await withBaseDir(async (base) => {
+    const run = (...args: string[]) => ["exec", "--base-dir", base, ...args];
     const cases: [string[], RegExp][] = [
       [
-        ["exec", "--base-dir", base, "--", "true"],
-        /^forrest: exec needs an image: --image PATH\n$/,
-      ],
-      [
-        [
-          "exec",
-          "--image",
-          image,
-          "--base-dir",
-          base,
-          "--ram",
-          "4g",
-          "--",
-          "true",
-        ],
+        run("--image", image, "--ram", "4g", "--", "true"),
         /^forrest: --ram: Cannot parse size "4g": unit "g" must be upper case: write "4G"\n$/,
       ],
-      [[
-        "exec",
-        "--image",
-        image,
-        "--base-dir",
-        base,
-        "--cpus",
-        "0",
-        "--",
-        "true",
-      ], /^forrest: --cpus must be a whole number of at least 1, not "0"\n$/],
-      [[
-        "exec",
-        "--image",
-        image,
-        "--base-dir",
-        base,
-        "--timeout",
-        "5",
-        "--",
-        "true",
-      ], /^forrest: --timeout: Cannot parse duration "5": missing unit/],
       [
-        ["exec", "--image", image, "--base-dir", base],
-        /^forrest: missing required argument 'command'/,
+        run("--image", image, "--cpus", "0", "--", "true"),
+        /^forrest: --cpus must be a whole number of at least 1, not "0"\n$/,
+      ],
+      [
+        run("--image", image, "--timeout", "5", "--", "true"),
+        /^forrest: --timeout: Cannot parse duration "5": missing unit/,
+      ],
+      [run("--image", image), /^forrest: missing required argument 'command'/],
+      [
+        run("--image", image, "--machine", "acme/app/build", "--", "true"),
+        /^forrest: Give --image or --machine, not both\n$/,
+      ],
+      [
+        run("--image", image, "--persist", "--", "true"),
+        /^forrest: --persist needs --machine: it makes the run's disk that machine's image\n$/,
       ],
     ];
     for (const [args, message] of cases) {

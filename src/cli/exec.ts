@@ -17,6 +17,11 @@ import {
   type HostSettings,
   hostSettings,
 } from "./host_settings.ts";
+import {
+  buildImage,
+  defaultDebianImage,
+  IMAGE_BUILD_DEFAULTS,
+} from "./image_build.ts";
 import type { Output } from "./output.ts";
 
 /** The command timed out (as timeout(1) reports it). */
@@ -178,9 +183,6 @@ async function execTarget(
     );
   }
   if (flags.machine === undefined) {
-    if (flags.image === undefined) {
-      throw new UsageError("exec needs an image: --image PATH");
-    }
     const host = await hostSettings({
       config: flags.config,
       baseDir: flags.baseDir,
@@ -188,7 +190,9 @@ async function execTarget(
     });
     return {
       host,
-      image: resolve(flags.image),
+      image: flags.image === undefined
+        ? await defaultImage(host, flags, context)
+        : resolve(flags.image),
       cpus: 2,
       ram: 2 * 1024 ** 3,
       disk: undefined,
@@ -235,6 +239,37 @@ async function execTarget(
       onSuccess: flags.persist ?? false,
     },
   };
+}
+
+/**
+ * The Debian image of `forrest image build debian`, built first when it is
+ * missing, so that `forrest exec -- CMD` works on a new machine.
+ */
+async function defaultImage(
+  host: HostSettings,
+  flags: ExecFlags,
+  context: ExecContext,
+): Promise<string> {
+  const image = resolve(
+    defaultDebianImage(host.baseDir, IMAGE_BUILD_DEFAULTS.release),
+  );
+  if (await Deno.stat(image).then(() => true, () => false)) return image;
+  context.output.err(
+    `forrest: no image given and ${image} does not exist yet: building it first ` +
+      "(once; forrest image build debian does the same)",
+  );
+  await buildImage(
+    image,
+    parseSize(IMAGE_BUILD_DEFAULTS.size),
+    {
+      ...IMAGE_BUILD_DEFAULTS,
+      package: [],
+      ...(flags.accel ? { accel: flags.accel } : {}),
+    },
+    host,
+    context.output,
+  );
+  return image;
 }
 
 function flagValue<T>(flag: string, parse: () => T): T {

@@ -136,7 +136,7 @@ export function createProgram(context: ProgramContext): Command {
     .argument("<command...>", "the command and its arguments")
     .option(
       "--image <path>",
-      "the image to boot (bare ext4 boots its kernel directly)",
+      "the image to boot (default: base_dir/images/debian-bookworm.img, built when missing)",
     )
     .option(
       "--machine <owner/repo/machine>",
@@ -186,7 +186,7 @@ The command runs as user "runner" in the VM's home folder; its output
 143 on SIGTERM (the VM is stopped first in both cases).
 
 Examples:
-  forrest exec --image images/debian-bookworm.img -- uname -a
+  forrest exec -- uname -a
   forrest exec --image test.img --timeout 5m sh -c 'make && make test'`,
     )
     .action(async (command: string[], _options, cmd: Command) => {

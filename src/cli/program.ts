@@ -28,6 +28,7 @@ import {
   imageBuildCommand,
   type ImageBuildFlags,
 } from "./image_build.ts";
+import { imageListCommand, type ImageListFlags } from "./image_list.ts";
 import { DEBIAN_RELEASES } from "../images/mod.ts";
 
 export interface ProgramContext {
@@ -273,6 +274,24 @@ Examples:
     .action(async (_distribution: string, _options, cmd: Command) => {
       setExit(
         await imageBuildCommand(cmd.optsWithGlobals<ImageBuildFlags>(), {
+          output,
+          env,
+        }),
+      );
+    });
+
+  withCommonOptions(image.command("list"))
+    .description(
+      "list src images and machine images: size on disk, age, what they derive from",
+    )
+    .option("--json", "print JSON for scripts")
+    .option(
+      "--base-dir <dir>",
+      "default: host.base_dir, else $XDG_DATA_HOME/forrest",
+    )
+    .action(async (_options, cmd: Command) => {
+      setExit(
+        await imageListCommand(cmd.optsWithGlobals<ImageListFlags>(), {
           output,
           env,
         }),

@@ -39,3 +39,4 @@ export {
   type RunnerRelease,
 } from "./build_debian.ts";
 export { download, DownloadError, fetchText } from "./download.ts";
+export { type ImageEntry, listImages } from "./list.ts";

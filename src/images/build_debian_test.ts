@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withTempDir } from "../../tests/temp.ts";
+import { DownloadError } from "./download.ts";
+import { type BuildReporter, installRunner } from "./build_debian.ts";
+
+const quiet: BuildReporter = { phase: () => () => {}, download: () => {} };
+
+/** Serves `files` (path → bytes) on 127.0.0.1 while `body` runs. */
+async function withServer(
+  files: Record<string, Uint8Array>,
+  body: (url: string) => Promise<void>,
+): Promise<void> {
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+  }, (request) => {
+    const data = files[new URL(request.url).pathname];
+    return data
+      ? new Response(new Uint8Array(data))
+      : new Response("not found", { status: 404 });
+  });
+  try {
+    await body(`http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+async function runnerTarball(
+  dir: string,
+): Promise<{ bytes: Uint8Array; sha256: string }> {
+  await Deno.mkdir(join(dir, "release/bin"), { recursive: true });
+  await Deno.writeTextFile(
+    join(dir, "release/run.sh"),
+    "#!/bin/sh\necho runner\n",
+    { mode: 0o755 },
+  );
+  await Deno.writeTextFile(join(dir, "release/bin/Runner.Listener"), "binary");
+  const tar = await new Deno.Command("tar", {
+    args: ["-czf", join(dir, "runner.tar.gz"), "-C", join(dir, "release"), "."],
+  }).output();
+  assert.ok(tar.success);
+  const bytes = await Deno.readFile(join(dir, "runner.tar.gz"));
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  const sha256 = Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return { bytes, sha256 };
+}
+
+const PATH = "/v2.320.0/actions-runner-linux-x64-2.320.0.tar.gz";
+
+Deno.test("installRunner() downloads, checks and unpacks the runner for user runner", async () => {
+  await withTempDir(async (dir) => {
+    const { bytes, sha256 } = await runnerTarball(dir);
+    const root = join(dir, "root");
+    await Deno.mkdir(join(root, "home/runner"), { recursive: true });
+    await withServer({ [PATH]: bytes }, async (url) => {
+      await installRunner(root, dir, {
+        version: "2.320.0",
+        sha256,
+        url: `${url}/`,
+      }, { reporter: quiet });
+    });
+    const runSh = join(root, "home/runner/actions-runner/run.sh");
+    assert.equal(await Deno.readTextFile(runSh), "#!/bin/sh\necho runner\n");
+    assert.equal((await Deno.stat(runSh)).mode! & 0o111, 0o111);
+    if (Deno.uid() === 0) assert.equal((await Deno.stat(runSh)).uid, 1001);
+    // The tarball is gone once unpacked.
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
+      [
+        "release",
+        "root",
+        "runner.tar.gz",
+      ],
+    );
+  });
+});
+
+Deno.test("installRunner() refuses a tarball that does not match its sha256", async () => {
+  await withTempDir(async (dir) => {
+    const { bytes } = await runnerTarball(dir);
+    const root = join(dir, "root");
+    await Deno.mkdir(root);
+    await withServer({ [PATH]: bytes }, async (url) => {
+      await assert.rejects(
+        installRunner(root, dir, {
+          version: "2.320.0",
+          sha256: "0".repeat(64),
+          url,
+        }, { reporter: quiet }),
+        (error: unknown) => {
+          assert.ok(error instanceof DownloadError);
+          assert.match(
+            error.message,
+            /does not match its sha256: expected 0{64}, got [0-9a-f]{64}$/,
+          );
+          return true;
+        },
+      );
+      await assert.rejects(
+        installRunner(root, dir, {
+          version: "2.999.0",
+          sha256: "0".repeat(64),
+          url,
+        }, { reporter: quiet }),
+        /HTTP 404/,
+      );
+    });
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
+    const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+    assert.ok(
+      !names.some((name) =>
+        name.endsWith(".part") || name.startsWith("actions-runner")
+      ),
+    );
+  });
+});
+
+Deno.test("installRunner() refuses a version that is not one", async () => {
+  await assert.rejects(
+    installRunner("/nonexistent", "/nonexistent", {
+      version: "../../x",
+      sha256: "0".repeat(64),
+      url: "http://127.0.0.1:1",
+    }, {
+      reporter: quiet,
+    }),
+    /Runner version "..\/..\/x" is not a version like 2.320.0/,
+  );
+});

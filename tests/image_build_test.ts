@@ -1,0 +1,170 @@
+/**
+ * `forrest image build debian` paths that need no full build: the cloud
+ * method against a local server (the test guest stands in for Debian's
+ * cloud image), and a build interrupted while mmdebstrap runs.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runForrest, startForrest } from "./cli.ts";
+import { testGuestImage } from "./guest/image.ts";
+import { processesUnder } from "./processes.ts";
+import { withTempDir } from "./temp.ts";
+
+async function withServer(
+  files: Record<string, Uint8Array>,
+  body: (url: string) => Promise<void>,
+): Promise<void> {
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+  }, (request) => {
+    const data = files[new URL(request.url).pathname];
+    return data
+      ? new Response(new Uint8Array(data))
+      : new Response("not found", { status: 404 });
+  });
+  try {
+    await body(`http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+async function sha512(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-512", new Uint8Array(bytes));
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+const NAME = "debian-12-genericcloud-amd64.qcow2";
+
+async function cloudImage(dir: string): Promise<Uint8Array> {
+  const qcow2 = join(dir, "cloud.qcow2");
+  const convert = await new Deno.Command("qemu-img", {
+    args: ["convert", "-O", "qcow2", await testGuestImage(), qcow2],
+  }).output();
+  assert.ok(convert.success);
+  return await Deno.readFile(qcow2);
+}
+
+function build(dir: string, url: string) {
+  return runForrest([
+    "image",
+    "build",
+    "debian",
+    "--method",
+    "cloud",
+    "--cloud-url",
+    url,
+    "--out",
+    join(dir, "images/cloud.img"),
+    "--size",
+    "256M",
+    "--base-dir",
+    dir,
+    "--accel",
+    "tcg",
+  ]);
+}
+
+async function leftovers(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(join(dir, "images")))).map((e) =>
+    e.name
+  ).sort();
+}
+
+Deno.test("image build --method cloud checks, converts, smoke-boots and publishes", async () => {
+  await withTempDir(async (dir) => {
+    const qcow2 = await cloudImage(dir);
+    const sums = `${"0".repeat(128)}  other-file.qcow2\n${await sha512(
+      qcow2,
+    )}  ${NAME}\n`;
+    await withServer({
+      [`/bookworm/latest/${NAME}`]: qcow2,
+      "/bookworm/latest/SHA512SUMS": new TextEncoder().encode(sums),
+    }, async (url) => {
+      const result = await build(dir, url);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stderr,
+        /forrest: downloading debian-12-genericcloud-amd64\.qcow2: done in/,
+      );
+      assert.match(
+        result.stderr,
+        /forrest: smoke boot: running `true` in the new image: done in/,
+      );
+    });
+    const image = join(dir, "images/cloud.img");
+    assert.equal((await Deno.stat(image)).size, 256 * 1024 * 1024);
+    assert.deepEqual(await leftovers(dir), ["cloud.img"]);
+  });
+});
+
+Deno.test("image build --method cloud publishes nothing when the checksum is wrong", async () => {
+  await withTempDir(async (dir) => {
+    const qcow2 = await cloudImage(dir);
+    await Deno.mkdir(join(dir, "images"));
+    await withServer({
+      [`/bookworm/latest/${NAME}`]: qcow2,
+      "/bookworm/latest/SHA512SUMS": new TextEncoder().encode(
+        `${"ab".repeat(64)}  ${NAME}\n`,
+      ),
+    }, async (url) => {
+      const result = await build(dir, url);
+      assert.equal(result.code, 1);
+      assert.match(
+        result.stderr,
+        /debian-12-genericcloud-amd64\.qcow2 does not match its sha512: expected (ab){64}, got /,
+      );
+    });
+    assert.deepEqual(await leftovers(dir), []);
+  });
+});
+
+Deno.test("image build interrupted during mmdebstrap leaves no image, work folder, mount or process", async () => {
+  await withTempDir(async (dir) => {
+    const child = startForrest([
+      "image",
+      "build",
+      "debian",
+      "--out",
+      join(dir, "images/debian.img"),
+      "--base-dir",
+      dir,
+      "--accel",
+      "tcg",
+    ]);
+    await child.stdin.close();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let seen = "";
+    while (!seen.includes("installing Debian")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`build ended early: ${seen}`);
+      seen += value;
+    }
+    // Let mmdebstrap get going (downloading, unpacking, mounting).
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    await child.stdout.cancel();
+    const status = await child.status;
+    assert.equal(status.code, 130, seen);
+    assert.match(
+      seen,
+      /forrest: interrupted; nothing was published and the work folder is gone/,
+    );
+    assert.deepEqual(await leftovers(dir), []);
+    const mounts = await Deno.readTextFile("/proc/self/mounts");
+    assert.ok(!mounts.includes(dir), "a mount is left");
+    assert.deepEqual(await processesUnder(dir), []);
+  });
+});

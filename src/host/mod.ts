@@ -3,6 +3,7 @@ export {
   CommandError,
   run,
   runChecked,
+  runGroupChecked,
   type RunOptions,
   type RunResult,
 } from "./command.ts";

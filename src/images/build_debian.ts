@@ -7,7 +7,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { runChecked } from "../host/mod.ts";
+import { runChecked, runGroupChecked } from "../host/mod.ts";
 import {
   DEBIAN_ENABLE,
   DEBIAN_MASK,
@@ -106,7 +106,7 @@ async function bootstrapImage(
   const bootstrapped = options.reporter.phase(
     `installing Debian ${options.release} with mmdebstrap (${packages.length} packages and their dependencies)`,
   );
-  await runChecked("mmdebstrap", [
+  await runGroupChecked("mmdebstrap", [
     "--quiet",
     "--variant=apt",
     `--include=${packages.join(",")}`,
@@ -122,7 +122,7 @@ async function bootstrapImage(
     options.release,
     root,
     ...(options.mirror ? [options.mirror] : []),
-  ], options.signal ? { signal: options.signal } : {});
+  ], { signal: options.signal });
   bootstrapped();
   if (options.runner) await installRunner(root, work, options.runner, options);
   const made = options.reporter.phase(

@@ -19,7 +19,7 @@ Deno.test("forrest --help lists the commands and exits 0", async () => {
   assert.match(result.stdout, /^Usage: forrest \[options\] \[command\]/);
   const commands = result.stdout.split("Commands:\n")[1]!.split("\n")
     .map((line) => /^ {2}(\S+)/.exec(line)?.[1]).filter(Boolean);
-  assert.deepEqual(commands, ["version", "config", "exec", "shell"]);
+  assert.deepEqual(commands, ["version", "config", "exec", "image", "shell"]);
   assert.equal(result.stderr, "");
 });
 

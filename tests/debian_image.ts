@@ -12,13 +12,13 @@ const SOURCES = [
   "../src/images/debian_overlay.ts",
 ];
 
-async function key(): Promise<string> {
+async function key(packages: readonly string[]): Promise<string> {
   const texts = await Promise.all(
     SOURCES.map((path) => Deno.readTextFile(new URL(path, import.meta.url))),
   );
   const digest = await crypto.subtle.digest(
     "SHA-256",
-    new TextEncoder().encode(["bookworm", ...texts].join("\n")),
+    new TextEncoder().encode(["bookworm", ...packages, ...texts].join("\n")),
   );
   return Array.from(
     new Uint8Array(digest).slice(0, 8),
@@ -27,38 +27,58 @@ async function key(): Promise<string> {
     .join("");
 }
 
-let building: Promise<string> | undefined;
+const building = new Map<string, Promise<string>>();
 
-export function testDebianImage(): Promise<string> {
-  building ??= (async () => {
-    const cache = join(
-      Deno.env.get("XDG_CACHE_HOME") ??
-        join(Deno.env.get("HOME") ?? "/tmp", ".cache"),
-      "forrest-tests",
-    );
-    const image = join(cache, `debian-bookworm-${await key()}.img`);
-    if (await Deno.stat(image).then(() => true, () => false)) return image;
-    await Deno.mkdir(cache, { recursive: true });
-    const base = await Deno.makeTempDir({ prefix: "forrest-build-" });
-    try {
-      const result = await runForrest([
-        "image",
-        "build",
-        "debian",
-        "--out",
-        image,
-        "--base-dir",
-        base,
-        "--accel",
-        "tcg",
-      ]);
-      if (result.code !== 0) {
-        throw new Error(`image build failed:\n${result.stderr}`);
-      }
-      return image;
-    } finally {
-      await Deno.remove(base, { recursive: true });
+/**
+ * The image, built with `packages` added (the benchmark adds cloud-init).
+ */
+export function testDebianImage(
+  packages: readonly string[] = [],
+): Promise<string> {
+  const id = packages.join(",");
+  if (!building.has(id)) building.set(id, build(packages));
+  return building.get(id)!;
+}
+
+async function build(packages: readonly string[]): Promise<string> {
+  const cache = join(
+    Deno.env.get("XDG_CACHE_HOME") ??
+      join(Deno.env.get("HOME") ?? "/tmp", ".cache"),
+    "forrest-tests",
+  );
+  const suffix = packages.length ? `-${packages.join("-")}` : "";
+  const image = join(
+    cache,
+    `debian-bookworm${suffix}-${await key(packages)}.img`,
+  );
+  if (await Deno.stat(image).then(() => true, () => false)) return image;
+  await Deno.mkdir(cache, { recursive: true });
+  const base = await Deno.makeTempDir({ prefix: "forrest-build-" });
+  try {
+    const result = await runForrest([
+      "image",
+      "build",
+      "debian",
+      "--out",
+      image,
+      "--base-dir",
+      base,
+      "--accel",
+      "tcg",
+      ...packages.flatMap((name) => ["--package", name]),
+    ]);
+    if (result.code !== 0) {
+      throw new Error(`image build failed:\n${result.stderr}`);
     }
-  })();
-  return building;
+    // Images of earlier builders are stale: ~500 MB each on disk.
+    const stale = new RegExp(`^debian-bookworm${suffix}-[0-9a-f]{16}\\.img$`);
+    for await (const entry of Deno.readDir(cache)) {
+      if (stale.test(entry.name) && join(cache, entry.name) !== image) {
+        await Deno.remove(join(cache, entry.name));
+      }
+    }
+    return image;
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 }

@@ -15,6 +15,7 @@ import {
   DEBIAN_PACKAGES,
 } from "./debian_overlay.ts";
 import { download, fetchText } from "./download.ts";
+import { writeFastInitrds } from "./initrd.ts";
 
 export type DebianRelease = "bookworm" | "trixie";
 export const DEBIAN_RELEASES: readonly DebianRelease[] = ["bookworm", "trixie"];
@@ -124,6 +125,7 @@ async function bootstrapImage(
     ...(options.mirror ? [options.mirror] : []),
   ], { signal: options.signal });
   bootstrapped();
+  await writeFastInitrds(root);
   if (options.runner) await installRunner(root, work, options.runner, options);
   const made = options.reporter.phase(
     "making the ext4 file system (mkfs.ext4 -d)",

@@ -106,4 +106,6 @@ export const DEBIAN_PACKAGES = [
   "procps",
   "less",
   "xz-utils",
+  // For Forrest's own initramfs (initrd.ts), which boots seconds faster.
+  "busybox-static",
 ];

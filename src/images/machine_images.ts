@@ -4,7 +4,7 @@
  */
 
 import { join } from "node:path";
-import { type MachineConfig, type Triplet } from "../config/mod.ts";
+import type { MachineConfig, Triplet } from "../config/mod.ts";
 import { runDirPath } from "../run/mod.ts";
 import type { ImageFacts, ImageFile } from "./choose.ts";
 

@@ -12,7 +12,7 @@
  */
 
 import { join } from "node:path";
-import { cpioArchive, type CpioEntry } from "./cpio.ts";
+import { cpioArchive, type CpioEntry } from "../../src/images/cpio.ts";
 
 /** Loads virtio, mounts the ext4 root, hands over to its /sbin/init. */
 const INITRAMFS_INIT = `#!/bin/busybox sh

@@ -9,28 +9,8 @@ import { join } from "node:path";
 import { runForrest, startForrest } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { processesUnder } from "./processes.ts";
+import { withServer } from "./http.ts";
 import { withTempDir } from "./temp.ts";
-
-async function withServer(
-  files: Record<string, Uint8Array>,
-  body: (url: string) => Promise<void>,
-): Promise<void> {
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: () => {},
-  }, (request) => {
-    const data = files[new URL(request.url).pathname];
-    return data
-      ? new Response(new Uint8Array(data))
-      : new Response("not found", { status: 404 });
-  });
-  try {
-    await body(`http://127.0.0.1:${server.addr.port}`);
-  } finally {
-    await server.shutdown();
-  }
-}
 
 async function sha512(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-512", new Uint8Array(bytes));

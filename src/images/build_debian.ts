@@ -7,7 +7,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { runChecked, runGroupChecked } from "../host/mod.ts";
+import { fsync, runChecked, runGroupChecked } from "../host/mod.ts";
 import {
   DEBIAN_ENABLE,
   DEBIAN_MASK,
@@ -223,15 +223,6 @@ async function fetchCloudImage(
   const size = (await Deno.stat(image)).size;
   if (options.size > size) await Deno.truncate(image, options.size);
   converted();
-}
-
-async function fsync(path: string): Promise<void> {
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.sync();
-  } finally {
-    file.close();
-  }
 }
 
 /**

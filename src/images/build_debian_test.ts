@@ -1,32 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { withServer } from "../../tests/http.ts";
 import { withTempDir } from "../../tests/temp.ts";
 import { DownloadError } from "./download.ts";
 import { type BuildReporter, installRunner } from "./build_debian.ts";
 
 const quiet: BuildReporter = { phase: () => () => {}, download: () => {} };
-
-/** Serves `files` (path → bytes) on 127.0.0.1 while `body` runs. */
-async function withServer(
-  files: Record<string, Uint8Array>,
-  body: (url: string) => Promise<void>,
-): Promise<void> {
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: () => {},
-  }, (request) => {
-    const data = files[new URL(request.url).pathname];
-    return data
-      ? new Response(new Uint8Array(data))
-      : new Response("not found", { status: 404 });
-  });
-  try {
-    await body(`http://127.0.0.1:${server.addr.port}`);
-  } finally {
-    await server.shutdown();
-  }
-}
 
 async function runnerTarball(
   dir: string,

@@ -42,7 +42,46 @@ exec $bb switch_root /root /sbin/init
 `;
 
 /**
- * Replaces the initrd of every kernel in `root`/boot with a minimal one
+ * The initramfs: busybox, the modules (name → contents; a module missing
+ * from the map is taken to be built into the kernel), and the init script.
+ */
+export function fastInitrd(
+  busybox: Uint8Array,
+  modules: ReadonlyMap<string, Uint8Array>,
+): Uint8Array {
+  const entries: CpioEntry[] = [
+    "bin",
+    "dev",
+    "lib",
+    "lib/modules",
+    "proc",
+    "root",
+    "sys",
+  ]
+    .map((path) => ({ kind: "dir", path }));
+  entries.push({
+    kind: "file",
+    path: "bin/busybox",
+    data: busybox,
+    mode: 0o755,
+  });
+  entries.push({
+    kind: "file",
+    path: "init",
+    data: new TextEncoder().encode(INIT),
+    mode: 0o755,
+  });
+  for (const [name, data] of modules) {
+    entries.push({ kind: "file", path: `lib/modules/${name}.ko`, data });
+  }
+  return cpioArchive(entries);
+}
+
+/** The modules fastInitrd() loads, in load order. */
+export const INITRD_MODULES: readonly string[] = MODULES;
+
+/**
+ * Replaces the initrd of every kernel in `root`/boot with fastInitrd(),
  * built from the image's own modules and busybox (busybox-static).
  */
 export async function writeFastInitrds(root: string): Promise<void> {
@@ -50,48 +89,24 @@ export async function writeFastInitrds(root: string): Promise<void> {
   for await (const entry of Deno.readDir(join(root, "boot"))) {
     if (!entry.name.startsWith("vmlinuz-")) continue;
     const version = entry.name.slice("vmlinuz-".length);
-    const entries: CpioEntry[] = [
-      "bin",
-      "dev",
-      "lib",
-      "lib/modules",
-      "proc",
-      "root",
-      "sys",
-    ]
-      .map((path) => ({ kind: "dir", path }));
-    entries.push({
-      kind: "file",
-      path: "bin/busybox",
-      data: busybox,
-      mode: 0o755,
-    });
-    entries.push({
-      kind: "file",
-      path: "init",
-      data: new TextEncoder().encode(INIT),
-      mode: 0o755,
-    });
-    const modules = join(root, "lib/modules", version, "kernel");
+    const tree = join(root, "lib/modules", version, "kernel");
+    const modules = new Map<string, Uint8Array>();
     for (const name of MODULES) {
       const found =
-        (await runChecked("find", [modules, "-name", `${name}.ko*`])).trim()
-          .split("\n")[0];
+        (await runChecked("find", [tree, "-name", `${name}.ko*`])).trim().split(
+          "\n",
+        )[0];
       if (!found) continue; // built into this kernel
-      if (found.endsWith(".ko.xz") || found.endsWith(".ko.zst")) {
+      if (!found.endsWith(".ko")) {
         throw new Error(
           `Module ${found} is compressed; the fast initrd needs plain .ko files`,
         );
       }
-      entries.push({
-        kind: "file",
-        path: `lib/modules/${name}.ko`,
-        data: await Deno.readFile(found),
-      });
+      modules.set(name, await Deno.readFile(found));
     }
     await Deno.writeFile(
       join(root, "boot", `initrd.img-${version}`),
-      cpioArchive(entries),
+      fastInitrd(busybox, modules),
     );
   }
 }

@@ -40,3 +40,4 @@ export {
 } from "./build_debian.ts";
 export { download, DownloadError, fetchText } from "./download.ts";
 export { type ImageEntry, listImages } from "./list.ts";
+export { fastInitrd, INITRD_MODULES, writeFastInitrds } from "./initrd.ts";

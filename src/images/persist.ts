@@ -10,7 +10,7 @@
 
 import { timingSafeEqual } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { runChecked } from "../host/mod.ts";
+import { fsync, runChecked } from "../host/mod.ts";
 import type { Secret } from "../log/mod.ts";
 import type { Fork } from "./fork.ts";
 
@@ -104,15 +104,6 @@ async function moveOrCopy(from: string, to: string): Promise<void> {
       throw error;
     }
     await runChecked("cp", ["--reflink=auto", "--sparse=always", from, to]);
-  }
-}
-
-async function fsync(path: string): Promise<void> {
-  const file = await Deno.open(path, { read: true });
-  try {
-    await file.sync();
-  } finally {
-    file.close();
   }
 }
 

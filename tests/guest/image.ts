@@ -12,27 +12,7 @@
  */
 
 import { join } from "node:path";
-import { cpioArchive, type CpioEntry } from "../../src/images/cpio.ts";
-
-/** Loads virtio, mounts the ext4 root, hands over to its /sbin/init. */
-const INITRAMFS_INIT = `#!/bin/busybox sh
-bb=/bin/busybox
-$bb mount -t proc proc /proc
-$bb mount -t sysfs sysfs /sys
-$bb mount -t devtmpfs devtmpfs /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
-  $bb insmod /lib/modules/$m.ko 2>/dev/null
-done
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do $bb usleep 50000; i=$((i + 1)); done
-if ! $bb mount -t ext4 -o rw /dev/vda /newroot; then
-  echo "test initramfs: cannot mount /dev/vda"
-  $bb poweroff -f
-fi
-$bb umount /proc /sys
-$bb mount --move /dev /newroot/dev
-exec $bb switch_root /newroot /sbin/init
-`;
+import { fastInitrd, INITRD_MODULES } from "../../src/images/mod.ts";
 
 /** The guest contract, as the images of forrest image build keep it. */
 const ROOT_INIT = `#!/bin/sh
@@ -65,7 +45,7 @@ poweroff -f
 `;
 
 /** Bump when the way the image is built changes, to rebuild cached images. */
-const BUILDER_VERSION = "1";
+const BUILDER_VERSION = "2";
 
 async function sh(
   program: string,
@@ -133,7 +113,15 @@ export function testGuestImage(): Promise<string> {
 async function build(): Promise<string> {
   const { kernel, busybox } = await inputs();
   const key = (await sha256(
-    [BUILDER_VERSION, kernel, busybox, INITRAMFS_INIT, ROOT_INIT].join("\n"),
+    [
+      BUILDER_VERSION,
+      kernel,
+      busybox,
+      await Deno.readTextFile(
+        new URL("../../src/images/initrd.ts", import.meta.url),
+      ),
+      ROOT_INIT,
+    ].join("\n"),
   )).slice(0, 16);
   const image = join(cacheDir(), `test-guest-${key}.img`);
   if (await Deno.stat(image).then(() => true, () => false)) return image;
@@ -167,44 +155,12 @@ async function build(): Promise<string> {
     };
     const busyboxBinary = await Deno.readFile(join(pkgs, "bin/busybox"));
 
-    const initramfs: CpioEntry[] = [
-      "bin",
-      "dev",
-      "lib",
-      "lib/modules",
-      "newroot",
-      "proc",
-      "sys",
-    ]
-      .map((path) => ({ kind: "dir", path }));
-    initramfs.push({
-      kind: "file",
-      path: "bin/busybox",
-      data: busyboxBinary,
-      mode: 0o755,
-    });
-    initramfs.push({
-      kind: "file",
-      path: "init",
-      data: new TextEncoder().encode(INITRAMFS_INIT),
-      mode: 0o755,
-    });
-    for (
-      const m of [
-        "virtio",
-        "virtio_ring",
-        "virtio_pci_legacy_dev",
-        "virtio_pci_modern_dev",
-        "virtio_pci",
-        "virtio_blk",
-      ]
-    ) {
-      initramfs.push({
-        kind: "file",
-        path: `lib/modules/${m}.ko`,
-        data: await findModule(m),
-      });
+    // The same initramfs Forrest's Debian images boot with.
+    const initrdModules = new Map<string, Uint8Array>();
+    for (const name of INITRD_MODULES) {
+      initrdModules.set(name, await findModule(name));
     }
+    const initrd = fastInitrd(busyboxBinary, initrdModules);
 
     const root = join(work, "root");
     for (
@@ -253,7 +209,7 @@ async function build(): Promise<string> {
     );
     await Deno.writeFile(
       join(root, "boot", `initrd.img-${version}`),
-      cpioArchive(initramfs),
+      initrd,
     );
     for (
       const m of [
@@ -287,6 +243,15 @@ async function build(): Promise<string> {
       "96M",
     ]);
     await Deno.rename(temp, image);
+    // Images of earlier builders are stale.
+    for await (const entry of Deno.readDir(cacheDir())) {
+      if (
+        /^test-guest-[0-9a-f]{16}\.img$/.test(entry.name) &&
+        join(cacheDir(), entry.name) !== image
+      ) {
+        await Deno.remove(join(cacheDir(), entry.name));
+      }
+    }
     return image;
   } finally {
     await Deno.remove(work, { recursive: true });

@@ -1,0 +1,11 @@
+/** File system steps that make writes durable. */
+
+/** fsync a file or a folder (a folder, to make a rename in it durable). */
+export async function fsync(path: string): Promise<void> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}

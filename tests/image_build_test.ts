@@ -148,3 +148,40 @@ Deno.test("image build interrupted during mmdebstrap leaves no image, work folde
     assert.deepEqual(await processesUnder(dir), []);
   });
 });
+
+Deno.test("forrest exec interrupted while it builds its first image leaves nothing behind", async () => {
+  await withTempDir(async (dir) => {
+    const child = startForrest(["exec", "--accel", "tcg", "--", "true"], {
+      env: { XDG_DATA_HOME: dir },
+    });
+    await child.stdin.close();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let seen = "";
+    while (!seen.includes("installing Debian")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`exec ended early: ${seen}`);
+      seen += value;
+    }
+    assert.match(seen, /does not exist yet: building it first/);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    await child.stdout.cancel();
+    assert.equal((await child.status).code, 130, seen);
+    assert.match(
+      seen,
+      /forrest: interrupted by SIGINT before the VM started; nothing was left behind/,
+    );
+    assert.deepEqual(await leftovers(join(dir, "forrest")), []);
+    assert.ok(
+      !(await Deno.readTextFile("/proc/self/mounts")).includes(dir),
+      "a mount is left",
+    );
+    assert.deepEqual(await processesUnder(dir), []);
+  });
+});

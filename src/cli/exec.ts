@@ -72,32 +72,43 @@ export async function execCommand(
   const disk = flags.disk === undefined
     ? undefined
     : flagValue("--disk", () => parseSize(flags.disk!));
-  const target = await execTarget(flags, context);
-  const cpus = flags.cpus === undefined ? target.cpus : Number(flags.cpus);
-  if (!Number.isInteger(cpus) || cpus < 1) {
-    throw new UsageError(
-      `--cpus must be a whole number of at least 1, not "${flags.cpus}"`,
-    );
-  }
-  const ram = flags.ram === undefined
-    ? target.ram
-    : flagValue("--ram", () => parseSize(flags.ram!));
-  const { host } = target;
-
-  // Ctrl-C or a service manager's SIGTERM stops the VM through the ladder
-  // before Forrest exits, so that no qemu outlives it.
+  // Ctrl-C or a service manager's SIGTERM stops what runs (a first image
+  // build, then the VM through the stop ladder) before Forrest exits, so
+  // that no mmdebstrap or qemu outlives it. Installed before anything starts.
   const interrupt = new AbortController();
   let received: Deno.Signal | undefined;
   const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => {
     const listener = () => {
       received ??= signal;
-      interrupt.abort();
+      interrupt.abort(new Error(`interrupted by ${signal}`));
     };
     Deno.addSignalListener(signal, listener);
     return [signal, listener] as const;
   });
+  const exitCodeFor = (signal: Deno.Signal | undefined) =>
+    signal === "SIGTERM" ? EXIT_TERMINATED : EXIT_INTERRUPTED;
+  let target: ExecTarget;
   let result;
   try {
+    try {
+      target = await execTarget(flags, context, interrupt.signal);
+    } catch (error) {
+      if (!interrupt.signal.aborted) throw error;
+      context.output.err(
+        `forrest: interrupted by ${received} before the VM started; nothing was left behind`,
+      );
+      return exitCodeFor(received);
+    }
+    const cpus = flags.cpus === undefined ? target.cpus : Number(flags.cpus);
+    if (!Number.isInteger(cpus) || cpus < 1) {
+      throw new UsageError(
+        `--cpus must be a whole number of at least 1, not "${flags.cpus}"`,
+      );
+    }
+    const ram = flags.ram === undefined
+      ? target.ram
+      : flagValue("--ram", () => parseSize(flags.ram!));
+    const { host } = target;
     result = await runEphemeral({
       baseDir: resolve(host.baseDir),
       image: target.image,
@@ -144,7 +155,7 @@ export async function execCommand(
       return EXIT_TIMEOUT;
     case "interrupted":
       context.output.err(`forrest: interrupted by ${received}; ${stopped}`);
-      return received === "SIGTERM" ? EXIT_TERMINATED : EXIT_INTERRUPTED;
+      return exitCodeFor(received);
     case "no-exit-code":
       context.output.err(
         `forrest: the VM stopped without reporting an exit code; ${
@@ -173,6 +184,7 @@ interface ExecTarget {
 async function execTarget(
   flags: ExecFlags,
   context: ExecContext,
+  signal: AbortSignal,
 ): Promise<ExecTarget> {
   if (flags.image !== undefined && flags.machine !== undefined) {
     throw new UsageError("Give --image or --machine, not both");
@@ -191,7 +203,7 @@ async function execTarget(
     return {
       host,
       image: flags.image === undefined
-        ? await defaultImage(host, flags, context)
+        ? await defaultImage(host, flags, context, signal)
         : resolve(flags.image),
       cpus: 2,
       ram: 2 * 1024 ** 3,
@@ -249,6 +261,7 @@ async function defaultImage(
   host: HostSettings,
   flags: ExecFlags,
   context: ExecContext,
+  signal: AbortSignal,
 ): Promise<string> {
   const image = resolve(
     defaultDebianImage(host.baseDir, IMAGE_BUILD_DEFAULTS.release),
@@ -268,6 +281,7 @@ async function defaultImage(
     },
     host,
     context.output,
+    signal,
   );
   return image;
 }

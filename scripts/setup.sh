@@ -87,6 +87,14 @@ if ((install_packages)); then
   fi
 fi
 
+# The tests download Debian's cloud kernel and a static busybox with
+# apt-get download, which needs apt's package lists even when every package
+# above was installed already.
+if ((install_packages)) && ! apt-cache show busybox-static linux-image-cloud-amd64 >/dev/null 2>&1; then
+  say "refreshing apt's package lists (apt-get update)"
+  if ((EUID == 0)); then apt-get update -qq >&2; elif command -v sudo >/dev/null; then sudo apt-get update -qq >&2; fi
+fi
+
 # --- 3. Dependencies -------------------------------------------------------
 "$deno" install --frozen --quiet
 

@@ -12,7 +12,7 @@
 
 import { join } from "node:path";
 import { runEphemeral } from "../src/exec/mod.ts";
-import { resolveAccelerator } from "../src/vm/accel.ts";
+import { resolveAccelerator } from "../src/vm/mod.ts";
 import { testDebianImage } from "../tests/debian_image.ts";
 
 const RUNS = Number(Deno.env.get("BOOT_BENCH_RUNS") ?? 5);

@@ -10,6 +10,7 @@ import {
   tripletName,
 } from "../config/mod.ts";
 import { type PersistRule, runEphemeral } from "../exec/mod.ts";
+import { pathExists } from "../host/mod.ts";
 import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
 import {
@@ -239,7 +240,12 @@ async function execTarget(
     );
   }
   return {
-    host: { baseDir, accel: config.host.accel, clone: config.host.clone },
+    host: {
+      baseDir,
+      accel: config.host.accel,
+      clone: config.host.clone,
+      config,
+    },
     image: choice.image,
     cpus: machine.cpus,
     ram: machine.ram,
@@ -266,7 +272,7 @@ async function defaultImage(
   const image = resolve(
     defaultDebianImage(host.baseDir, IMAGE_BUILD_DEFAULTS.release),
   );
-  if (await Deno.stat(image).then(() => true, () => false)) return image;
+  if (await pathExists(image)) return image;
   context.output.err(
     `forrest: no image given and ${image} does not exist yet: building it first ` +
       "(once; forrest image build debian does the same)",

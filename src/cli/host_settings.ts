@@ -5,7 +5,12 @@
  */
 
 import { join } from "node:path";
-import { type Accel, type CloneSetting, loadConfig } from "../config/mod.ts";
+import {
+  type Accel,
+  type CloneSetting,
+  type Config,
+  loadConfig,
+} from "../config/mod.ts";
 
 /** The config file when none is named. */
 export const DEFAULT_CONFIG = "forrest.toml";
@@ -14,6 +19,8 @@ export interface HostSettings {
   readonly baseDir: string;
   readonly accel: Accel;
   readonly clone: CloneSetting;
+  /** The config these came from, when a config file was named. */
+  readonly config: Config | undefined;
 }
 
 export interface HostSettingsOptions {
@@ -37,16 +44,18 @@ export async function hostSettings(
 ): Promise<HostSettings> {
   const file = options.config ?? options.env("FORREST_CONFIG");
   if (file !== undefined) {
-    const { host } = await loadConfig(file);
+    const config = await loadConfig(file);
     return {
-      baseDir: options.baseDir ?? host.baseDir,
-      accel: host.accel,
-      clone: host.clone,
+      baseDir: options.baseDir ?? config.host.baseDir,
+      accel: config.host.accel,
+      clone: config.host.clone,
+      config,
     };
   }
   return {
     baseDir: options.baseDir ?? defaultBaseDir(options.env),
     accel: "auto",
     clone: "auto",
+    config: undefined,
   };
 }

@@ -1,6 +1,6 @@
 /** `forrest image list`: what images there are, how big, how old, from what. */
 
-import { formatSize, loadConfig } from "../config/mod.ts";
+import { formatSize } from "../config/mod.ts";
 import { type ImageEntry, listImages } from "../images/mod.ts";
 import { hostSettings } from "./host_settings.ts";
 import type { Output } from "./output.ts";
@@ -22,9 +22,7 @@ export async function imageListCommand(
     baseDir: flags.baseDir,
     env: context.env,
   });
-  const file = flags.config ?? context.env("FORREST_CONFIG");
-  const config = file === undefined ? undefined : await loadConfig(file);
-  const images = await listImages(host.baseDir, config);
+  const images = await listImages(host.baseDir, host.config);
   if (flags.json) {
     context.output.out(
       JSON.stringify(

@@ -29,12 +29,15 @@ import { RUN_FILES, RunDir, runVmFiles } from "../run/mod.ts";
 import {
   type Boot,
   buildQemuArgv,
+  extractFile,
+  findKernel,
+  isExtFileSystem,
   kernelCommandLine,
   type Network,
-} from "../vm/argv.ts";
-import { resolveAccelerator } from "../vm/accel.ts";
-import { extractFile, findKernel, isExtFileSystem } from "../vm/kernel.ts";
-import { QemuVm, type StopStep } from "../vm/qemu.ts";
+  QemuVm,
+  resolveAccelerator,
+  type StopStep,
+} from "../vm/mod.ts";
 import { followFile } from "./follow.ts";
 import { execJobScript } from "./job_script.ts";
 

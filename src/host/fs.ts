@@ -9,3 +9,14 @@ export async function fsync(path: string): Promise<void> {
     file.close();
   }
 }
+
+/** Whether anything exists at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

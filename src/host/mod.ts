@@ -7,4 +7,4 @@ export {
   type RunOptions,
   type RunResult,
 } from "./command.ts";
-export { fsync } from "./fs.ts";
+export { fsync, pathExists } from "./fs.ts";

@@ -15,6 +15,7 @@ import {
   DEBIAN_PACKAGES,
 } from "./debian_overlay.ts";
 import { download, fetchText } from "./download.ts";
+import { convertToRaw } from "./fork.ts";
 import { writeFastInitrds } from "./initrd.ts";
 
 export type DebianRelease = "bookworm" | "trixie";
@@ -209,16 +210,7 @@ async function fetchCloudImage(
   });
   done();
   const converted = options.reporter.phase("converting to raw");
-  await runChecked("qemu-img", [
-    "convert",
-    "-q",
-    "-f",
-    "qcow2",
-    "-O",
-    "raw",
-    qcow2,
-    image,
-  ]);
+  await convertToRaw(qcow2, image);
   await Deno.remove(qcow2);
   const size = (await Deno.stat(image)).size;
   if (options.size > size) await Deno.truncate(image, options.size);

@@ -126,3 +126,23 @@ async function overlay(
   await runChecked("qemu-img", args);
   return { path, format: "qcow2", method: "qcow2" };
 }
+
+/**
+ * Writes `source` (a qcow2 overlay or image) as a standalone raw image at
+ * `dest`: sparse, and independent of any backing file.
+ */
+export async function convertToRaw(
+  source: string,
+  dest: string,
+): Promise<void> {
+  await runChecked("qemu-img", [
+    "convert",
+    "-q",
+    "-f",
+    "qcow2",
+    "-O",
+    "raw",
+    source,
+    dest,
+  ]);
+}

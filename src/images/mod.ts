@@ -2,6 +2,7 @@
 export {
   type CloneMethod,
   type CloneSetting,
+  convertToRaw,
   DiskForker,
   type Fork,
   ForkError,

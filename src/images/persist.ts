@@ -12,7 +12,7 @@ import { timingSafeEqual } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { fsync, runChecked } from "../host/mod.ts";
 import type { Secret } from "../log/mod.ts";
-import type { Fork } from "./fork.ts";
+import { convertToRaw, type Fork } from "./fork.ts";
 
 /**
  * Whether the job's `persist` file holds the token. A trailing newline
@@ -68,16 +68,7 @@ export async function persistFork(
     if (fork.format === "raw") {
       await moveOrCopy(fork.path, temp);
     } else {
-      await runChecked("qemu-img", [
-        "convert",
-        "-q",
-        "-f",
-        "qcow2",
-        "-O",
-        "raw",
-        fork.path,
-        temp,
-      ]);
+      await convertToRaw(fork.path, temp);
     }
     await step("written");
     await fsync(temp);

@@ -1,0 +1,36 @@
+/**
+ * Virtual machines: the qemu command line, the accelerator, direct kernel
+ * boot, the QMP client and the supervisor with its stop ladder.
+ */
+export {
+  type Accelerator,
+  type Boot,
+  buildQemuArgv,
+  type GuestForward,
+  kernelCommandLine,
+  type Network,
+  OUTPUT_PORT_NAME,
+  type QemuArgvOptions,
+  type Share,
+  type VmFiles,
+} from "./argv.ts";
+export {
+  probeAccelerator,
+  probeFirmware,
+  resolveAccelerator,
+} from "./accel.ts";
+export {
+  extractFile,
+  findKernel,
+  isExtFileSystem,
+  type KernelFiles,
+} from "./kernel.ts";
+export {
+  QmpClient,
+  QmpCommandError,
+  QmpConnectionError,
+  QmpError,
+  type QmpEvent,
+  QmpTimeoutError,
+} from "./qmp.ts";
+export { QemuVm, type StopStep, type VmExit, VmStartError } from "./qemu.ts";

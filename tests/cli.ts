@@ -85,3 +85,38 @@ export async function runForrest(
 export const REPO_ROOT: string = ROOT;
 
 export { withTempDir } from "./temp.ts";
+
+/** The text of a child's output stream, read as far as a test needs. */
+export class StreamText {
+  text = "";
+  readonly #reader: ReadableStreamDefaultReader<string>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  /** Reads until `marker` has appeared; throws if the stream ends first. */
+  async until(marker: string): Promise<void> {
+    while (!this.text.includes(marker)) {
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        throw new Error(`output ended before "${marker}": ${this.text}`);
+      }
+      this.text += value;
+    }
+  }
+
+  /** Reads to the end of the stream and returns all of it. */
+  async rest(): Promise<string> {
+    for (;;) {
+      const { value, done } = await this.#reader.read();
+      if (done) return this.text;
+      this.text += value;
+    }
+  }
+
+  /** Stops reading (the rest is not needed). */
+  cancel(): Promise<void> {
+    return this.#reader.cancel();
+  }
+}

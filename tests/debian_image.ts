@@ -5,6 +5,7 @@
  */
 
 import { join } from "node:path";
+import { pathExists } from "../src/host/mod.ts";
 import { runForrest } from "./cli.ts";
 
 const SOURCES = [
@@ -51,7 +52,7 @@ async function build(packages: readonly string[]): Promise<string> {
     cache,
     `debian-bookworm${suffix}-${await key(packages)}.img`,
   );
-  if (await Deno.stat(image).then(() => true, () => false)) return image;
+  if (await pathExists(image)) return image;
   await Deno.mkdir(cache, { recursive: true });
   const base = await Deno.makeTempDir({ prefix: "forrest-build-" });
   try {

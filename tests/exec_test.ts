@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { btrfsUnavailable, withBtrfs } from "./btrfs.ts";
-import { runForrest, startForrest } from "./cli.ts";
+import { runForrest, startForrest, StreamText } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
 import { withTempDir } from "./temp.ts";
@@ -115,14 +115,8 @@ Deno.test("forrest exec stops its VM before it exits on SIGTERM and SIGINT", asy
         execArgs(base, ["--", "sh", "-c", "echo running; sleep 600"]),
       );
       await child.stdin.close();
-      const stdout = child.stdout.pipeThrough(new TextDecoderStream())
-        .getReader();
-      let seen = "";
-      while (!seen.includes("running")) {
-        const { value, done } = await stdout.read();
-        if (done) throw new Error(`exec ended early: ${seen}`);
-        seen += value;
-      }
+      const stdout = new StreamText(child.stdout);
+      await stdout.until("running");
       child.kill(signal);
       await stdout.cancel();
       const stderr = await new Response(child.stderr).text();

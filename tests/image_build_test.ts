@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runForrest, startForrest } from "./cli.ts";
+import { runForrest, startForrest, StreamText } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { processesUnder } from "./processes.ts";
 import { withServer } from "./http.ts";
@@ -119,22 +119,12 @@ Deno.test("image build interrupted during mmdebstrap leaves no image, work folde
       "tcg",
     ]);
     await child.stdin.close();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let seen = "";
-    while (!seen.includes("installing Debian")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`build ended early: ${seen}`);
-      seen += value;
-    }
+    const stderr = new StreamText(child.stderr);
+    await stderr.until("installing Debian");
     // Let mmdebstrap get going (downloading, unpacking, mounting).
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
+    const seen = await stderr.rest();
     await child.stdout.cancel();
     const status = await child.status;
     assert.equal(status.code, 130, seen);
@@ -155,22 +145,12 @@ Deno.test("forrest exec interrupted while it builds its first image leaves nothi
       env: { XDG_DATA_HOME: dir },
     });
     await child.stdin.close();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let seen = "";
-    while (!seen.includes("installing Debian")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`exec ended early: ${seen}`);
-      seen += value;
-    }
-    assert.match(seen, /does not exist yet: building it first/);
+    const stderr = new StreamText(child.stderr);
+    await stderr.until("installing Debian");
+    assert.match(stderr.text, /does not exist yet: building it first/);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
+    const seen = await stderr.rest();
     await child.stdout.cancel();
     assert.equal((await child.status).code, 130, seen);
     assert.match(

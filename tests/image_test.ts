@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { pathExists } from "../src/host/mod.ts";
 import { runForrest } from "./cli.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { processesUnder } from "./processes.ts";
@@ -70,23 +71,24 @@ network = "restricted"
 `;
 }
 
+/** `forrest exec --machine acme/app/build` with the test's config. */
+function execMachine(config: string, args: readonly string[]) {
+  return runForrest([
+    "exec",
+    "-c",
+    config,
+    "--machine",
+    "acme/app/build",
+    ...args,
+  ]);
+}
+
 Deno.test("a run that writes the token persists its disk; the next run sees it; one without the token changes nothing", async () => {
   await withTempDir(async (base) => {
     const config = join(base, "forrest.toml");
     await Deno.writeTextFile(config, configFor(base));
-    const exec = (script: string, ...flags: string[]) =>
-      runForrest([
-        "exec",
-        "-c",
-        config,
-        "--machine",
-        "acme/app/build",
-        ...flags,
-        "--",
-        "sh",
-        "-c",
-        script,
-      ]);
+    const exec = (script: string) =>
+      execMachine(config, ["--", "sh", "-c", script]);
     const machineImage = join(base, "machines/acme/app/build.img");
 
     const first = await exec(
@@ -131,12 +133,7 @@ Deno.test("exec --machine --persist keeps the disk of a command that succeeds", 
   await withTempDir(async (base) => {
     const config = join(base, "forrest.toml");
     await Deno.writeTextFile(config, configFor(base));
-    const failing = await runForrest([
-      "exec",
-      "-c",
-      config,
-      "--machine",
-      "acme/app/build",
+    const failing = await execMachine(config, [
       "--persist",
       "--",
       "sh",
@@ -145,18 +142,10 @@ Deno.test("exec --machine --persist keeps the disk of a command that succeeds", 
     ]);
     assert.equal(failing.code, 1);
     assert.equal(
-      await Deno.stat(join(base, "machines/acme/app/build.img")).then(
-        () => true,
-        () => false,
-      ),
+      await pathExists(join(base, "machines/acme/app/build.img")),
       false,
     );
-    const passing = await runForrest([
-      "exec",
-      "-c",
-      config,
-      "--machine",
-      "acme/app/build",
+    const passing = await execMachine(config, [
       "--persist",
       "--",
       "sh",
@@ -165,16 +154,7 @@ Deno.test("exec --machine --persist keeps the disk of a command that succeeds", 
     ]);
     assert.equal(passing.code, 0, passing.stderr);
     assert.match(await debugfs("stat /"), /Inode: 2/); // the shared image is untouched
-    const check = await runForrest([
-      "exec",
-      "-c",
-      config,
-      "--machine",
-      "acme/app/build",
-      "--",
-      "ls",
-      "x",
-    ]);
+    const check = await execMachine(config, ["--", "ls", "x"]);
     assert.equal(check.stdout, "x\n");
   });
 });

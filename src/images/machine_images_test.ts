@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withTempDir } from "../../tests/temp.ts";
+import { pathExists } from "../host/mod.ts";
 import { parseConfig } from "../config/mod.ts";
 import {
   imageFacts,
@@ -58,7 +59,7 @@ Deno.test("quarantineImage() moves an image aside as .broken, replacing an older
     await Deno.writeTextFile(image, "newer");
     assert.equal(await quarantineImage(image), `${image}.broken`);
     assert.equal(await Deno.readTextFile(`${image}.broken`), "newer");
-    assert.equal(await Deno.stat(image).then(() => true, () => false), false);
+    assert.equal(await pathExists(image), false);
   });
 });
 

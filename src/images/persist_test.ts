@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { withTempDir } from "../../tests/temp.ts";
-import { runChecked } from "../host/mod.ts";
+import { pathExists, runChecked } from "../host/mod.ts";
 import { Secret } from "../log/mod.ts";
 import { DiskForker } from "./fork.ts";
 import {
@@ -123,7 +123,7 @@ for (const format of ["raw", "qcow2"] as const) {
       );
       // A raw fork is moved, not copied; a qcow2 fork stays for the run's clean-up.
       assert.equal(
-        await Deno.stat(fork.path).then(() => true, () => false),
+        await pathExists(fork.path),
         format === "qcow2",
       );
     });

@@ -12,6 +12,7 @@
  */
 
 import { join } from "node:path";
+import { pathExists } from "../../src/host/mod.ts";
 import { fastInitrd, INITRD_MODULES } from "../../src/images/mod.ts";
 
 /** The guest contract, as the images of forrest image build keep it. */
@@ -124,7 +125,7 @@ async function build(): Promise<string> {
     ].join("\n"),
   )).slice(0, 16);
   const image = join(cacheDir(), `test-guest-${key}.img`);
-  if (await Deno.stat(image).then(() => true, () => false)) return image;
+  if (await pathExists(image)) return image;
 
   await Deno.mkdir(cacheDir(), { recursive: true });
   const work = await Deno.makeTempDir({ prefix: "forrest-guest-" });

@@ -1,0 +1,399 @@
+/**
+ * The core as tables: each case is a config, a script of events at fake
+ * times, and the decisions and states it must produce.
+ */
+
+import assert from "node:assert/strict";
+import { parseConfig } from "../config/mod.ts";
+import { Core, type Decision, DEFAULT_CORE_OPTIONS } from "./core.ts";
+import type { JobReport } from "./jobs.ts";
+import { machineForJob, runnerLabels } from "./labels.ts";
+
+/** 16 GiB of RAM and 8 CPUs; `small` takes 4G/2, `big` 8G/4. */
+const TOML = `
+[host]
+base_dir = "/srv/forrest"
+ram = "16G"
+cpus = 8
+
+[repositories.octo.app.machines.small]
+base_image = "images/debian.img"
+ram = "4G"
+cpus = 2
+labels = ["Linux"]
+
+[repositories.octo.app.machines.big]
+base_image = "images/debian.img"
+ram = "8G"
+cpus = 4
+`;
+
+function config(toml = TOML) {
+  return parseConfig(toml, { file: "forrest.toml", cwd: "/etc/forrest" });
+}
+
+function newCore(toml = TOML) {
+  let n = 0;
+  return new Core(config(toml), {
+    ...DEFAULT_CORE_OPTIONS,
+    randomSuffix: () => String(++n).padStart(16, "0"),
+  });
+}
+
+function job(
+  id: number,
+  status: JobReport["status"],
+  labels = ["self-hosted", "forrest", "small"],
+  runnerName: string | null = null,
+): JobReport {
+  return { id, owner: "octo", repo: "app", status, labels, runnerName };
+}
+
+/** Decisions as short strings: `register small#1`, `kill small#1 surplus`. */
+function brief(decisions: readonly Decision[]): string[] {
+  return decisions.map((d) => {
+    if (d.kind === "delete-runner") return `delete-runner ${d.runnerName}`;
+    const name = `${d.machine.triplet.machine}#${d.machine.id}`;
+    if (d.kind === "kill") {
+      return `kill ${name} ${d.reason}${d.quarantine ? " quarantine" : ""}`;
+    }
+    return `${d.kind} ${name}`;
+  });
+}
+
+function states(core: Core): string[] {
+  return core.machines().map((m) => `${m.triplet.machine}#${m.id}:${m.state}`);
+}
+
+/** Registers every machine that asked for it, as the executor would. */
+function registerAll(core: Core, decisions: readonly Decision[], now: number) {
+  for (const d of decisions) {
+    if (d.kind === "register") {
+      core.registered(d.machine.id, 100 + d.machine.id, now);
+    }
+  }
+}
+
+Deno.test("labels: a job belongs to the machine whose labels cover it", () => {
+  const cfg = config();
+  const cases: [string[], string | undefined][] = [
+    [["self-hosted", "forrest", "small"], "small"],
+    [["small"], "small"],
+    [["SELF-HOSTED", "Forrest", "SMALL", "linux"], "small"],
+    [["self-hosted", "forrest", "big"], "big"],
+    [["self-hosted", "forrest"], undefined], // no machine name
+    [["self-hosted", "forrest", "small", "gpu"], undefined], // gpu: nobody
+    [["self-hosted", "forrest", "big", "linux"], undefined], // linux: small's
+    [["ubuntu-latest"], undefined],
+  ];
+  for (const [labels, want] of cases) {
+    assert.equal(
+      machineForJob(cfg, "octo", "app", labels)?.triplet.machine,
+      want,
+      labels.join(","),
+    );
+  }
+  assert.equal(
+    machineForJob(cfg, "OCTO", "App", ["small"])?.triplet.repo,
+    "app",
+  );
+  assert.equal(machineForJob(cfg, "octo", "other", ["small"]), undefined);
+  const small = cfg.repositories[0]!.machines[0]!;
+  assert.deepEqual(runnerLabels(small), [
+    "self-hosted",
+    "forrest",
+    "small",
+    "Linux",
+  ]);
+});
+
+Deno.test("demand settles after the debounce, then registers and starts", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  core.jobReported(job(2, "queued"), 2_000);
+  assert.deepEqual(brief(core.tick(2_000)), [], "not settled yet");
+  assert.equal(core.nextWake(2_000), 7_000);
+  const decisions = core.tick(7_000);
+  assert.deepEqual(brief(decisions), ["register small#1", "register small#2"]);
+  assert.deepEqual(states(core), [
+    "small#1:registering",
+    "small#2:registering",
+  ]);
+  const names = decisions.map((d) =>
+    d.kind === "register" && d.machine.runnerName
+  );
+  assert.deepEqual(names, [
+    "forrest-small-0000000000000001",
+    "forrest-small-0000000000000002",
+  ]);
+  registerAll(core, decisions, 8_000);
+  assert.deepEqual(brief(core.tick(8_000)), ["start small#1", "start small#2"]);
+  assert.deepEqual(states(core), ["small#1:starting", "small#2:starting"]);
+  assert.deepEqual(core.status().budget, {
+    ram: { used: 8 * 1024 ** 3, total: 16 * 1024 ** 3 },
+    cpus: { used: 4, total: 8 },
+  });
+});
+
+Deno.test("a steady stream of jobs settles at the latest after maxDebounce", () => {
+  const core = newCore();
+  for (let t = 0; t <= 40_000; t += 4_000) {
+    core.jobReported(job(t + 1, "queued"), t);
+    const decisions = core.tick(t);
+    if (t < 30_000) assert.deepEqual(decisions, [], `t=${t}`);
+    else if (t === 32_000) assert.equal(decisions.length, 9);
+  }
+});
+
+Deno.test("the budget: largest first, smaller ones fill the rest, cpus count", () => {
+  const core = newCore();
+  const labels = (m: string) => ["self-hosted", "forrest", m];
+  // 3 big (8G/4) and 3 small (4G/2) against 16G/8 cpus.
+  for (let i = 1; i <= 3; i++) {
+    core.jobReported(job(i, "queued", labels("small")), 0);
+  }
+  for (let i = 4; i <= 6; i++) {
+    core.jobReported(job(i, "queued", labels("big")), 0);
+  }
+  const registering = core.tick(5_000);
+  registerAll(core, registering, 5_000);
+  const started = brief(core.tick(5_000));
+  // 8 cpus: two bigs use them all, although 0 GiB RAM is left either way.
+  assert.deepEqual(started, ["start big#4", "start big#5"]);
+  const big4 = core.machines().find((m) => m.id === 4)!;
+  core.vmEnded(big4.id, 6_000);
+  assert.deepEqual(
+    brief(core.tick(6_000)),
+    [],
+    "stopping still holds the budget",
+  );
+  core.stopped(big4.id, 7_000);
+  assert.deepEqual(brief(core.tick(7_000)), ["start big#6"]);
+});
+
+Deno.test("surplus machines are killed cheapest first; running ones never", () => {
+  const core = newCore();
+  for (let i = 1; i <= 5; i++) core.jobReported(job(i, "queued"), 0);
+  const reg = core.tick(5_000);
+  // #1, #2 registered (#1 will start), #3 registered, #4 and #5 registering.
+  core.registered(1, 101, 5_000);
+  core.registered(2, 102, 5_000);
+  core.registered(3, 103, 5_000);
+  assert.equal(reg.length, 5);
+  const cfg = config(TOML.replace('ram = "16G"', 'ram = "8G"'));
+  core.setConfig(cfg, 5_000); // room for two smalls now
+  core.tick(11_000);
+  assert.deepEqual(states(core), [
+    "small#1:starting",
+    "small#2:starting",
+    "small#3:registered",
+    "small#4:registering",
+    "small#5:registering",
+  ]);
+  core.jobReported(
+    job(1, "in_progress", undefined, "forrest-small-0000000000000001"),
+    12_000,
+  );
+  assert.deepEqual(states(core)[0], "small#1:running");
+  // Jobs 2..5 are cancelled: four machines are surplus, the running one is not.
+  for (let i = 2; i <= 5; i++) core.jobReported(job(i, "completed"), 12_000);
+  const kills = brief(core.tick(17_000));
+  assert.deepEqual(kills, [
+    "kill small#5 surplus",
+    "kill small#4 surplus",
+    "kill small#3 surplus",
+    "kill small#2 surplus",
+  ]);
+  assert.deepEqual(states(core), [
+    "small#1:running",
+    "small#2:stopping",
+    "small#3:stopping",
+    "small#4:stopping",
+    "small#5:stopping",
+  ]);
+});
+
+Deno.test("a job taken by our runner moves its machine to running, with metrics", () => {
+  const core = newCore();
+  core.jobReported({ ...job(1, "queued"), createdAt: 0 }, 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(6_000);
+  core.runnersListed("octo", "app", [
+    {
+      id: 101,
+      name: "forrest-small-0000000000000001",
+      online: true,
+      busy: false,
+    },
+  ], 16_000);
+  assert.deepEqual(states(core), ["small#1:waiting"]);
+  core.jobReported(
+    job(1, "in_progress", undefined, "forrest-small-0000000000000001"),
+    20_000,
+  );
+  assert.deepEqual(states(core), ["small#1:running"]);
+  assert.equal(core.machines()[0]!.jobId, 1);
+  assert.deepEqual(core.drainObservations(), { pickup: [20], boot: [10] });
+  assert.deepEqual(core.drainObservations(), { pickup: [], boot: [] });
+  // Its job is no longer queued, so no new machine is needed.
+  assert.deepEqual(brief(core.tick(30_000)), []);
+  core.jobReported(
+    job(1, "completed", undefined, "forrest-small-0000000000000001"),
+    40_000,
+  );
+  core.vmEnded(1, 41_000);
+  core.stopped(1, 42_000);
+  assert.deepEqual(brief(core.tick(50_000)), []);
+  assert.deepEqual(core.machines(), []);
+});
+
+Deno.test("the janitor's runner list: online, busy, and orphans deleted", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  core.jobReported(job(2, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  const decisions = core.runnersListed("octo", "app", [
+    {
+      id: 101,
+      name: "forrest-small-0000000000000001",
+      online: true,
+      busy: false,
+    },
+    {
+      id: 102,
+      name: "forrest-small-0000000000000002",
+      online: true,
+      busy: true,
+    },
+    {
+      id: 7,
+      name: "forrest-small-leftover00000000",
+      online: false,
+      busy: false,
+    },
+    { id: 8, name: "forrest-small-stillbusy0000000", online: true, busy: true },
+    { id: 9, name: "forrest-small-online000000000", online: true, busy: false },
+    { id: 10, name: "someone-elses-runner", online: false, busy: false },
+  ], 6_000);
+  assert.deepEqual(brief(decisions), [
+    "delete-runner forrest-small-leftover00000000",
+  ]);
+  assert.deepEqual(states(core), ["small#1:waiting", "small#2:running"]);
+});
+
+Deno.test("start timeout kills the machine and quarantines its image", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  assert.equal(core.nextWake(5_000), 5_000 + 15 * 60_000);
+  assert.deepEqual(brief(core.tick(5_000 + 15 * 60_000 - 1)), []);
+  assert.deepEqual(brief(core.tick(5_000 + 15 * 60_000)), [
+    "kill small#1 start-timeout quarantine",
+  ]);
+  core.stopped(1, 5_000 + 15 * 60_000);
+  // The job is still queued: a new machine, after the failure backoff.
+  assert.deepEqual(brief(core.tick(5_000 + 15 * 60_000 + 10_000)), [
+    "register small#2",
+  ]);
+});
+
+Deno.test("a machine that fails to start backs its type off, doubling", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  core.vmEnded(1, 6_000); // qemu died at start
+  core.stopped(1, 6_000);
+  assert.deepEqual(brief(core.tick(6_000)), [], "backing off 10 s");
+  assert.equal(core.nextWake(6_000), 16_000);
+  const again = core.tick(16_000);
+  assert.deepEqual(brief(again), ["register small#2"]);
+  core.registerFailed(2, 17_000); // GitHub said no
+  assert.deepEqual(brief(core.tick(30_000)), [], "now 20 s");
+  assert.deepEqual(brief(core.tick(37_000)), ["register small#3"]);
+});
+
+Deno.test("image waits go back to registered, log once, retry later", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  assert.equal(
+    core.imageWait(1, "no-image", "waiting for an image", 5_000),
+    true,
+  );
+  assert.deepEqual(states(core), ["small#1:registered"]);
+  assert.deepEqual(core.tick(10_000), [], "retries after 30 s");
+  assert.deepEqual(brief(core.tick(35_000)), ["start small#1"]);
+  assert.equal(
+    core.imageWait(1, "no-image", "waiting for an image", 35_000),
+    false,
+  );
+  assert.equal(core.status().machines[0]!.note, "waiting for an image");
+});
+
+Deno.test("the poller is the truth: unlisted jobs are dropped", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  core.jobReported(job(2, "queued"), 0);
+  core.pollFinished(
+    "octo",
+    "app",
+    [job(2, "queued"), job(3, "queued")],
+    1_000,
+    2_000,
+  );
+  assert.deepEqual(core.jobs().map((j) => j.id), [2, 3]);
+  // A webhook that arrived while the poll ran is newer than the poll.
+  core.jobReported(job(4, "queued"), 3_000);
+  core.pollFinished("octo", "app", [], 2_500, 4_000);
+  assert.deepEqual(core.jobs().map((j) => j.id), [4]);
+  // Jobs of other repositories and unknown labels are not tracked at all.
+  core.jobReported({ ...job(5, "queued"), repo: "other" }, 5_000);
+  core.jobReported(job(6, "queued", ["ubuntu-latest"]), 5_000);
+  assert.deepEqual(core.jobs().map((j) => j.id), [4]);
+});
+
+Deno.test("a reload: new machines use the new config, running ones keep theirs", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  core.setConfig(
+    config(TOML.replace('ram = "4G"\ncpus = 2', 'ram = "2G"\ncpus = 1')),
+    6_000,
+  );
+  core.jobReported(job(2, "queued"), 6_000);
+  registerAll(core, core.tick(11_000), 11_000);
+  const machines = core.machines();
+  assert.deepEqual(machines.map((m) => m.config.ram / 1024 ** 3), [4, 2]);
+  // A reload that removes the machine drops its jobs: no demand is left.
+  core.setConfig(
+    config(
+      TOML.replace(
+        "[repositories.octo.app.machines.small]",
+        "[repositories.octo.app.machines.tiny]",
+      ),
+    ),
+    12_000,
+  );
+  assert.deepEqual(core.jobs(), []);
+});
+
+Deno.test("shutdown kills every machine without a job; killAll the rest", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 0);
+  core.jobReported(job(2, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  core.tick(5_000);
+  core.jobReported(
+    job(1, "in_progress", undefined, "forrest-small-0000000000000001"),
+    6_000,
+  );
+  assert.deepEqual(brief(core.shutdown(7_000)), ["kill small#2 shutdown"]);
+  core.jobReported(job(3, "queued"), 7_000);
+  assert.deepEqual(brief(core.tick(20_000)), [], "no new machines");
+  assert.deepEqual(brief(core.killAll(30_000)), ["kill small#1 shutdown"]);
+});

@@ -1,0 +1,141 @@
+/**
+ * The jobs Forrest knows of, from webhooks (hints, fast) and the poller (the
+ * truth, slow). Only jobs that one of our machine types can take are kept;
+ * a completed job is dropped.
+ */
+
+import type { Triplet } from "../config/mod.ts";
+
+/** What GitHub reports about a job, from a webhook or a poll. */
+export interface JobReport {
+  readonly id: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly status: ForgeJobStatus;
+  readonly labels: readonly string[];
+  /** The runner that took the job; null while queued. */
+  readonly runnerName: string | null;
+  /** When GitHub queued it, milliseconds since the epoch, if known. */
+  readonly createdAt?: number;
+}
+
+export type ForgeJobStatus =
+  | "queued"
+  | "waiting"
+  | "pending"
+  | "requested"
+  | "in_progress"
+  | "completed";
+
+export interface TrackedJob {
+  readonly id: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly labels: readonly string[];
+  readonly triplet: Triplet;
+  readonly status: Exclude<ForgeJobStatus, "completed">;
+  readonly runnerName: string | null;
+  /** When this job's status last changed here. */
+  readonly since: number;
+  /** When we last heard of it (webhook or poll). */
+  readonly updatedAt: number;
+  /** When GitHub queued it (or when we first saw it queued). */
+  readonly queuedAt: number;
+}
+
+/** What a report changed, for the caller's bookkeeping and metrics. */
+export type JobChange =
+  | { readonly kind: "none" }
+  | {
+    readonly kind: "added" | "updated" | "dropped";
+    readonly job: TrackedJob;
+  };
+
+export class JobTracker {
+  readonly #jobs = new Map<number, TrackedJob>();
+
+  /** Applies one report; `triplet` is where the job belongs, if anywhere. */
+  report(
+    report: JobReport,
+    triplet: Triplet | undefined,
+    now: number,
+  ): JobChange {
+    const old = this.#jobs.get(report.id);
+    if (report.status === "completed" || triplet === undefined) {
+      if (old === undefined) return { kind: "none" };
+      this.#jobs.delete(report.id);
+      return { kind: "dropped", job: old };
+    }
+    const job: TrackedJob = {
+      id: report.id,
+      owner: report.owner,
+      repo: report.repo,
+      labels: report.labels,
+      triplet,
+      status: report.status,
+      runnerName: report.runnerName,
+      since: old?.status === report.status ? old.since : now,
+      updatedAt: now,
+      queuedAt: old?.queuedAt ?? report.createdAt ?? now,
+    };
+    this.#jobs.set(report.id, job);
+    if (old === undefined) return { kind: "added", job };
+    const same = old.status === job.status &&
+      old.runnerName === job.runnerName;
+    return same ? { kind: "none" } : { kind: "updated", job };
+  }
+
+  /**
+   * Drops the jobs of `owner/repo` that a poll started at `pollStartedAt`
+   * did not list and that no webhook mentioned since: they completed or
+   * vanished while we were not looking.
+   */
+  forgetUnlisted(
+    owner: string,
+    repo: string,
+    listed: ReadonlySet<number>,
+    pollStartedAt: number,
+  ): TrackedJob[] {
+    const dropped: TrackedJob[] = [];
+    for (const job of this.#jobs.values()) {
+      const ofRepo = job.owner.toLowerCase() === owner.toLowerCase() &&
+        job.repo.toLowerCase() === repo.toLowerCase();
+      if (ofRepo && !listed.has(job.id) && job.updatedAt < pollStartedAt) {
+        this.#jobs.delete(job.id);
+        dropped.push(job);
+      }
+    }
+    return dropped;
+  }
+
+  /**
+   * Maps every job to its machine again (after a config reload); jobs that
+   * no machine takes any more are dropped.
+   */
+  remap(triplet: (job: TrackedJob) => Triplet | undefined): void {
+    for (const job of [...this.#jobs.values()]) {
+      const now = triplet(job);
+      if (now === undefined) this.#jobs.delete(job.id);
+      else this.#jobs.set(job.id, { ...job, triplet: now });
+    }
+  }
+
+  get(id: number): TrackedJob | undefined {
+    return this.#jobs.get(id);
+  }
+
+  all(): TrackedJob[] {
+    return [...this.#jobs.values()];
+  }
+
+  /** Queued jobs per triplet key. */
+  queuedBy(key: (triplet: Triplet) => string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const job of this.#jobs.values()) {
+      if (job.status !== "queued") continue;
+      const k = key(job.triplet);
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    return counts;
+  }
+}

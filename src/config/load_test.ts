@@ -110,12 +110,12 @@ const BAD: readonly BadCase[] = [
 app_id = 1
 private_key_file = "key.pem"
 webhook_secret_file = "secret"
-polling_interval = "30s"
+polling_interval = "3s"
 [snippets.s]
 start_timeout = "15"
 `,
     problems: [
-      'forrest.toml:9: github.polling_interval: must be at least 1m, found "30s"',
+      'forrest.toml:9: github.polling_interval: must be at least 5s, found "3s"',
       'forrest.toml:11: snippets.s.start_timeout: cannot parse duration "15": missing unit (use s, m, h or d)',
     ],
   },
@@ -498,6 +498,7 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     disk: undefined,
     baseImage: "/srv/forrest/x.img",
     baseMachine: undefined,
+    forwards: [],
     useBase: "if_newer",
     network: "user",
     labels: [],
@@ -655,4 +656,37 @@ Deno.test("parseConfig() accepts the shipped example", async () => {
     repo: "platform-images",
     machine: "debian-base",
   });
+});
+
+Deno.test("parseConfig() reads forwards, socket_mode and janitor_interval", () => {
+  const cfg = config(`${HOST}[server]
+socket_mode = "0600"
+[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret = "s"
+janitor_interval = "30s"
+[repositories.acme.app.machines.build]
+base_image = "x.img"
+forwards = [{ port = 80, to = "127.0.0.1:8080" }]
+`);
+  assert.equal(cfg.server.socketMode, 0o600);
+  assert.equal(cfg.github?.janitorInterval, 30_000);
+  assert.deepEqual(allMachines(cfg)[0]!.forwards, [
+    { guestPort: 80, hostAddress: "127.0.0.1", hostPort: 8080 },
+  ]);
+  assert.equal(config(HOST).server.socketMode, 0o660);
+  assert.deepEqual(
+    problems(`${HOST}[server]
+socket_mode = "rw"
+[repositories.acme.app.machines.build]
+base_image = "x.img"
+forwards = [{ port = 0, to = "localhost" }]
+`),
+    [
+      'forrest.toml:6: server.socket_mode: expected an octal file mode such as "0660", found "rw"',
+      "forrest.toml:9: repositories.acme.app.machines.build.forwards[0].port: must be at least 1, found 0",
+      'forrest.toml:9: repositories.acme.app.machines.build.forwards[0].to: expected HOST:PORT (for example "127.0.0.1:3128"), found "localhost"',
+    ],
+  );
 });

@@ -36,8 +36,10 @@ import { closest } from "./suggest.ts";
 import {
   type Config,
   DEFAULT_API_URL,
+  DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
+  DEFAULT_SOCKET_MODE,
   type GitHubConfig,
   type HostConfig,
   type ListenAddress,
@@ -100,7 +102,7 @@ export function resolveConfig(
   const config: Config = {
     file: options.file,
     host,
-    server: { listen },
+    server: { listen, socketMode: socketMode(doc) },
     github,
     repositories: repositories.map((repository, index): RepositoryConfig => ({
       owner: repository.owner,
@@ -140,6 +142,13 @@ function readHost(
     accel: raw.accel ?? "auto",
     clone: raw.clone ?? "auto",
   };
+}
+
+/** server.socket_mode, checked with the rest of the table by readListen(). */
+function socketMode(doc: Record<string, unknown>): number {
+  const raw = serverSchema.safeParse(doc.server ?? {});
+  const text = raw.success ? raw.data.socket_mode : undefined;
+  return text === undefined ? DEFAULT_SOCKET_MODE : parseInt(text, 8);
 }
 
 function readListen(
@@ -216,6 +225,7 @@ function readGitHub(
       : { kind: "inline", value: new Secret(raw.webhook_secret!) },
     apiUrl: (raw.api_url ?? DEFAULT_API_URL).replace(/\/+$/, ""),
     pollingInterval: raw.polling_interval ?? DEFAULT_POLLING_INTERVAL,
+    janitorInterval: raw.janitor_interval ?? DEFAULT_JANITOR_INTERVAL,
   };
 }
 
@@ -396,6 +406,14 @@ function buildMachine(
       tag: dir.tag,
       writable: dir.writable ?? false,
     })),
+    forwards: (value.forwards ?? []).map((forward) => {
+      const colon = forward.to.lastIndexOf(":");
+      return {
+        guestPort: forward.port,
+        hostAddress: forward.to.slice(0, colon),
+        hostPort: Number(forward.to.slice(colon + 1)),
+      };
+    }),
     startTimeout: value.start_timeout ?? MACHINE_DEFAULTS.startTimeout,
   };
 }

@@ -114,6 +114,16 @@ const sharedDir = z.strictObject({
   writable: z.boolean().optional(),
 });
 
+const guestForward = z.strictObject({
+  port: z.int().min(1).max(65535),
+  to: z.string().regex(/^[^\s:]+:\d{1,5}$/, {
+    error: (issue) =>
+      `expected HOST:PORT (for example "127.0.0.1:3128"), found ${
+        describe(issue.input)
+      }`,
+  }),
+});
+
 /** Every key a machine (or a snippet) may have; all optional before merging. */
 export const machineSchema = z.strictObject({
   extends: z.array(nonEmpty).optional(),
@@ -130,6 +140,7 @@ export const machineSchema = z.strictObject({
     parameters: z.record(parameterName, z.string()).optional(),
   }).optional(),
   shared: z.array(sharedDir).optional(),
+  forwards: z.array(guestForward).optional(),
   start_timeout: duration(1_000, "1s").optional(),
 });
 export type RawMachine = z.output<typeof machineSchema>;
@@ -145,6 +156,12 @@ export type RawHost = z.output<typeof hostSchema>;
 
 export const serverSchema = z.strictObject({
   listen: z.array(nonEmpty).optional(),
+  socket_mode: z.string().regex(/^0?[0-7]{3}$/, {
+    error: (issue) =>
+      `expected an octal file mode such as "0660", found ${
+        describe(issue.input)
+      }`,
+  }).optional(),
 });
 export type RawServer = z.output<typeof serverSchema>;
 
@@ -157,7 +174,8 @@ export const githubSchema = z.strictObject({
     error: (issue) =>
       `expected an http:// or https:// URL, found ${describe(issue.input)}`,
   }).optional(),
-  polling_interval: duration(60_000, "1m").optional(),
+  polling_interval: duration(5_000, "5s").optional(),
+  janitor_interval: duration(5_000, "5s").optional(),
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 

@@ -31,6 +31,8 @@ export type ListenAddress =
 
 export interface ServerConfig {
   readonly listen: readonly ListenAddress[];
+  /** File mode of Unix sockets (default 0o660: the owner and its group). */
+  readonly socketMode: number;
 }
 
 export type WebhookSecretSource =
@@ -46,6 +48,8 @@ export interface GitHubConfig {
   readonly apiUrl: string;
   /** Milliseconds. */
   readonly pollingInterval: number;
+  /** How often runners are listed and leftovers removed; milliseconds. */
+  readonly janitorInterval: number;
 }
 
 export interface SetupTemplate {
@@ -59,6 +63,12 @@ export interface SharedDir {
   readonly path: string;
   readonly tag: string;
   readonly writable: boolean;
+}
+
+export interface GuestForwardConfig {
+  readonly guestPort: number;
+  readonly hostAddress: string;
+  readonly hostPort: number;
 }
 
 export interface MachineConfig {
@@ -82,6 +92,8 @@ export interface MachineConfig {
   /** The built-in template when undefined. */
   readonly setupTemplate: SetupTemplate | undefined;
   readonly shared: readonly SharedDir[];
+  /** Guest connections to 10.0.2.100:guestPort reach hostAddress:hostPort. */
+  readonly forwards: readonly GuestForwardConfig[];
   /** Milliseconds a machine may take to come online. */
   readonly startTimeout: number;
 }
@@ -123,6 +135,8 @@ export const MACHINE_DEFAULTS = Object.freeze({
 
 export const DEFAULT_API_URL = "https://api.github.com";
 export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
+export const DEFAULT_JANITOR_INTERVAL = 5 * 60_000;
+export const DEFAULT_SOCKET_MODE = 0o660;
 export const DEFAULT_LISTEN = "unix:api.sock";
 
 /**

@@ -1,0 +1,14 @@
+/** Forges: where jobs come from and runners are registered. */
+export {
+  type Forge,
+  ForgeError,
+  type RegisteredRunner,
+  type RepoRef,
+  type WebhookResult,
+} from "./forge.ts";
+export {
+  GitHubForge,
+  type GitHubForgeOptions,
+  parseGitHubWebhook,
+  verifySignature,
+} from "./github/mod.ts";

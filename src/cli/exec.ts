@@ -9,7 +9,8 @@ import {
   parseSize,
   tripletName,
 } from "../config/mod.ts";
-import { type PersistRule, runEphemeral } from "../exec/mod.ts";
+import { runEphemeral } from "../exec/mod.ts";
+import type { PersistRule } from "../launch/mod.ts";
 import { pathExists } from "../host/mod.ts";
 import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";

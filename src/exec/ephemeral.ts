@@ -2,42 +2,22 @@
  * One ephemeral VM for one command: fork the image, write the config disks
  * (the built-in template, with a job.sh that runs the command), boot, stream
  * the command's output, read its exit code, clean up. This is `forrest exec`
- * without the command line, and the same path `serve` takes for a job.
+ * without the command line; the VM starts as `serve`'s do (launch/).
  */
 
-import { basename, join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import type { Accel } from "../config/mod.ts";
-import type { Secret } from "../log/mod.ts";
 import {
   BUILTIN_TEMPLATE_DEFAULTS,
   BUILTIN_TEMPLATE_DIR,
-  type JobResult,
   readJobResult,
   readTemplate,
   renderTemplate,
-  writeConfigDisks,
 } from "../guest/mod.ts";
-import {
-  type CloneSetting,
-  DiskForker,
-  type Fork,
-  persistFork,
-  tokenMatches,
-} from "../images/mod.ts";
-import { RUN_FILES, RunDir, runVmFiles } from "../run/mod.ts";
-import {
-  type Boot,
-  buildQemuArgv,
-  extractFile,
-  findKernel,
-  isExtFileSystem,
-  kernelCommandLine,
-  type Network,
-  QemuVm,
-  resolveAccelerator,
-  type StopStep,
-} from "../vm/mod.ts";
+import type { CloneSetting } from "../images/mod.ts";
+import { launchVm, persistIfWanted, type PersistRule } from "../launch/mod.ts";
+import { RunDir } from "../run/mod.ts";
+import type { Network, StopStep } from "../vm/mod.ts";
 import { followFile } from "./follow.ts";
 import { execJobScript } from "./job_script.ts";
 
@@ -69,15 +49,6 @@ export interface EphemeralOptions {
   readonly persist?: PersistRule;
 }
 
-export interface PersistRule {
-  /** The machine image the run's disk replaces. */
-  readonly target: string;
-  /** The repository's token, which the job must write to config/persist. */
-  readonly token: Secret | undefined;
-  /** Persist whenever the command exits 0, token or not (exec --persist). */
-  readonly onSuccess: boolean;
-}
-
 export type EphemeralOutcome =
   /** The command ran; exitCode is its exit code. */
   | "exited"
@@ -101,7 +72,6 @@ export interface EphemeralResult {
 }
 
 const EXEC_TRIPLET = { owner: "local", repo: "exec", machine: "exec" };
-const forker = new DiskForker();
 
 export async function runEphemeral(
   options: EphemeralOptions,
@@ -111,46 +81,19 @@ export async function runEphemeral(
   const run = await RunDir.create(options.baseDir, EXEC_TRIPLET, runner);
   let outcome: EphemeralOutcome = "no-exit-code";
   try {
-    const fork = await forker.fork(
-      options.image,
-      join(run.path, RUN_FILES.diskStem),
-      {
-        clone: options.clone,
-        size: options.disk,
-      },
-    );
-    log.debug("Forked {image} to {fork} ({method})", {
-      image: options.image,
-      fork: fork.path,
-      method: fork.method,
-    });
-    await writeConfigDisks(
-      { cidata: run.file("cidata"), jobdata: run.file("jobdata") },
-      await jobTemplate(runner, options.command),
-    );
-    const boot = await chooseBoot(options.image, run);
-    const accel = await resolveAccelerator(options.accel);
-    const argv = buildQemuArgv({
-      accel,
-      cpus: options.cpus,
-      ram: options.ram,
-      files: runVmFiles(basename(fork.path), fork.format),
-      boot,
-      network: { mode: options.network, forwards: [] },
-      shared: [],
-    });
-    log.debug("Starting qemu-system-x86_64 {argv}", { argv: argv.join(" ") });
-    const started = performance.now();
-    const vm = await QemuVm.start({
-      argv,
-      cwd: run.path,
-      qmpSocket: run.file("qmpSocket"),
-    });
-    await run.writeRecord({
+    const { vm, fork, startedAt: started } = await launchVm({
+      run,
       triplet: EXEC_TRIPLET,
       runner,
-      pid: vm.pid,
-      startedAt: new Date().toISOString(),
+      image: options.image,
+      cpus: options.cpus,
+      ram: options.ram,
+      disk: options.disk,
+      accel: options.accel,
+      clone: options.clone,
+      network: { mode: options.network, forwards: [] },
+      shared: [],
+      template: await jobTemplate(runner, options.command),
     });
     options.onStarted?.(run.path, runner);
 
@@ -226,34 +169,6 @@ export async function runEphemeral(
 }
 
 /**
- * Persists the run's disk when the rule says so. A `persist` file that does
- * not hold the token is logged (never the token itself) and ignored.
- */
-async function persistIfWanted(
-  fork: Fork,
-  rule: PersistRule,
-  result: JobResult,
-  runner: string,
-): Promise<boolean> {
-  const log = getLogger(["forrest", "persist"]);
-  const tokenOk = await tokenMatches(result.persist, rule.token);
-  if (result.persist !== undefined && !tokenOk) {
-    log.warn(
-      "Run {runner} wrote a persist file that does not hold the repository's " +
-        "persistence token; its disk is not kept",
-      { runner },
-    );
-  }
-  if (!tokenOk && !(rule.onSuccess && result.exitCode === 0)) return false;
-  await persistFork(fork, rule.target);
-  log.info("Run {runner} persisted its disk as {image}", {
-    runner,
-    image: rule.target,
-  });
-  return true;
-}
-
-/**
  * Keeps everything with --keep; keeps the logs of a run that went wrong, so
  * that its boot log can be read; removes a run that went well.
  */
@@ -284,28 +199,6 @@ async function jobTemplate(runner: string, command: readonly string[]) {
   return {
     cloudInit: rendered.cloudInit,
     jobConfig: new Map([["job.sh", execJobScript(command)]]),
-  };
-}
-
-/**
- * Direct kernel boot for a bare ext4 image (kernel and initrd copied out of
- * it into the run directory), firmware boot for anything else.
- */
-async function chooseBoot(image: string, run: RunDir): Promise<Boot> {
-  if (!(await isExtFileSystem(image))) return { kind: "firmware" };
-  const files = await findKernel(image);
-  if (!files) {
-    throw new Error(
-      `Image "${image}" is a bare ext4 file system with no /boot/vmlinuz-*: it cannot boot`,
-    );
-  }
-  await extractFile(image, files.kernel, run.file("kernel"));
-  if (files.initrd) await extractFile(image, files.initrd, run.file("initrd"));
-  return {
-    kind: "kernel",
-    kernel: RUN_FILES.kernel,
-    initrd: files.initrd ? RUN_FILES.initrd : undefined,
-    append: kernelCommandLine(),
   };
 }
 

@@ -3,7 +3,6 @@ export {
   type EphemeralOptions,
   type EphemeralOutcome,
   type EphemeralResult,
-  type PersistRule,
   randomSuffix,
   runEphemeral,
 } from "./ephemeral.ts";

@@ -1,0 +1,3 @@
+/** Starting a VM in a run directory, and the rule for persisting its disk. */
+export { type Launched, type LaunchOptions, launchVm } from "./launch.ts";
+export { persistIfWanted, type PersistRule } from "./persist_rule.ts";

@@ -29,6 +29,8 @@ import {
   type ImageBuildFlags,
 } from "./image_build.ts";
 import { imageListCommand, type ImageListFlags } from "./image_list.ts";
+import { serveCommand, type ServeFlags } from "./serve.ts";
+import { statusCommand, type StatusFlags } from "./status.ts";
 import { DEBIAN_RELEASES } from "../images/mod.ts";
 
 export interface ProgramContext {
@@ -311,6 +313,26 @@ Examples:
     .action(async (runner: string, _options, cmd: Command) => {
       setExit(
         await shellCommand(runner, cmd.optsWithGlobals<ShellFlags>(), {
+          output,
+          env,
+        }),
+      );
+    });
+
+  withCommonOptions(program.command("serve"))
+    .description(
+      "the daemon: webhooks, status and metrics API, poller, janitor, machines",
+    )
+    .action(async (_options, cmd: Command) => {
+      setExit(await serveCommand(cmd.optsWithGlobals<ServeFlags>(), { env }));
+    });
+
+  withCommonOptions(program.command("status"))
+    .description("what the running daemon is doing: machines, jobs, budgets")
+    .option("--json", "print the daemon's /status JSON for scripts")
+    .action(async (_options, cmd: Command) => {
+      setExit(
+        await statusCommand(cmd.optsWithGlobals<StatusFlags>(), {
           output,
           env,
         }),

@@ -1,0 +1,132 @@
+/**
+ * `forrest serve`: reads the config and the App's secrets, serves the API,
+ * runs the daemon, re-reads the config when it changes, and stops cleanly
+ * on SIGINT or SIGTERM.
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  type Config,
+  ConfigReloader,
+  type GitHubConfig,
+  readConfig,
+} from "../config/mod.ts";
+import { GitHubForge } from "../forge/mod.ts";
+import { Secret } from "../log/mod.ts";
+import { apiApp, Daemon, listenAll } from "../serve/mod.ts";
+import { UsageError } from "./exit.ts";
+import { DEFAULT_CONFIG } from "./host_settings.ts";
+
+export interface ServeFlags {
+  readonly config?: string;
+}
+
+export async function serveCommand(
+  flags: ServeFlags,
+  context: { env: (name: string) => string | undefined },
+): Promise<number> {
+  const log = getLogger(["forrest", "serve"]);
+  const file = flags.config ?? context.env("FORREST_CONFIG") ?? DEFAULT_CONFIG;
+  const loaded = await readConfig(file);
+  const { config } = loaded;
+  if (config.github === undefined) {
+    throw new UsageError(
+      `${file} has no [github] table: forrest serve needs a GitHub App (docs/github-app.md)`,
+    );
+  }
+  const secrets = await readSecrets(config.github);
+  const daemon = new Daemon({
+    config,
+    forge: new GitHubForge({
+      appId: config.github.appId,
+      privateKey: secrets.privateKey,
+      webhookSecret: secrets.webhookSecret,
+      apiUrl: config.github.apiUrl,
+    }),
+  });
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const listening = await listenAll(
+    config.server.listen,
+    config.server.socketMode,
+    apiApp(daemon).fetch,
+  );
+  log.info("Listening on {addresses}", {
+    addresses: listening.addresses.join(", "),
+  });
+  const reloader = new ConfigReloader(file, loaded, {
+    onChange: (next) => {
+      warnUnreloadable(config, next);
+      daemon.setConfig(next);
+    },
+  });
+  const watching = reloader.watch(stop.signal);
+  try {
+    await daemon.start();
+    log.info("Serving {count} repositories", {
+      count: config.repositories.length,
+    });
+    if (!stop.signal.aborted) {
+      await new Promise((resolve) =>
+        stop.signal.addEventListener("abort", resolve, { once: true })
+      );
+    }
+    log.info("Stopping: killing machines, deleting their runners");
+  } finally {
+    stop.abort();
+    await daemon.stop();
+    await listening.close();
+    await watching;
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  log.info("Stopped");
+  return 0;
+}
+
+/**
+ * The App's private key and webhook secret. A trailing newline in the
+ * secret file (as `echo` writes it) is not part of the secret.
+ */
+async function readSecrets(github: GitHubConfig) {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read the ${what} ${path}: ${(error as Error).message}`,
+      );
+    }
+  };
+  const privateKey = new Secret(
+    await read(github.privateKeyFile, "GitHub App private key"),
+  );
+  const source = github.webhookSecret;
+  const webhookSecret = source.kind === "inline" ? source.value : new Secret(
+    (await read(source.path, "webhook secret file")).replace(/\r?\n$/, ""),
+  );
+  if (webhookSecret.reveal() === "") {
+    throw new UsageError("The webhook secret is empty");
+  }
+  return { privateKey, webhookSecret };
+}
+
+/** Settings that only a restart applies: say so rather than ignore them. */
+function warnUnreloadable(old: Config, next: Config): void {
+  const log = getLogger(["forrest", "config"]);
+  const same = (a: unknown, b: unknown) =>
+    JSON.stringify(a) === JSON.stringify(b);
+  if (!same(old.server, next.server)) {
+    log.warn("server.listen and server.socket_mode change on restart only");
+  }
+  const github = (c: Config) => ({
+    appId: c.github?.appId,
+    key: c.github?.privateKeyFile,
+    apiUrl: c.github?.apiUrl,
+  });
+  if (!same(github(old), github(next))) {
+    log.warn("The GitHub App settings change on restart only");
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The HTTP API (Hono): `POST /webhook`, `GET /status`, `GET /metrics`.
+ * The webhook body is limited while it is read, not after, so a client
+ * cannot make Forrest buffer more than the limit; its signature is checked
+ * over the raw bytes before anything is parsed (in the forge).
+ */
+
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Daemon } from "./daemon.ts";
+
+/** GitHub caps payloads at 25 MB, but workflow_job ones are a few KiB. */
+export const WEBHOOK_LIMIT = 4 * 1024 * 1024;
+
+export function apiApp(daemon: Daemon): Hono {
+  const app = new Hono();
+  app.post(
+    "/webhook",
+    bodyLimit({
+      maxSize: WEBHOOK_LIMIT,
+      onError: (c) => {
+        daemon.metrics.webhook("too_large");
+        return c.text(`body larger than ${WEBHOOK_LIMIT} bytes\n`, 413);
+      },
+    }),
+    async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      const answer = await daemon.webhook(c.req.raw.headers, body);
+      if (answer.status === 204) return c.body(null, 204);
+      return c.text(answer.body, answer.status);
+    },
+  );
+  app.get("/status", (c) => c.json(daemon.status()));
+  app.get("/metrics", (c) =>
+    c.text(daemon.metricsText(), 200, {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+    }));
+  app.notFound((c) => c.text("not found\n", 404));
+  app.onError((error, c) => {
+    // Never a stack trace to the client; the log has what went wrong.
+    daemon.logError(error);
+    return c.text("internal error\n", 500);
+  });
+  return app;
+}

@@ -1,0 +1,304 @@
+/**
+ * `forrest serve` without its command line and sockets: webhooks and the
+ * poller feed jobs to the core, the janitor feeds it runners, a timer
+ * wakes it, and the executor carries out what it decides.
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "../config/mod.ts";
+import {
+  Core,
+  type Decision,
+  DEFAULT_CORE_OPTIONS,
+  isConfiguredRepository,
+  type Status,
+} from "../core/mod.ts";
+import { randomSuffix } from "../exec/mod.ts";
+import type { Forge, RepoRef } from "../forge/mod.ts";
+import { Executor } from "./executor.ts";
+import { Metrics, type WebhookOutcome } from "./metrics.ts";
+
+export interface DaemonOptions {
+  readonly config: Config;
+  readonly forge: Forge;
+  /** Demand debounce in ms (tests shorten it). */
+  readonly debounce?: number;
+}
+
+export interface WebhookAnswer {
+  readonly status: 200 | 202 | 204 | 400 | 401;
+  readonly body: string;
+  readonly outcome: WebhookOutcome;
+}
+
+/** Queued jobs older than this are given up by GitHub; we don't look. */
+const POLL_WINDOW = 24 * 3600_000;
+/** Delivery ids remembered, to ignore redeliveries. */
+const DELIVERIES_KEPT = 10_000;
+
+export class Daemon {
+  readonly core: Core;
+  readonly metrics = new Metrics();
+  readonly #forge: Forge;
+  readonly #executor: Executor;
+  readonly #log = getLogger(["forrest", "serve"]);
+  readonly #deliveries = new Set<string>();
+  #tickTimer: ReturnType<typeof setTimeout> | undefined;
+  #tickAt = Infinity;
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #janitorTimer: ReturnType<typeof setTimeout> | undefined;
+  #polling: Promise<void> | undefined;
+  #janitoring: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: DaemonOptions) {
+    this.#forge = options.forge;
+    this.core = new Core(options.config, {
+      ...DEFAULT_CORE_OPTIONS,
+      ...(options.debounce === undefined ? {} : { debounce: options.debounce }),
+      randomSuffix,
+    });
+    this.#executor = new Executor({
+      forge: options.forge,
+      core: this.core,
+      wake: () => this.wake(),
+      now: Date.now,
+    });
+  }
+
+  /**
+   * Finds the installations, then runs the first poll and janitor round
+   * (the janitor first, so that leftovers from a crash go before new runners
+   * are registered), then keeps both going on their intervals.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.#forge.connect(this.#repos());
+    } catch (error) {
+      // Not fatal: the poller tries again, and webhooks still arrive.
+      this.#log.error("{error}", { error: errorText(error) });
+    }
+    await this.janitor();
+    await this.poll();
+  }
+
+  /** A new valid config: new machines use it; running ones keep theirs. */
+  setConfig(config: Config): void {
+    this.core.setConfig(config, Date.now());
+    this.#forge.connect(this.#repos()).catch((error) =>
+      this.#log.error("{error}", { error: errorText(error) })
+    );
+    this.wake();
+  }
+
+  /** One webhook delivery, verified before anything is read. */
+  async webhook(headers: Headers, body: Uint8Array): Promise<WebhookAnswer> {
+    const result = await this.#forge.parseWebhook(headers, body);
+    const answer = (
+      status: WebhookAnswer["status"],
+      outcome: WebhookOutcome,
+      text = "",
+    ): WebhookAnswer => {
+      this.metrics.webhook(outcome);
+      return { status, body: text, outcome };
+    };
+    switch (result.kind) {
+      case "unauthorized":
+        this.#log.warn("Webhook refused: {message}", {
+          message: result.message,
+        });
+        return answer(401, "unauthorized", `${result.message}\n`);
+      case "invalid":
+        this.#log.warn("Webhook not understood: {message}", {
+          message: result.message,
+        });
+        return answer(400, "invalid", `${result.message}\n`);
+      case "ping":
+        return answer(200, "ping", "pong\n");
+      case "ignored":
+        return answer(204, "ignored");
+    }
+    const { delivery, report } = result;
+    if (delivery !== undefined) {
+      if (this.#deliveries.has(delivery)) return answer(204, "duplicate");
+      this.#deliveries.add(delivery);
+      if (this.#deliveries.size > DELIVERIES_KEPT) {
+        this.#deliveries.delete(this.#deliveries.values().next().value!);
+      }
+    }
+    if (!isConfiguredRepository(this.core.config, report.owner, report.repo)) {
+      this.#log.debug("Job {id} of {owner}/{repo}: repository not configured", {
+        id: report.id,
+        owner: report.owner,
+        repo: report.repo,
+      });
+      return answer(204, "unconfigured");
+    }
+    const change = this.core.jobReported(report, Date.now());
+    if (change.kind !== "none") {
+      this.#log.info("Job {id} of {owner}/{repo} is {status} ({change})", {
+        id: report.id,
+        owner: report.owner,
+        repo: report.repo,
+        status: report.status,
+        change: change.kind,
+      });
+    }
+    this.wake();
+    return answer(202, "accepted");
+  }
+
+  /** Lists active jobs of every repository: the truth behind webhooks. */
+  poll(): Promise<void> {
+    this.#polling ??= this.#poll().finally(() => {
+      this.#polling = undefined;
+      this.#schedule("poll");
+    });
+    return this.#polling;
+  }
+
+  async #poll(): Promise<void> {
+    for (const repo of this.#repos()) {
+      const startedAt = Date.now();
+      try {
+        const jobs = await this.#forge.listActiveJobs(
+          repo,
+          new Date(startedAt - POLL_WINDOW),
+        );
+        this.core.pollFinished(
+          repo.owner,
+          repo.repo,
+          jobs,
+          startedAt,
+          Date.now(),
+        );
+      } catch (error) {
+        this.#log.warn("Cannot poll jobs of {owner}/{repo}: {error}", {
+          owner: repo.owner,
+          repo: repo.repo,
+          error: errorText(error),
+        });
+      }
+    }
+    this.wake();
+  }
+
+  /** Runner states to the core; leftover runners deleted. */
+  janitor(): Promise<void> {
+    this.#janitoring ??= this.#janitor().finally(() => {
+      this.#janitoring = undefined;
+      this.#schedule("janitor");
+    });
+    return this.#janitoring;
+  }
+
+  async #janitor(): Promise<void> {
+    for (const repo of this.#repos()) {
+      try {
+        const runners = await this.#forge.listRunners(repo);
+        this.#execute(
+          this.core.runnersListed(repo.owner, repo.repo, runners, Date.now()),
+        );
+      } catch (error) {
+        this.#log.warn("Cannot list runners of {owner}/{repo}: {error}", {
+          owner: repo.owner,
+          repo: repo.repo,
+          error: errorText(error),
+        });
+      }
+    }
+    this.wake();
+  }
+
+  #schedule(what: "poll" | "janitor"): void {
+    if (this.#stopped) return;
+    const github = this.core.config.github;
+    if (what === "poll") {
+      clearTimeout(this.#pollTimer);
+      this.#pollTimer = setTimeout(
+        () => this.poll(),
+        github?.pollingInterval ?? 15 * 60_000,
+      );
+    } else {
+      clearTimeout(this.#janitorTimer);
+      this.#janitorTimer = setTimeout(
+        () => this.janitor(),
+        github?.janitorInterval ?? 5 * 60_000,
+      );
+    }
+  }
+
+  /** Plans again soon (in this turn of the event loop, after the caller). */
+  wake(): void {
+    this.#wakeAt(Date.now());
+  }
+
+  #wakeAt(at: number): void {
+    if (this.#stopped) return;
+    if (at >= this.#tickAt) return;
+    clearTimeout(this.#tickTimer);
+    this.#tickAt = at;
+    this.#tickTimer = setTimeout(
+      () => this.#tick(),
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  #tick(): void {
+    this.#tickAt = Infinity;
+    this.#tickTimer = undefined;
+    const now = Date.now();
+    this.#execute(this.core.tick(now));
+    const observations = this.core.drainObservations();
+    observations.pickup.forEach((s) => this.metrics.pickup.observe(s));
+    observations.boot.forEach((s) => this.metrics.boot.observe(s));
+    const next = this.core.nextWake(now);
+    if (next !== undefined) this.#wakeAt(next);
+  }
+
+  #execute(decisions: readonly Decision[]): void {
+    for (const decision of decisions) this.#executor.execute(decision);
+  }
+
+  /** An error the API could not answer for; logged, never sent. */
+  logError(error: unknown): void {
+    this.#log.error("API: {error}", { error: errorText(error) });
+  }
+
+  status(): Status {
+    return this.core.status();
+  }
+
+  metricsText(): string {
+    return this.metrics.render(this.core.status());
+  }
+
+  /**
+   * Stops: no more polls, janitor rounds or new machines; every machine is
+   * killed (VMs stopped through the QMP ladder, runners deleted) and its
+   * work awaited.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#pollTimer);
+    clearTimeout(this.#janitorTimer);
+    await Promise.allSettled([this.#polling, this.#janitoring]);
+    clearTimeout(this.#pollTimer);
+    clearTimeout(this.#janitorTimer);
+    this.#execute(this.core.killAll(Date.now()));
+    await this.#executor.settled();
+    clearTimeout(this.#tickTimer);
+    this.#tickTimer = undefined;
+  }
+
+  #repos(): RepoRef[] {
+    return this.core.config.repositories.map((r) => ({
+      owner: r.owner,
+      repo: r.repo,
+    }));
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

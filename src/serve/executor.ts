@@ -1,0 +1,369 @@
+/**
+ * Carries out the core's decisions on real machines: registers runners with
+ * the forge, forks disks and boots VMs through launch/, stops them when
+ * killed, persists what the job asked for, deletes runners and run disks.
+ * Every outcome goes back to the core as an event; nothing here decides.
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { tripletName } from "../config/mod.ts";
+import {
+  type Core,
+  type Decision,
+  type Machine,
+  runnerLabels,
+} from "../core/mod.ts";
+import type { Forge, RegisteredRunner, RepoRef } from "../forge/mod.ts";
+import {
+  BUILTIN_TEMPLATE_DEFAULTS,
+  BUILTIN_TEMPLATE_DIR,
+  readJobResult,
+  readTemplate,
+  renderTemplate,
+} from "../guest/mod.ts";
+import {
+  chooseImage,
+  imageFacts,
+  machineImagePath,
+  quarantineImage,
+} from "../images/mod.ts";
+import { type Launched, launchVm, persistIfWanted } from "../launch/mod.ts";
+import { RunDir } from "../run/mod.ts";
+
+export interface ExecutorDeps {
+  readonly forge: Forge;
+  readonly core: Core;
+  /** Asks the daemon to plan again (something changed). */
+  readonly wake: () => void;
+  readonly now: () => number;
+  /** How long a killed VM gets to power off before it is quit. */
+  readonly powerdownTimeout?: number;
+}
+
+/** What the executor knows about one machine while it works on it. */
+interface Work {
+  readonly machine: Machine;
+  runner: RegisteredRunner | undefined;
+  /** registering → registered → vm → done. */
+  phase: "registering" | "registered" | "vm" | "done";
+  killed: { readonly quarantine: boolean } | undefined;
+  readonly abort: AbortController;
+  task: Promise<void> | undefined;
+}
+
+export class Executor {
+  readonly #deps: ExecutorDeps;
+  readonly #work = new Map<number, Work>();
+  readonly #log = getLogger(["forrest", "machine"]);
+
+  constructor(deps: ExecutorDeps) {
+    this.#deps = deps;
+  }
+
+  /** Number of machines with work under way (for shutdown). */
+  get busy(): number {
+    return this.#work.size;
+  }
+
+  execute(decision: Decision): void {
+    switch (decision.kind) {
+      case "register":
+        return this.#register(decision.machine);
+      case "start":
+        return this.#start(decision.machine);
+      case "kill":
+        return this.#kill(
+          decision.machine,
+          decision.quarantine,
+          decision.reason,
+        );
+      case "delete-runner":
+        return this.#deleteOrphan(decision);
+    }
+  }
+
+  /** Resolves when every machine's work has ended. */
+  async settled(): Promise<void> {
+    while (this.#work.size > 0) {
+      await Promise.allSettled([...this.#work.values()].map((w) => w.task));
+      // A machine that is only registered has no task to wait for.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  #register(machine: Machine): void {
+    const work: Work = {
+      machine,
+      runner: undefined,
+      phase: "registering",
+      killed: undefined,
+      abort: new AbortController(),
+      task: undefined,
+    };
+    this.#work.set(machine.id, work);
+    work.task = this.#track(work, async () => {
+      const { forge, core, now } = this.#deps;
+      const labels = runnerLabels(machine.config);
+      try {
+        work.runner = await forge.registerRunner(
+          repoOf(machine),
+          machine.runnerName,
+          labels,
+        );
+      } catch (error) {
+        this.#log.error(
+          "Cannot register runner {runner} for {machine}: {error}",
+          {
+            runner: machine.runnerName,
+            machine: tripletName(machine.triplet),
+            error: errorText(error),
+          },
+        );
+        core.registerFailed(machine.id, now());
+        this.#finish(work);
+        return;
+      }
+      this.#log.info("Registered runner {runner} ({labels})", {
+        runner: machine.runnerName,
+        labels: labels.join(", "),
+      });
+      if (work.killed) {
+        await this.#end(work);
+        return;
+      }
+      work.phase = "registered";
+      core.registered(machine.id, work.runner.id, now());
+    });
+  }
+
+  #start(machine: Machine): void {
+    const work = this.#work.get(machine.id);
+    if (work === undefined || work.runner === undefined) return;
+    work.phase = "vm";
+    work.task = this.#track(work, () => this.#runVm(work, work.runner!));
+  }
+
+  async #runVm(work: Work, runner: RegisteredRunner): Promise<void> {
+    const { core, now } = this.#deps;
+    const { machine } = work;
+    const config = core.config;
+    const baseDir = config.host.baseDir;
+    const choice = chooseImage(
+      machine.config.useBase,
+      await imageFacts(machine.config, baseDir, (t) => core.isRunning(t)),
+    );
+    if (choice.kind === "wait") {
+      if (core.imageWait(machine.id, choice.reason, choice.message, now())) {
+        this.#log.info("{machine}: {message}", {
+          machine: tripletName(machine.triplet),
+          message: choice.message,
+        });
+      }
+      work.phase = "registered";
+      return;
+    }
+    let run: RunDir | undefined;
+    let launched: Launched | undefined;
+    try {
+      run = await RunDir.create(baseDir, machine.triplet, machine.runnerName);
+      if (work.killed) return await this.#end(work, run);
+      launched = await launchVm({
+        run,
+        triplet: machine.triplet,
+        runner: machine.runnerName,
+        image: choice.image,
+        cpus: machine.config.cpus,
+        ram: machine.config.ram,
+        disk: machine.config.disk,
+        accel: config.host.accel,
+        clone: config.host.clone,
+        network: {
+          mode: machine.config.network,
+          forwards: machine.config.forwards,
+        },
+        shared: machine.config.shared,
+        template: await machineTemplate(machine, runner),
+      });
+    } catch (error) {
+      this.#log.error("Cannot start {runner} from {image}: {error}", {
+        runner: machine.runnerName,
+        image: choice.image,
+        error: errorText(error),
+      });
+      core.vmEnded(machine.id, now());
+      return await this.#end(work, run);
+    }
+    this.#log.info("Started {runner} from {image} (pid {pid})", {
+      runner: machine.runnerName,
+      image: choice.image,
+      pid: launched.vm.pid,
+    });
+    const killed = new Promise<void>((resolve) => {
+      if (work.abort.signal.aborted) resolve();
+      work.abort.signal.addEventListener("abort", () => resolve(), {
+        once: true,
+      });
+    });
+    await Promise.race([launched.vm.exited, killed]);
+    const kill = killOf(work);
+    if (kill) {
+      await launched.vm.stop({
+        powerdownTimeout: this.#deps.powerdownTimeout ?? 10_000,
+        quitTimeout: 5_000,
+      });
+    }
+    const exit = await launched.vm.exited;
+    core.vmEnded(machine.id, now());
+    this.#deps.wake();
+    this.#log.info("{runner} stopped after {seconds} s (qemu exit {code})", {
+      runner: machine.runnerName,
+      seconds: Math.round((performance.now() - launched.startedAt) / 1000),
+      code: exit.code,
+    });
+    if (kill?.quarantine && choice.from === "own") {
+      const broken = await quarantineImage(choice.image).catch((error) => {
+        this.#log.error("Cannot set {image} aside: {error}", {
+          image: choice.image,
+          error: errorText(error),
+        });
+      });
+      if (broken) {
+        this.#log.warn(
+          "{runner} did not come online: its image is set aside as {broken}",
+          { runner: machine.runnerName, broken },
+        );
+      }
+    } else if (kill?.quarantine) {
+      this.#log.warn(
+        "{runner} did not come online from {image}, which is shared and stays",
+        { runner: machine.runnerName, image: choice.image },
+      );
+    }
+    if (!kill) {
+      const result = await readJobResult(run.file("jobdata")).catch(() =>
+        undefined
+      );
+      if (result) {
+        await persistIfWanted(
+          launched.fork,
+          {
+            target: machineImagePath(baseDir, machine.triplet),
+            token: machine.repository.persistenceToken,
+            onSuccess: false,
+          },
+          result,
+          machine.runnerName,
+        ).catch((error) => {
+          this.#log.error("Cannot persist {runner}: {error}", {
+            runner: machine.runnerName,
+            error: errorText(error),
+          });
+        });
+      }
+    }
+    await this.#end(work, run);
+  }
+
+  #kill(machine: Machine, quarantine: boolean, reason: string): void {
+    const work = this.#work.get(machine.id);
+    if (work === undefined) return;
+    this.#log.info("Killing {runner} ({reason})", {
+      runner: machine.runnerName,
+      reason,
+    });
+    work.killed = { quarantine };
+    work.abort.abort();
+    // Registration and VM tasks notice the kill themselves; a machine that
+    // is only registered has nothing running to notice it.
+    if (work.phase === "registered") {
+      work.phase = "done";
+      work.task = this.#track(work, () => this.#end(work));
+    }
+  }
+
+  #deleteOrphan(decision: Extract<Decision, { kind: "delete-runner" }>) {
+    const repo = { owner: decision.owner, repo: decision.repo };
+    this.#deps.forge.deleteRunner(repo, decision.runnerId).then(
+      () =>
+        this.#log.info("Deleted leftover runner {runner}", {
+          runner: decision.runnerName,
+        }),
+      (error) =>
+        this.#log.warn("Cannot delete leftover runner {runner}: {error}", {
+          runner: decision.runnerName,
+          error: errorText(error),
+        }),
+    );
+  }
+
+  /** The machine is done: runner deleted, run disk removed, core told. */
+  async #end(work: Work, run?: RunDir): Promise<void> {
+    const { machine } = work;
+    work.phase = "done";
+    if (work.runner) {
+      await this.#deps.forge.deleteRunner(repoOf(machine), work.runner.id)
+        .catch((error) =>
+          this.#log.warn("Cannot delete runner {runner}: {error}", {
+            runner: machine.runnerName,
+            error: errorText(error),
+          })
+        );
+    }
+    await run?.removeDisks().catch((error) =>
+      this.#log.error("Cannot remove the disks of {runner}: {error}", {
+        runner: machine.runnerName,
+        error: errorText(error),
+      })
+    );
+    this.#deps.core.stopped(machine.id, this.#deps.now());
+    this.#finish(work);
+  }
+
+  #finish(work: Work): void {
+    this.#work.delete(work.machine.id);
+    this.#deps.wake();
+  }
+
+  /** Runs a machine's task; an unexpected error is logged, never thrown. */
+  async #track(work: Work, task: () => Promise<void>): Promise<void> {
+    try {
+      await task();
+    } catch (error) {
+      this.#log.error("{runner}: {error}", {
+        runner: work.machine.runnerName,
+        error: errorText(error),
+      });
+      if (this.#work.has(work.machine.id)) await this.#end(work);
+    } finally {
+      this.#deps.wake();
+    }
+  }
+}
+
+/** Read through a call: a kill arrives while a task awaits. */
+function killOf(work: Work): Work["killed"] {
+  return work.killed;
+}
+
+function repoOf(machine: Machine): RepoRef {
+  return { owner: machine.triplet.owner, repo: machine.triplet.repo };
+}
+
+/** The machine's setup template with its placeholders filled in. */
+async function machineTemplate(machine: Machine, runner: RegisteredRunner) {
+  const own = machine.config.setupTemplate;
+  const template = await readTemplate(own?.path ?? BUILTIN_TEMPLATE_DIR);
+  return renderTemplate(template, {
+    ...(own ? {} : BUILTIN_TEMPLATE_DEFAULTS),
+    ...own?.parameters,
+    REPO_OWNER: machine.triplet.owner,
+    REPO_NAME: machine.triplet.repo,
+    MACHINE_NAME: machine.triplet.machine,
+    RUNNER_NAME: machine.runnerName,
+    JITCONFIG: runner.jitConfig.reveal(),
+  });
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -175,7 +175,7 @@ export const githubSchema = z.strictObject({
       `expected an http:// or https:// URL, found ${describe(issue.input)}`,
   }).optional(),
   polling_interval: duration(5_000, "5s").optional(),
-  janitor_interval: duration(5_000, "5s").optional(),
+  janitor_interval: duration(1_000, "1s").optional(),
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 

@@ -174,7 +174,7 @@ export class Core {
   /**
    * A poll of `owner/repo` that started at `startedAt` listed these jobs:
    * they are the truth; tracked jobs it did not list and that nothing
-   * mentioned since are dropped.
+   * mentioned since are dropped. Returns what changed (webhooks missed).
    */
   pollFinished(
     owner: string,
@@ -182,11 +182,16 @@ export class Core {
     reports: readonly JobReport[],
     startedAt: number,
     now: number,
-  ): void {
-    for (const report of reports) this.jobReported(report, now);
+  ): JobChange[] {
+    const changes = reports.map((report) => this.jobReported(report, now))
+      .filter((change) => change.kind !== "none");
     const listed = new Set(reports.map((r) => r.id));
     const dropped = this.#jobs.forgetUnlisted(owner, repo, listed, startedAt);
     if (dropped.length) this.#jobChanged(now);
+    return [
+      ...changes,
+      ...dropped.map((job) => ({ kind: "dropped" as const, job })),
+    ];
   }
 
   #jobChanged(now: number): void {

@@ -165,13 +165,27 @@ export class Daemon {
           repo,
           new Date(startedAt - POLL_WINDOW),
         );
-        this.core.pollFinished(
+        const changes = this.core.pollFinished(
           repo.owner,
           repo.repo,
           jobs,
           startedAt,
           Date.now(),
         );
+        for (const change of changes) {
+          if (change.kind === "none") continue;
+          // Webhooks tell of every change first; these were missed.
+          this.#log.info(
+            "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
+            {
+              id: change.job.id,
+              owner: repo.owner,
+              repo: repo.repo,
+              status: change.kind === "dropped" ? "gone" : change.job.status,
+              change: change.kind === "added" ? "found" : change.kind,
+            },
+          );
+        }
       } catch (error) {
         this.#log.warn("Cannot poll jobs of {owner}/{repo}: {error}", {
           owner: repo.owner,

@@ -1,0 +1,211 @@
+/**
+ * `forrest serve` as users run it, against the GitHub double: a temp base
+ * folder, an App key and webhook secret, a config, the daemon as its own
+ * process, and the double delivering webhooks to its Unix socket. Every
+ * serve test goes through withServe(), which also checks that nothing is
+ * left behind: no qemu process, no run disk, no OpenAPI violation.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { Status } from "../src/core/mod.ts";
+import { startForrest } from "./cli.ts";
+import {
+  generateAppKey,
+  GitHubDouble,
+  STANDIN_TEMPLATE_DIR,
+} from "./github/mod.ts";
+import { filesUnder, processesUnder } from "./processes.ts";
+import { withTempDir } from "./temp.ts";
+
+export const OWNER = "octo";
+export const REPO = "app";
+export const TOKEN = "persist-me-0123456789";
+export const APP_ID = 4242;
+const SECRET = "webhook-secret-for-tests";
+
+export interface ServeOptions {
+  /** The machine's image (absolute). */
+  readonly image: string;
+  /** host.ram; the machine takes 1G. */
+  readonly hostRam?: string;
+  readonly pollingInterval?: string;
+  readonly janitorInterval?: string;
+  /** More `[repositories…]` TOML. */
+  readonly extraToml?: string;
+}
+
+export interface Serving {
+  readonly double: GitHubDouble;
+  readonly baseDir: string;
+  readonly socket: string;
+  /** The daemon's log so far. */
+  log(): string;
+  /** Waits for a line of the log that includes `text`. */
+  waitForLog(text: string, timeoutMs?: number): Promise<void>;
+  status(): Promise<Status>;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** Waits until `check` holds on the daemon's status. */
+  waitForStatus(
+    check: (status: Status) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<Status>;
+}
+
+/** Labels a job of our machine has. */
+export const LABELS = ["self-hosted", "forrest", "debian"];
+
+export async function withServe(
+  options: ServeOptions,
+  body: (serving: Serving) => Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const baseDir = join(dir, "base");
+    await Deno.mkdir(baseDir);
+    const keyPem = await generateAppKey();
+    await Deno.writeTextFile(join(dir, "app.pem"), keyPem);
+    await Deno.writeTextFile(join(dir, "webhook-secret"), `${SECRET}\n`);
+    const double = await GitHubDouble.start({
+      appId: APP_ID,
+      privateKeyPem: keyPem,
+      webhookSecret: SECRET,
+    });
+    let forrest: Deno.ChildProcess | undefined;
+    let logText = "";
+    let reading: Promise<void> | undefined;
+    try {
+      double.addRepo(OWNER, REPO);
+      const port = new URL(double.url).port;
+      await Deno.writeTextFile(
+        join(dir, "forrest.toml"),
+        `[host]
+base_dir = "${baseDir}"
+ram = "${options.hostRam ?? "4G"}"
+accel = "tcg"
+
+[server]
+listen = ["unix:api.sock"]
+
+[github]
+app_id = ${APP_ID}
+private_key_file = "app.pem"
+webhook_secret_file = "webhook-secret"
+api_url = "${double.url}"
+polling_interval = "${options.pollingInterval ?? "10m"}"
+janitor_interval = "${options.janitorInterval ?? "2s"}"
+
+[repositories.${OWNER}.${REPO}]
+persistence_token = "${TOKEN}"
+
+[repositories.${OWNER}.${REPO}.machines.debian]
+base_image = "${options.image}"
+ram = "1G"
+cpus = 1
+network = "restricted"
+forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
+setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
+${options.extraToml ?? ""}`,
+      );
+      forrest = startForrest(["serve", "--config", "forrest.toml"], {
+        cwd: dir,
+      });
+      forrest.stdin.close();
+      forrest.stdout.cancel();
+      reading = forrest.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({ write: (chunk) => void (logText += chunk) }),
+      );
+      const socket = join(baseDir, "api.sock");
+      double.setWebhookTarget({ unixSocket: socket });
+      let exited = false;
+      forrest.status.then(() => exited = true);
+      const serving = servingOf(double, baseDir, socket, () => {
+        if (exited) throw new Error("forrest serve exited");
+        return logText;
+      });
+      await serving.waitForLog("Serving", 60_000);
+      await body(serving);
+    } catch (error) {
+      console.error(`--- forrest serve log ---\n${logText}`);
+      throw error;
+    } finally {
+      if (forrest) {
+        try {
+          forrest.kill("SIGTERM");
+        } catch { /* exited already */ }
+        const status = await forrest.status;
+        await reading;
+        if (!status.success) {
+          console.error(`--- forrest serve log ---\n${logText}`);
+        }
+        assert.equal(status.code, 0, "forrest serve exits 0 on SIGTERM");
+      }
+      await double.close();
+      assert.deepEqual(await processesUnder(baseDir), [], "processes left");
+      const disks = (await filesUnder(baseDir).catch(() => [])).filter((f) =>
+        f.startsWith("runs/") && /\/disk\.(raw|qcow2|img)$/.test(f)
+      );
+      assert.deepEqual(disks, [], "run disks left");
+    }
+  });
+}
+
+function servingOf(
+  double: GitHubDouble,
+  baseDir: string,
+  socket: string,
+  log: () => string,
+): Serving {
+  const fetchApi = async (path: string, init?: RequestInit) => {
+    const client = Deno.createHttpClient({
+      proxy: { transport: "unix", path: socket },
+    });
+    try {
+      const response = await fetch(`http://forrest${path}`, {
+        ...init,
+        client,
+      });
+      const body = await response.arrayBuffer();
+      return new Response(body, {
+        status: response.status,
+        headers: response.headers,
+      });
+    } finally {
+      client.close();
+    }
+  };
+  const waitUntil = async <T>(
+    get: () => Promise<T> | T,
+    check: (value: T) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await get();
+      if (check(value)) return value;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Timed out after ${timeoutMs} ms waiting for ${what}: ${
+            JSON.stringify(value)
+          }`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+  const status = async () => await (await fetchApi("/status")).json() as Status;
+  return {
+    double,
+    baseDir,
+    socket,
+    log,
+    fetch: fetchApi,
+    status,
+    waitForLog: async (text, timeoutMs = 60_000) => {
+      await waitUntil(log, (l) => l.includes(text), timeoutMs, `"${text}"`);
+    },
+    waitForStatus: (check, timeoutMs, what) =>
+      waitUntil(status, check, timeoutMs, what),
+  };
+}

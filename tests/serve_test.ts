@@ -1,0 +1,220 @@
+/**
+ * A job's whole life through `forrest serve`, end to end under TCG: the
+ * GitHub double queues jobs and sends webhooks, Forrest registers JIT
+ * runners and boots the Debian image of `forrest image build debian`, the
+ * stand-in runner in the guest takes the job and reports back over a
+ * forwarded port, and Forrest cleans up and persists.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { Status } from "../src/core/mod.ts";
+import { testDebianImage } from "./debian_image.ts";
+import type { Job } from "./github/mod.ts";
+import { LABELS, OWNER, REPO, TOKEN, withServe } from "./serve.ts";
+
+const JOB_TIMEOUT = 240_000;
+const inBudget = (status: Status) =>
+  status.machines.filter((m) =>
+    ["starting", "waiting", "running", "stopping"].includes(m.state)
+  ).length;
+
+Deno.test({
+  name:
+    "serve: a queued job gets a JIT runner and a VM; the image persists only with the token",
+  sanitizeResources: true,
+  async fn() {
+    const image = await testDebianImage();
+    await withServe({ image }, async (s) => {
+      const imagePath = join(s.baseDir, "machines", OWNER, REPO, "debian.img");
+      const job = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: LABELS,
+        script: `sleep 3; echo ${TOKEN} > ~/config/persist`,
+      });
+      const runner = await waitForValue(
+        () => s.double.runners(OWNER, REPO)[0],
+        30_000,
+        "a runner registered",
+      );
+      assert.match(runner.name, /^forrest-debian-[a-z0-9]{16}$/);
+      assert.deepEqual(runner.labels, ["self-hosted", "forrest", "debian"]);
+      assert.equal(runner.runnerGroupId, 1);
+      const running = await s.waitForStatus(
+        (st) => st.machines.some((m) => m.state === "running"),
+        JOB_TIMEOUT,
+        "the machine running its job",
+      );
+      assert.equal(running.machines[0]!.runner, runner.name);
+      assert.equal(running.machines[0]!.job, job.id);
+      assert.equal(running.machines[0]!.triplet, `${OWNER}/${REPO}/debian`);
+      await s.double.waitFor(
+        () => s.double.job(job.id)?.status === "completed",
+        JOB_TIMEOUT,
+        "the job completed",
+      );
+      assert.equal(s.double.job(job.id)!.conclusion, "success");
+      assert.equal(s.double.job(job.id)!.runnerName, runner.name);
+      await s.waitForStatus(
+        (st) => st.machines.length === 0 && st.jobs.length === 0,
+        60_000,
+        "the machine gone",
+      );
+      assert.deepEqual(s.double.runners(OWNER, REPO), [], "runner deleted");
+      const persisted = await Deno.stat(imagePath);
+      await s.waitForLog("persisted its disk");
+
+      // A job that writes something else to persist: the image stays.
+      const second = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: LABELS,
+        script: "echo not-the-token > ~/config/persist",
+      });
+      await s.double.waitFor(
+        () => s.double.job(second.id)?.status === "completed",
+        JOB_TIMEOUT,
+        "the second job completed",
+      );
+      await s.waitForStatus(
+        (st) => st.machines.length === 0,
+        60_000,
+        "the second machine gone",
+      );
+      const after = await Deno.stat(imagePath);
+      assert.equal(after.ino, persisted.ino, "image not replaced");
+      assert.equal(after.mtime?.getTime(), persisted.mtime?.getTime());
+      await s.waitForLog("does not hold the repository's persistence token");
+
+      // The second run booted the persisted image (own, newer than the base).
+      const metrics = await (await s.fetch("/metrics")).text();
+      assert.match(metrics, /^forrest_job_pickup_seconds_count 2$/m);
+      assert.match(metrics, /^forrest_vm_boot_seconds_count 2$/m);
+      assert.match(
+        metrics,
+        /^forrest_webhooks_total\{outcome="accepted"\} \d+$/m,
+      );
+      assert.match(metrics, /^forrest_machines\{state="running"\} 0$/m);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "serve: with RAM for two machines, three jobs start two VMs, the third when one ends",
+  async fn() {
+    const image = await testDebianImage();
+    await withServe({ image, hostRam: "2G" }, async (s) => {
+      const jobs: Job[] = [];
+      for (let i = 0; i < 3; i++) {
+        jobs.push(
+          await s.double.queueJob({
+            owner: OWNER,
+            repo: REPO,
+            labels: LABELS,
+            script: "sleep 2",
+          }),
+        );
+      }
+      let most = 0;
+      let sawWaitingThird = false;
+      await s.waitForStatus(
+        (st) => {
+          most = Math.max(most, inBudget(st));
+          if (
+            inBudget(st) === 2 &&
+            st.machines.some((m) => m.state === "registered")
+          ) sawWaitingThird = true;
+          return jobs.every((j) => s.double.job(j.id)?.status === "completed");
+        },
+        JOB_TIMEOUT * 2,
+        "three jobs completed",
+      );
+      assert.equal(most, 2, "never more than two VMs");
+      assert.ok(sawWaitingThird, "the third machine waited for the budget");
+      for (const job of jobs) {
+        assert.equal(s.double.job(job.id)!.conclusion, "success");
+      }
+      await s.waitForStatus((st) => st.machines.length === 0, 60_000, "done");
+    });
+  },
+});
+
+Deno.test({
+  name: "serve: a lost webhook is picked up by the poller",
+  async fn() {
+    const image = await testDebianImage();
+    await withServe({ image, pollingInterval: "5s" }, async (s) => {
+      const job = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: LABELS,
+        webhook: false,
+      });
+      await s.double.waitFor(
+        () => s.double.job(job.id)?.status === "completed",
+        JOB_TIMEOUT,
+        "the job completed",
+      );
+      await s.waitForLog(
+        `Job ${job.id} of ${OWNER}/${REPO}: queued, found by the poller`,
+      );
+      await s.waitForStatus((st) => st.machines.length === 0, 60_000, "done");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "serve: a job cancelled before its VM started kills the machine and deletes its runner",
+  async fn() {
+    const image = await testDebianImage();
+    // `later` has no image yet: its machine registers and waits for one.
+    const extraToml = `
+[repositories.${OWNER}.${REPO}.machines.later]
+base_image = "images/not-built-yet.img"
+ram = "1G"
+`;
+    await withServe({ image, extraToml }, async (s) => {
+      const job = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: ["self-hosted", "forrest", "later"],
+      });
+      const waiting = await s.waitForStatus(
+        (st) => st.machines[0]?.note?.includes("waiting for an image") ?? false,
+        30_000,
+        "the machine waiting for its image",
+      );
+      assert.equal(waiting.machines[0]!.state, "registered");
+      assert.equal(s.double.runners(OWNER, REPO).length, 1);
+      await s.double.cancelJob(job.id);
+      await s.waitForStatus(
+        (st) => st.machines.length === 0 && st.jobs.length === 0,
+        30_000,
+        "the machine killed",
+      );
+      await s.double.waitFor(
+        () => s.double.runners(OWNER, REPO).length === 0,
+        10_000,
+        "the runner deleted",
+      );
+      await s.waitForLog("Killing");
+    });
+  },
+});
+
+async function waitForValue<T>(
+  get: () => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = get();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -158,7 +158,7 @@ Deno.test({
         "the job completed",
       );
       await s.waitForLog(
-        `Job ${job.id} of ${OWNER}/${REPO}: queued, found by the poller`,
+        `Job ${job.id} of "${OWNER}"/"${REPO}": "queued", "found" by the poller`,
       );
       await s.waitForStatus((st) => st.machines.length === 0, 60_000, "done");
     });

@@ -53,9 +53,8 @@ export async function serveCommand(
     config.server.socketMode,
     apiApp(daemon).fetch,
   );
-  log.info("Listening on {addresses}", {
-    addresses: listening.addresses.join(", "),
-  });
+  // Not "addresses": the redaction drops fields named like e-mail ones.
+  log.info("Listening on {listen}", { listen: listening.addresses.join(", ") });
   const reloader = new ConfigReloader(file, loaded, {
     onChange: (next) => {
       warnUnreloadable(config, next);

@@ -1,0 +1,172 @@
+/**
+ * `POST /webhook` of a running `forrest serve`, delivered by the GitHub
+ * double: every bad delivery gets its documented status code, and none of
+ * them leads to an API call or a change of state.
+ */
+
+import assert from "node:assert/strict";
+import { workflowJobPayload } from "./github/mod.ts";
+import { LABELS, OWNER, REPO, type Serving, withServe } from "./serve.ts";
+
+const REPOSITORY = {
+  id: 1,
+  owner: OWNER,
+  ownerId: 2,
+  name: REPO,
+  installationId: 3,
+};
+
+function queued(id: number, repository = REPOSITORY) {
+  return workflowJobPayload("queued", {
+    id,
+    run_id: 77,
+    status: "queued",
+    labels: LABELS,
+    runner_id: null,
+    runner_name: null,
+  }, repository);
+}
+
+/** What must not change: the daemon's jobs and machines, and API calls. */
+async function snapshot(s: Serving) {
+  const status = await s.status();
+  return {
+    jobs: status.jobs.map((j) => j.id),
+    machines: status.machines.length,
+    apiCalls: s.double.requests.length,
+  };
+}
+
+Deno.test("serve: bad webhooks get their status code and change nothing", async () => {
+  // No VM starts here: the image does not exist, and no job is queued.
+  await withServe({
+    image: "/nonexistent/debian.img",
+    janitorInterval: "10m",
+  }, async (s) => {
+    const before = await snapshot(s);
+    const body = JSON.stringify(queued(501));
+    const cases: {
+      name: string;
+      send: () => Promise<{ status: number; body: string }>;
+      status: number;
+    }[] = [
+      {
+        name: "no signature",
+        send: () =>
+          s.double.sendWebhook("workflow_job", queued(501), {
+            signature: "none",
+          }),
+        status: 401,
+      },
+      {
+        name: "a wrong signature",
+        send: () =>
+          s.double.sendWebhook("workflow_job", queued(501), {
+            signature: "wrong",
+          }),
+        status: 401,
+      },
+      {
+        name: "a signature over a different body",
+        send: () =>
+          s.double.sendWebhook("workflow_job", queued(501), {
+            signature: { over: JSON.stringify(queued(502)) },
+          }),
+        status: 401,
+      },
+      {
+        name: "a 5 MiB body",
+        send: () =>
+          s.double.sendWebhook("workflow_job", null, {
+            body: body + " ".repeat(5 * 1024 * 1024),
+          }),
+        status: 413,
+      },
+      {
+        name: "invalid JSON",
+        send: () =>
+          s.double.sendWebhook("workflow_job", null, {
+            body: body.slice(0, -10),
+          }),
+        status: 400,
+      },
+      {
+        name: "a workflow_job with the wrong shape",
+        send: () =>
+          s.double.sendWebhook("workflow_job", {
+            ...queued(501),
+            workflow_job: { id: "501", labels: "debian" },
+          }),
+        status: 400,
+      },
+      {
+        name: "an event Forrest does not use",
+        send: () => s.double.sendWebhook("push", { ref: "refs/heads/main" }),
+        status: 204,
+      },
+      {
+        name: "a repository that is not configured",
+        send: () =>
+          s.double.sendWebhook(
+            "workflow_job",
+            queued(503, { ...REPOSITORY, name: "other" }),
+          ),
+        status: 204,
+      },
+    ];
+    for (const c of cases) {
+      const answer = await c.send();
+      assert.equal(answer.status, c.status, `${c.name}: ${answer.body}`);
+      assert.deepEqual(await snapshot(s), before, c.name);
+    }
+
+    const ping = await s.double.sendWebhook("ping", { zen: "Keep it simple." });
+    assert.equal(ping.status, 200);
+
+    // A redelivery is ignored: the same delivery id saying "completed"
+    // leaves the job queued.
+    const first = await s.double.sendWebhook("workflow_job", queued(600), {
+      delivery: "delivery-600",
+    });
+    assert.equal(first.status, 202);
+    assert.deepEqual((await snapshot(s)).jobs, [600]);
+    const again = await s.double.sendWebhook(
+      "workflow_job",
+      workflowJobPayload("completed", {
+        id: 600,
+        run_id: 77,
+        status: "completed",
+        labels: LABELS,
+      }, REPOSITORY),
+      { delivery: "delivery-600" },
+    );
+    assert.equal(again.status, 204);
+    assert.deepEqual((await snapshot(s)).jobs, [600]);
+    assert.equal(s.double.requests.length, before.apiCalls);
+
+    const metrics = await (await s.fetch("/metrics")).text();
+    for (
+      const [outcome, n] of [
+        ["unauthorized", 3],
+        ["too_large", 1],
+        ["invalid", 2],
+        ["ignored", 1],
+        ["unconfigured", 1],
+        ["ping", 1],
+        ["accepted", 1],
+        ["duplicate", 1],
+      ] as const
+    ) {
+      assert.match(
+        metrics,
+        new RegExp(
+          `^forrest_webhooks_total\\{outcome="${outcome}"\\} ${n}$`,
+          "m",
+        ),
+      );
+    }
+    // Anything but POST /webhook, GET /status and GET /metrics is not found.
+    assert.equal((await s.fetch("/webhook")).status, 404);
+    assert.equal((await s.fetch("/nothing")).status, 404);
+  });
+});

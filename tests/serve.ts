@@ -39,6 +39,8 @@ export interface Serving {
   readonly double: GitHubDouble;
   readonly baseDir: string;
   readonly socket: string;
+  /** The config file the daemon runs with. */
+  readonly configFile: string;
   /** The daemon's log so far. */
   log(): string;
   /** Waits for a line of the log that includes `text`. */
@@ -119,10 +121,16 @@ ${options.extraToml ?? ""}`,
       double.setWebhookTarget({ unixSocket: socket });
       let exited = false;
       forrest.status.then(() => exited = true);
-      const serving = servingOf(double, baseDir, socket, () => {
-        if (exited) throw new Error("forrest serve exited");
-        return logText;
-      });
+      const serving = servingOf(
+        double,
+        baseDir,
+        socket,
+        join(dir, "forrest.toml"),
+        () => {
+          if (exited) throw new Error("forrest serve exited");
+          return logText;
+        },
+      );
       await serving.waitForLog("Serving", 60_000);
       await body(serving);
     } catch (error) {
@@ -154,6 +162,7 @@ function servingOf(
   double: GitHubDouble,
   baseDir: string,
   socket: string,
+  configFile: string,
   log: () => string,
 ): Serving {
   const fetchApi = async (path: string, init?: RequestInit) => {
@@ -199,6 +208,7 @@ function servingOf(
     double,
     baseDir,
     socket,
+    configFile,
     log,
     fetch: fetchApi,
     status,

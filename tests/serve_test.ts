@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Status } from "../src/core/mod.ts";
+import { runForrest } from "./cli.ts";
 import { testDebianImage } from "./debian_image.ts";
 import type { Job } from "./github/mod.ts";
 import { LABELS, OWNER, REPO, TOKEN, withServe } from "./serve.ts";
@@ -189,6 +190,26 @@ ram = "1G"
       );
       assert.equal(waiting.machines[0]!.state, "registered");
       assert.equal(s.double.runners(OWNER, REPO).length, 1);
+
+      // forrest status shows it, as a table and as JSON.
+      const table = await runForrest(["status", "--config", s.configFile]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, /^RAM 0B of 4G, CPUs 0$/m);
+      assert.match(
+        table.stdout,
+        new RegExp(
+          `^octo/app/later +forrest-later-[a-z0-9]{16} +registered +\\d+s +waiting for an image`,
+          "m",
+        ),
+      );
+      assert.match(
+        table.stdout,
+        new RegExp(`^${job.id} +octo/app/later +queued`, "m"),
+      );
+      const json = await runForrest(["status", "--json", "-c", s.configFile]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.equal(JSON.parse(json.stdout).jobs[0].id, job.id);
+
       await s.double.cancelJob(job.id);
       await s.waitForStatus(
         (st) => st.machines.length === 0 && st.jobs.length === 0,

@@ -33,12 +33,18 @@ export interface ServeOptions {
   readonly janitorInterval?: string;
   /** More `[repositories…]` TOML. */
   readonly extraToml?: string;
+  /** A TCP address (127.0.0.1:PORT) to serve on too; webhooks go there. */
+  readonly tcp?: string;
+  /** An existing folder for base_dir (a btrfs, for reflinks). */
+  readonly baseDir?: string;
 }
 
 export interface Serving {
   readonly double: GitHubDouble;
   readonly baseDir: string;
   readonly socket: string;
+  /** The daemon's process id. */
+  readonly pid: number;
   /** The config file the daemon runs with. */
   readonly configFile: string;
   /** The daemon's log so far. */
@@ -63,8 +69,8 @@ export async function withServe(
   body: (serving: Serving) => Promise<void>,
 ): Promise<void> {
   await withTempDir(async (dir) => {
-    const baseDir = join(dir, "base");
-    await Deno.mkdir(baseDir);
+    const baseDir = options.baseDir ?? join(dir, "base");
+    if (options.baseDir === undefined) await Deno.mkdir(baseDir);
     const keyPem = await generateAppKey();
     await Deno.writeTextFile(join(dir, "app.pem"), keyPem);
     await Deno.writeTextFile(join(dir, "webhook-secret"), `${SECRET}\n`);
@@ -87,7 +93,7 @@ ram = "${options.hostRam ?? "4G"}"
 accel = "tcg"
 
 [server]
-listen = ["unix:api.sock"]
+listen = ["unix:api.sock"${options.tcp ? `, "${options.tcp}"` : ""}]
 
 [github]
 app_id = ${APP_ID}
@@ -118,13 +124,18 @@ ${options.extraToml ?? ""}`,
         new WritableStream({ write: (chunk) => void (logText += chunk) }),
       );
       const socket = join(baseDir, "api.sock");
-      double.setWebhookTarget({ unixSocket: socket });
+      double.setWebhookTarget(
+        options.tcp
+          ? { url: `http://${options.tcp}/webhook` }
+          : { unixSocket: socket },
+      );
       let exited = false;
       forrest.status.then(() => exited = true);
       const serving = servingOf(
         double,
         baseDir,
         socket,
+        forrest.pid,
         join(dir, "forrest.toml"),
         () => {
           if (exited) throw new Error("forrest serve exited");
@@ -162,6 +173,7 @@ function servingOf(
   double: GitHubDouble,
   baseDir: string,
   socket: string,
+  pid: number,
   configFile: string,
   log: () => string,
 ): Serving {
@@ -208,6 +220,7 @@ function servingOf(
     double,
     baseDir,
     socket,
+    pid,
     configFile,
     log,
     fetch: fetchApi,

@@ -1,0 +1,114 @@
+/**
+ * Webhook throughput of a running `forrest serve` on loopback TCP: signed
+ * `workflow_job` deliveries (recorded payloads, each with its own delivery
+ * id) from 16 concurrent senders for 30 s (WEBHOOK_BENCH_SECONDS), with
+ * deliveries per second, p50 and p99 latency, and the daemon's RSS.
+ */
+
+import { createHmac } from "node:crypto";
+import { workflowJobPayload } from "../tests/github/mod.ts";
+import { OWNER, REPO, withServe } from "../tests/serve.ts";
+
+const SECONDS = Number(Deno.env.get("WEBHOOK_BENCH_SECONDS") ?? 30);
+const SENDERS = 16;
+const SECRET = "webhook-secret-for-tests"; // as tests/serve.ts writes it
+
+let experiment: Promise<void> | undefined;
+
+Deno.bench({
+  name: `signed workflow_job deliveries, ${SENDERS} senders, ${SECONDS} s`,
+  n: 1,
+  warmup: 0,
+  async fn() {
+    await (experiment ??= run());
+  },
+});
+
+async function freePort(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function run(): Promise<void> {
+  const port = await freePort();
+  await withServe({
+    image: "/nonexistent/debian.img",
+    tcp: `127.0.0.1:${port}`,
+    janitorInterval: "10m",
+  }, async (s) => {
+    // Jobs for hosted runners: verified, parsed and matched, not ours.
+    const bodies = Array.from({ length: 256 }, (_, i) => {
+      const body = JSON.stringify(workflowJobPayload("queued", {
+        id: 10_000 + i,
+        run_id: 5,
+        status: "queued",
+        labels: ["ubuntu-latest"],
+        runner_name: null,
+      }, {
+        id: 1,
+        owner: OWNER,
+        ownerId: 2,
+        name: REPO,
+        installationId: 3,
+      }));
+      const signature = `sha256=${
+        createHmac("sha256", SECRET).update(body).digest("hex")
+      }`;
+      return { body, signature };
+    });
+    const rssBefore = rssOf(s.pid);
+    const latencies: number[] = [];
+    let failures = 0;
+    const end = performance.now() + SECONDS * 1000;
+    const sender = async (k: number) => {
+      for (let i = k; performance.now() < end; i += SENDERS) {
+        const { body, signature } = bodies[i % bodies.length]!;
+        const started = performance.now();
+        const response = await fetch(`http://127.0.0.1:${port}/webhook`, {
+          method: "POST",
+          body,
+          headers: {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "workflow_job",
+            "X-GitHub-Delivery": crypto.randomUUID(),
+            "X-Hub-Signature-256": signature,
+          },
+        });
+        await response.body?.cancel();
+        latencies.push(performance.now() - started);
+        if (response.status !== 202) failures++;
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: SENDERS }, (_, k) => sender(k)));
+    const elapsed = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) =>
+      latencies[
+        Math.min(latencies.length - 1, Math.floor(q * latencies.length))
+      ]!;
+    console.log(
+      [
+        `webhook bench: ${latencies.length} deliveries in ${
+          elapsed.toFixed(1)
+        } s`,
+        `  ${
+          Math.round(latencies.length / elapsed)
+        } deliveries/s, ${failures} not 202`,
+        `  latency p50 ${at(0.5).toFixed(2)} ms, p99 ${at(0.99).toFixed(2)} ms`,
+        `  forrest serve RSS ${rssBefore} MiB before, ${
+          rssOf(s.pid)
+        } MiB after`,
+        `  body ${bodies[0]!.body.length} bytes (a recorded payload)`,
+      ].join("\n"),
+    );
+  });
+}
+
+function rssOf(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+  return Math.round(kib / 1024);
+}

@@ -208,7 +208,8 @@ export class Executor {
     const kill = killOf(work);
     if (kill) {
       await launched.vm.stop({
-        powerdownTimeout: this.#deps.powerdownTimeout ?? 10_000,
+        // A killed machine's disk is thrown away: a short grace is enough.
+        powerdownTimeout: this.#deps.powerdownTimeout ?? 2_000,
         quitTimeout: 5_000,
       });
     }

@@ -1,0 +1,118 @@
+/**
+ * Forrest's own overhead on the way to a job: from a `workflow_job`
+ * webhook accepted to qemu spawned, with the GitHub double on loopback, for
+ * a reflink fork (base_dir on a loop-mounted btrfs, as root) and a qcow2
+ * overlay (ext4). Split into the demand debounce (5 s by design, so that a
+ * workflow's jobs arrive together), registering the JIT runner, and
+ * forking + config disks + kernel + qemu. OVERHEAD_BENCH_RUNS runs each
+ * (default 5); medians. Each VM is killed as soon as it is spawned.
+ */
+
+import { join } from "node:path";
+import { btrfsUnavailable, withBtrfs } from "../tests/btrfs.ts";
+import { testDebianImage } from "../tests/debian_image.ts";
+import {
+  LABELS,
+  OWNER,
+  REPO,
+  type Serving,
+  withServe,
+} from "../tests/serve.ts";
+
+const RUNS = Number(Deno.env.get("OVERHEAD_BENCH_RUNS") ?? 5);
+
+let experiment: Promise<void> | undefined;
+
+Deno.bench({
+  name: `webhook accepted → qemu spawned, reflink and qcow2, ${RUNS} runs each`,
+  n: 1,
+  warmup: 0,
+  async fn() {
+    await (experiment ??= run());
+  },
+});
+
+async function run(): Promise<void> {
+  const image = await testDebianImage();
+  const results: string[] = [];
+  await withServe({ image }, async (s) => {
+    results.push(summary("qcow2 overlay (ext4)", await measure(s)));
+  });
+  const why = btrfsUnavailable();
+  if (why) results.push(`reflink: skipped (${why})`);
+  else {
+    await withBtrfs(async (mnt) => {
+      const copy = join(mnt, "debian.img");
+      await sh("cp", ["--sparse=always", image, copy]);
+      const baseDir = join(mnt, "base");
+      await Deno.mkdir(baseDir);
+      await withServe({ image: copy, baseDir }, async (s) => {
+        results.push(summary("reflink (btrfs)", await measure(s)));
+      });
+    }, 8 * 1024 ** 3);
+  }
+  console.log(["overhead bench (medians, ms):", ...results].join("\n"));
+}
+
+interface Sample {
+  readonly registered: number;
+  readonly spawned: number;
+}
+
+/** RUNS jobs, one at a time: each is cancelled once its qemu runs. */
+async function measure(s: Serving): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const logStart = s.log().length;
+    const accepted = Date.now();
+    const job = await s.double.queueJob({
+      owner: OWNER,
+      repo: REPO,
+      labels: LABELS,
+    });
+    const deadline = Date.now() + 120_000;
+    while (!s.log().slice(logStart).includes(`Started "forrest-debian-`)) {
+      if (Date.now() > deadline) throw new Error("qemu did not start");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const lines = s.log().slice(logStart);
+    samples.push({
+      registered: timeOf(lines, "Registered runner") - accepted,
+      spawned: timeOf(lines, "Started ") - accepted,
+    });
+    await s.double.cancelJob(job.id);
+    await s.waitForStatus((st) => st.machines.length === 0, 120_000, "killed");
+  }
+  return samples;
+}
+
+/** The timestamp of the first log line that includes `text`. */
+function timeOf(log: string, text: string): number {
+  const line = log.split("\n").find((l) => l.includes(text));
+  if (!line) throw new Error(`no "${text}" in the log`);
+  return Date.parse(line.slice(0, 23).replace(" ", "T") + "Z");
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? sorted[middle]!
+    : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function summary(name: string, samples: Sample[]): string {
+  const registered = median(samples.map((s) => s.registered));
+  const spawned = median(samples.map((s) => s.spawned));
+  return `  ${name}: total ${spawned}, of which debounce + registration ${registered}, ` +
+    `fork + disks + kernel + qemu ${spawned - registered} ` +
+    `(runs: ${samples.map((s) => s.spawned).join(", ")})`;
+}
+
+async function sh(program: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(program, { args, stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`${program}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}

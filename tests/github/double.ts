@@ -1,0 +1,347 @@
+/**
+ * A test double of the GitHub REST API on 127.0.0.1: the endpoints Forrest
+ * uses, GitHub App authentication, runners, runs and jobs, and `workflow_job`
+ * webhooks. Every request and answer is checked against GitHub's OpenAPI
+ * description; a mismatch fails the test at `close()`. Test VMs drive jobs
+ * through the `/_guest/` endpoints (see guest.ts).
+ */
+
+import type { KeyObject } from "node:crypto";
+import { handleGuest } from "./guest.ts";
+import { publicKeyOf } from "./jwt.ts";
+import { loadOpenApi, type MatchedOperation, type OpenApi } from "./openapi.ts";
+import { workflowJobPayload } from "./payloads.ts";
+import { jobResource, type Urls } from "./resources.ts";
+import { NOT_FOUND, type Reply, RestApi } from "./rest.ts";
+import {
+  GitHubState,
+  type Job,
+  type JobListener,
+  type Runner,
+} from "./state.ts";
+import {
+  deliver,
+  type Delivery,
+  type SendOptions,
+  type WebhookTarget,
+} from "./webhooks.ts";
+
+export interface GitHubDoubleOptions {
+  readonly appId: number;
+  /** PKCS#1 PEM ("BEGIN RSA PRIVATE KEY"), as GitHub issues app keys. */
+  readonly privateKeyPem: string;
+  readonly webhookSecret: string;
+}
+
+/** An API request the double answered; `/_guest/` requests are not recorded. */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  readonly status: number;
+}
+
+/** What the next requests get instead of their answer (see failNext). */
+export interface Fault {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+  readonly delayMs?: number;
+}
+
+export interface QueueJobOptions {
+  readonly owner: string;
+  readonly repo: string;
+  readonly labels: readonly string[];
+  /** Adds the job to this run instead of a new one. */
+  readonly runId?: number;
+  /** What the stand-in runs with `sh -c`; nothing by default. */
+  readonly script?: string;
+  /** Whether to send the `queued` webhook (default true). */
+  readonly webhook?: boolean;
+}
+
+export class GitHubDouble implements AsyncDisposable {
+  /** The API base URL, like https://api.github.com. */
+  readonly url: string;
+  /** OpenAPI mismatches; `close()` throws while there are any. */
+  readonly violations: string[] = [];
+  readonly requests: RecordedRequest[] = [];
+  readonly deliveries: Delivery[] = [];
+
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #api: OpenApi;
+  readonly #options: GitHubDoubleOptions;
+  readonly #state: GitHubState;
+  readonly #rest: RestApi;
+  readonly #urls: Urls;
+  readonly #faults: Fault[] = [];
+  #target: WebhookTarget | undefined;
+  /** Webhooks of state changes go out one after another, in order. */
+  #webhooks: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  /** Starts a double on 127.0.0.1 on a free port. */
+  static async start(options: GitHubDoubleOptions): Promise<GitHubDouble> {
+    const api = await loadOpenApi();
+    return new GitHubDouble(api, options, publicKeyOf(options.privateKeyPem));
+  }
+
+  private constructor(
+    api: OpenApi,
+    options: GitHubDoubleOptions,
+    publicKey: KeyObject,
+  ) {
+    this.#api = api;
+    this.#options = options;
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (request) => this.#handle(request),
+    );
+    this.url = `http://127.0.0.1:${this.#server.addr.port}`;
+    this.#urls = { api: this.url, web: "https://github.com" };
+    this.#state = new GitHubState(this.#onJobChange);
+    this.#rest = new RestApi(this.#state, api, {
+      appId: options.appId,
+      publicKey,
+      urls: this.#urls,
+    });
+  }
+
+  /** Installs the app on a repository; one installation per owner. */
+  addRepo(owner: string, repo: string): { installationId: number } {
+    return { installationId: this.#state.addRepo(owner, repo).installationId };
+  }
+
+  /** Where webhooks go; undefined drops them (recorded as failed). */
+  setWebhookTarget(target: WebhookTarget | undefined): void {
+    this.#target = target;
+  }
+
+  set webhookTarget(target: WebhookTarget | undefined) {
+    this.#target = target;
+  }
+
+  /** The next `count` API requests get `fault` instead of their answer. */
+  failNext(count: number, fault: Fault): void {
+    for (let i = 0; i < count; i++) this.#faults.push(fault);
+  }
+
+  /** A new queued job (in a new run unless `runId`), webhook sent. */
+  async queueJob(options: QueueJobOptions): Promise<Job> {
+    const repo = this.#state.repo(options.owner, options.repo);
+    if (!repo) throw new Error(`Unknown repo ${options.owner}/${options.repo}`);
+    const job = this.#state.queueJob(repo, {
+      labels: options.labels,
+      script: options.script ?? "",
+      ...(options.runId === undefined ? {} : { runId: options.runId }),
+    }, options.webhook ?? true);
+    await this.settled();
+    return job;
+  }
+
+  /** Cancels a queued job, as a user would; webhook `completed` sent. */
+  async cancelJob(id: number): Promise<void> {
+    this.#state.cancel(id);
+    await this.settled();
+  }
+
+  /** All jobs, oldest first; live objects that follow later changes. */
+  jobs(): Job[] {
+    return this.#state.jobs();
+  }
+
+  /** A job by id, live (see jobs()). */
+  job(id: number): Job | undefined {
+    return this.#state.job(id);
+  }
+
+  /** The runners registered for a repository: live state, not REST objects. */
+  runners(owner: string, repo: string): Runner[] {
+    const known = this.#state.repo(owner, repo);
+    return known ? this.#state.runners(known) : [];
+  }
+
+  /** Resolves once the webhooks of the state changes so far were sent. */
+  async settled(): Promise<void> {
+    let current: Promise<void>;
+    do {
+      current = this.#webhooks;
+      await current;
+    } while (current !== this.#webhooks);
+  }
+
+  /**
+   * Delivers one webhook to the target, signed with the webhook secret
+   * unless `options.signature` says otherwise, and records it.
+   *
+   * @throws when there is no target or it cannot be reached
+   */
+  async sendWebhook(
+    event: string,
+    payload: unknown,
+    options: SendOptions = {},
+  ): Promise<{ status: number; body: string }> {
+    const delivery = options.delivery ?? crypto.randomUUID();
+    const action = typeof payload === "object" && payload !== null &&
+        "action" in payload
+      ? String(payload.action)
+      : undefined;
+    const record = { event, delivery, action, payload };
+    try {
+      if (!this.#target) throw new Error("no webhook target set");
+      const answer = await deliver(
+        this.#target,
+        this.#options.webhookSecret,
+        event,
+        payload,
+        { ...options, delivery },
+      );
+      this.deliveries.push({ ...record, status: answer.status });
+      return answer;
+    } catch (error) {
+      this.deliveries.push({ ...record, status: 0, error: String(error) });
+      throw error;
+    }
+  }
+
+  /** Polls `predicate` every 50 ms; throws naming `what` after `timeoutMs`. */
+  async waitFor(
+    predicate: () => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) {
+        throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /**
+   * Stops the server after the pending webhooks.
+   *
+   * @throws listing the OpenAPI violations, if any were recorded
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.settled();
+    await this.#server.shutdown();
+    if (this.violations.length > 0) {
+      throw new Error(
+        `The GitHub double saw ${this.violations.length} OpenAPI violation(s):\n` +
+          this.violations.join("\n"),
+      );
+    }
+  }
+
+  /**
+   * `close()`. When the test body failed too, Deno reports only "an error
+   * was suppressed during disposal", so the violations are also logged.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.close();
+    } catch (error) {
+      console.error(String(error));
+      throw error;
+    }
+  }
+
+  /** Sends the webhook of a state change after those before it; never throws. */
+  readonly #onJobChange: JobListener = (job, action) => {
+    const repo = this.#state.repo(job.owner, job.repo)!;
+    const payload = workflowJobPayload(
+      action,
+      jobResource(this.#api, job, this.#urls),
+      repo,
+    );
+    const key = `workflow-job-${action.replace("_", "-")}`;
+    this.#violate(`webhook ${key}`, this.#api.checkWebhook(key, payload));
+    this.#webhooks = this.#webhooks.then(() =>
+      this.sendWebhook("workflow_job", payload).then(() => {}, () => {})
+    );
+  };
+
+  async #handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    try {
+      const body = await request.text();
+      if (url.pathname.startsWith("/_guest/")) {
+        const response = handleGuest(this.#state, url, request.method, body);
+        await this.settled();
+        return response;
+      }
+      const op = this.#api.match(request.method, url.pathname);
+      if (op) {
+        this.#violate(
+          describe(op, "request"),
+          this.#api.checkRequest(op, url.searchParams, body),
+        );
+      }
+      const reply = await this.#reply(op, request.headers, url, body);
+      this.requests.push({
+        method: request.method,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        status: reply.status,
+      });
+      return toResponse(reply);
+    } catch (error) {
+      this.violations.push(`the double failed on ${url.pathname}: ${error}`);
+      return new Response(String(error), { status: 500 });
+    }
+  }
+
+  async #reply(
+    op: MatchedOperation | undefined,
+    headers: Headers,
+    url: URL,
+    body: string,
+  ): Promise<Reply> {
+    const fault = this.#faults.shift();
+    if (fault) {
+      const delayMs = fault.delayMs ?? 0;
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      return fault;
+    }
+    if (!op) return NOT_FOUND;
+    const reply = this.#rest.handle(
+      op,
+      headers,
+      url.pathname,
+      url.searchParams,
+      body,
+    );
+    this.#violate(
+      describe(op, `response ${reply.status}`),
+      this.#api.checkResponse(op, reply.status, reply.body),
+    );
+    return reply;
+  }
+
+  #violate(what: string, problems: readonly string[]): void {
+    for (const problem of problems) this.violations.push(`${what}: ${problem}`);
+  }
+}
+
+function describe(op: MatchedOperation, what: string): string {
+  return `${op.method} ${op.template} (${op.operationId}) ${what}`;
+}
+
+function toResponse(reply: Reply): Response {
+  const headers = new Headers(reply.headers);
+  if (reply.body === undefined) {
+    return new Response(null, { status: reply.status, headers });
+  }
+  if (!headers.has("content-type")) {
+    headers.set("content-type", "application/json; charset=utf-8");
+  }
+  const body = typeof reply.body === "string"
+    ? reply.body
+    : JSON.stringify(reply.body);
+  return new Response(body, { status: reply.status, headers });
+}

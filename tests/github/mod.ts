@@ -1,0 +1,20 @@
+/** The GitHub test double and what tests need around it. */
+
+export {
+  type Fault,
+  GitHubDouble,
+  type GitHubDoubleOptions,
+  type QueueJobOptions,
+  type RecordedRequest,
+} from "./double.ts";
+export { generateAppKey, signAppJwt } from "./jwt.ts";
+export { pingPayload, workflowJobPayload } from "./payloads.ts";
+export type { Job, JobStatus, Runner } from "./state.ts";
+export { STANDIN_TEMPLATE_DIR } from "./standin.ts";
+export {
+  type Delivery,
+  type SendOptions,
+  type Signature,
+  signBody,
+  type WebhookTarget,
+} from "./webhooks.ts";

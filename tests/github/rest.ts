@@ -1,0 +1,346 @@
+/**
+ * The REST endpoints the double implements, with GitHub's authentication:
+ * an app JWT for the app endpoints, an installation token for the rest.
+ */
+
+import type { KeyObject } from "node:crypto";
+import { jwtProblem } from "./jwt.ts";
+import type { MatchedOperation, OpenApi } from "./openapi.ts";
+import {
+  installationResource,
+  jobResource,
+  PERMISSIONS,
+  runnerResource,
+  runResource,
+  type Urls,
+} from "./resources.ts";
+import {
+  type GitHubState,
+  type Job,
+  randomToken,
+  type Repo,
+  type Run,
+  runStatus,
+  timestamp,
+} from "./state.ts";
+
+/** An answer before it becomes a Response; `body` undefined means none. */
+export interface Reply {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface RestOptions {
+  readonly appId: number;
+  readonly publicKey: KeyObject;
+  readonly urls: Urls;
+}
+
+interface Call {
+  readonly op: MatchedOperation;
+  /** The request's path, for Link headers. */
+  readonly path: string;
+  readonly repo: Repo;
+  readonly query: URLSearchParams;
+  readonly body: unknown;
+}
+
+/** Operations authenticated with the app's JWT rather than a token. */
+const APP_OPERATIONS = new Set([
+  "apps/get-repo-installation",
+  "apps/create-installation-access-token",
+]);
+
+const REPO_OPERATIONS = new Set([
+  "actions/generate-runner-jitconfig-for-repo",
+  "actions/list-self-hosted-runners-for-repo",
+  "actions/get-self-hosted-runner-for-repo",
+  "actions/delete-self-hosted-runner-from-repo",
+  "actions/list-workflow-runs-for-repo",
+  "actions/get-workflow-run",
+  "actions/list-jobs-for-workflow-run",
+  "actions/get-job-for-workflow-run",
+]);
+
+const DOCS = "https://docs.github.com/rest";
+const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+
+export function errorReply(status: number, message: string): Reply {
+  return { status, body: { message, documentation_url: DOCS } };
+}
+
+export const NOT_FOUND = errorReply(404, "Not Found");
+const BAD_CREDENTIALS = errorReply(401, "Bad credentials");
+
+export class RestApi {
+  readonly #state: GitHubState;
+  readonly #api: OpenApi;
+  readonly #options: RestOptions;
+  readonly #tokens = new Map<
+    string,
+    { installationId: number; expiresAt: number }
+  >();
+
+  constructor(state: GitHubState, api: OpenApi, options: RestOptions) {
+    this.#state = state;
+    this.#api = api;
+    this.#options = options;
+  }
+
+  handle(
+    op: MatchedOperation,
+    headers: Headers,
+    path: string,
+    query: URLSearchParams,
+    rawBody: string,
+  ): Reply {
+    const authorization = headers.get("authorization");
+    if (APP_OPERATIONS.has(op.operationId)) {
+      const problem = jwtProblem(
+        authorization,
+        this.#options.appId,
+        this.#options.publicKey,
+      );
+      if (problem) return errorReply(401, problem);
+      return op.operationId === "apps/get-repo-installation"
+        ? this.#installation(op)
+        : this.#accessToken(op);
+    }
+    if (!REPO_OPERATIONS.has(op.operationId)) return NOT_FOUND;
+    const installationId = this.#installationOf(authorization);
+    if (installationId === undefined) return BAD_CREDENTIALS;
+    const repo = this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
+    if (!repo) return NOT_FOUND;
+    if (repo.installationId !== installationId) return BAD_CREDENTIALS;
+    let body: unknown;
+    try {
+      body = rawBody === "" ? undefined : JSON.parse(rawBody);
+    } catch {
+      return errorReply(400, "Problems parsing JSON");
+    }
+    return this.#repoOperation({ op, path, repo, query, body });
+  }
+
+  #installationOf(authorization: string | null): number | undefined {
+    const match = /^(?:token|bearer)\s+(\S+)$/i.exec(authorization ?? "");
+    const token = match ? this.#tokens.get(match[1]!) : undefined;
+    return token && token.expiresAt > Date.now()
+      ? token.installationId
+      : undefined;
+  }
+
+  #installation(op: MatchedOperation): Reply {
+    const repo = this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
+    if (!repo) return NOT_FOUND;
+    const { appId, urls } = this.#options;
+    return {
+      status: 200,
+      body: installationResource(this.#api, repo, appId, urls),
+    };
+  }
+
+  #accessToken(op: MatchedOperation): Reply {
+    const installationId = Number(op.pathParams.installation_id);
+    if (!this.#state.hasInstallation(installationId)) return NOT_FOUND;
+    const token = `ghs_${randomToken(36)}`;
+    const expiresAt = Date.now() + TOKEN_LIFETIME_MS;
+    this.#tokens.set(token, { installationId, expiresAt });
+    return {
+      status: 201,
+      body: {
+        token,
+        expires_at: timestamp(new Date(expiresAt)),
+        permissions: PERMISSIONS,
+        repository_selection: "all",
+      },
+    };
+  }
+
+  #repoOperation(call: Call): Reply {
+    switch (call.op.operationId) {
+      case "actions/generate-runner-jitconfig-for-repo":
+        return this.#generateJitConfig(call);
+      case "actions/list-self-hosted-runners-for-repo": {
+        const name = call.query.get("name");
+        const runners = this.#state.runners(call.repo)
+          .filter((r) => name === null || r.name === name);
+        return this.#page(call, runners, "runners", (r) => this.#runner(r));
+      }
+      case "actions/get-self-hosted-runner-for-repo":
+      case "actions/delete-self-hosted-runner-from-repo":
+        return this.#runnerById(call);
+      case "actions/list-workflow-runs-for-repo":
+        return this.#page(
+          call,
+          this.#runs(call),
+          "workflow_runs",
+          (run) => this.#run(run),
+        );
+      case "actions/get-workflow-run": {
+        const run = this.#state.run(
+          call.repo,
+          Number(call.op.pathParams.run_id),
+        );
+        return run ? { status: 200, body: this.#run(run) } : NOT_FOUND;
+      }
+      case "actions/list-jobs-for-workflow-run": {
+        const run = this.#state.run(
+          call.repo,
+          Number(call.op.pathParams.run_id),
+        );
+        if (!run) return NOT_FOUND;
+        const jobs = this.#state.jobsOf(run);
+        return this.#page(call, jobs, "jobs", (job) => this.#job(job));
+      }
+      case "actions/get-job-for-workflow-run": {
+        const job = this.#state.job(Number(call.op.pathParams.job_id));
+        const mine = job && job.owner === call.repo.owner &&
+          job.repo === call.repo.name;
+        return mine ? { status: 200, body: this.#job(job) } : NOT_FOUND;
+      }
+    }
+    return NOT_FOUND;
+  }
+
+  #generateJitConfig({ repo, body }: Call): Reply {
+    const fields = body as Record<string, unknown> | undefined;
+    const labels = fields?.labels;
+    if (
+      typeof fields?.name !== "string" ||
+      typeof fields.runner_group_id !== "number" ||
+      !Array.isArray(labels) || labels.length < 1 || labels.length > 100 ||
+      !labels.every((l) => typeof l === "string")
+    ) {
+      return errorReply(422, "Invalid request: name, runner_group_id, labels");
+    }
+    const workFolder = typeof fields.work_folder === "string"
+      ? fields.work_folder
+      : "_work";
+    const runner = this.#state.createRunner(repo, {
+      name: fields.name,
+      labels,
+      runnerGroupId: fields.runner_group_id,
+      workFolder,
+    });
+    if (!runner) {
+      return errorReply(409, "Already exists - A runner with the same name");
+    }
+    const config = {
+      runner_id: runner.id,
+      runner_name: runner.name,
+      secret: runner.secret,
+      work_folder: workFolder,
+      server_url: this.#options.urls.api,
+    };
+    return {
+      status: 201,
+      body: {
+        runner: this.#runner(runner),
+        encoded_jit_config: btoa(JSON.stringify(config)),
+      },
+    };
+  }
+
+  #runnerById(call: Call): Reply {
+    const runner = this.#state.runners(call.repo)
+      .find((r) => r.id === Number(call.op.pathParams.runner_id));
+    if (!runner) return NOT_FOUND;
+    if (call.op.method === "GET") {
+      return { status: 200, body: this.#runner(runner) };
+    }
+    if (runner.busy) {
+      return errorReply(
+        422,
+        `Bad request - Runner "${runner.name}" is still running a job"`,
+      );
+    }
+    this.#state.deleteRunner(runner.id);
+    return { status: 204 };
+  }
+
+  /** Runs of the repository, newest first, filtered as GitHub filters. */
+  #runs({ repo, query }: Call): Run[] {
+    const status = query.get("status");
+    const created = query.get("created");
+    return this.#state.runs(repo).filter((run) => {
+      const jobs = this.#state.jobsOf(run);
+      return (status === null || runStatus(jobs) === status) &&
+        (created === null || createdMatches(run.createdAt, created));
+    }).reverse();
+  }
+
+  #runner(runner: Parameters<typeof runnerResource>[0]) {
+    return runnerResource(runner, (name) => this.#state.labelId(name));
+  }
+
+  #run(run: Run) {
+    const jobs = this.#state.jobsOf(run);
+    return runResource(this.#api, run, jobs, this.#options.urls);
+  }
+
+  #job(job: Job) {
+    return jobResource(this.#api, job, this.#options.urls);
+  }
+
+  /** One page of `items` as `{total_count, [key]}`, with GitHub's Link header. */
+  #page<T>(
+    call: Call,
+    items: readonly T[],
+    key: string,
+    show: (item: T) => unknown,
+  ): Reply {
+    const perPage = perPageOf(call.query.get("per_page"));
+    const page = Math.max(1, Number(call.query.get("page") ?? 1) || 1);
+    const last = Math.max(1, Math.ceil(items.length / perPage));
+    const slice = items.slice((page - 1) * perPage, page * perPage);
+    const link = (n: number, rel: string) => {
+      const params = new URLSearchParams(call.query);
+      params.set("per_page", String(perPage));
+      params.set("page", String(n));
+      return `<${this.#options.urls.api}${call.path}?${params}>; rel="${rel}"`;
+    };
+    const links = [
+      ...(page < last ? [link(page + 1, "next"), link(last, "last")] : []),
+      ...(page > 1 ? [link(1, "first"), link(page - 1, "prev")] : []),
+    ];
+    return {
+      status: 200,
+      body: { total_count: items.length, [key]: slice.map(show) },
+      ...(links.length ? { headers: { link: links.join(", ") } } : {}),
+    };
+  }
+}
+
+/** GitHub's `per_page`: 30 unless given, at most 100. */
+function perPageOf(raw: string | null): number {
+  const value = Math.floor(Number(raw ?? 30));
+  return Number.isFinite(value) ? Math.min(100, Math.max(1, value)) : 30;
+}
+
+/**
+ * GitHub's `created` search qualifier: `>=T`, `>T`, `<=T`, `<T`, `A..B`
+ * (`*` for an open end), or a date or time prefix.
+ */
+export function createdMatches(createdAt: string, filter: string): boolean {
+  const at = Date.parse(createdAt);
+  const range = /^(.+)\.\.(.+)$/.exec(filter);
+  if (range) {
+    const [from, to] = [range[1]!, range[2]!];
+    return (from === "*" || at >= Date.parse(from)) &&
+      (to === "*" || at <= Date.parse(to));
+  }
+  const compare = /^(>=|<=|>|<)(.+)$/.exec(filter);
+  if (!compare) return createdAt.startsWith(filter);
+  const bound = Date.parse(compare[2]!);
+  switch (compare[1]) {
+    case ">=":
+      return at >= bound;
+    case ">":
+      return at > bound;
+    case "<=":
+      return at <= bound;
+    default:
+      return at < bound;
+  }
+}

@@ -1,0 +1,336 @@
+/** What the GitHub double knows: repositories, runners, runs and jobs. */
+
+export interface Repo {
+  readonly id: number;
+  readonly owner: string;
+  readonly ownerId: number;
+  readonly name: string;
+  readonly installationId: number;
+}
+
+export type JobStatus = "queued" | "in_progress" | "completed";
+export type JobConclusion = "success" | "failure" | "cancelled";
+
+export interface RunnerState {
+  readonly id: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly name: string;
+  readonly labels: readonly string[];
+  readonly runnerGroupId: number;
+  readonly workFolder: string;
+  /** The secret inside its JIT config; the stand-in proves itself with it. */
+  readonly secret: string;
+  status: "offline" | "online";
+  busy: boolean;
+  jobId: number | undefined;
+}
+
+/** A runner as tests see it. */
+export type Runner = Readonly<RunnerState>;
+
+export interface JobState {
+  readonly id: number;
+  readonly runId: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly name: string;
+  readonly labels: readonly string[];
+  /** What the stand-in runs with `sh -c`. */
+  readonly script: string;
+  readonly createdAt: string;
+  status: JobStatus;
+  conclusion: JobConclusion | null;
+  startedAt: string | null;
+  completedAt: string | null;
+  runnerId: number | null;
+  runnerName: string | null;
+  runnerGroupId: number | null;
+}
+
+/** A job as tests see it. */
+export type Job = Readonly<JobState>;
+
+export interface Run {
+  readonly id: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly createdAt: string;
+  readonly jobIds: number[];
+}
+
+/** An ISO time to the second, as GitHub writes them. */
+export function timestamp(date = new Date()): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * A run's status from its jobs: in progress while any job runs, queued
+ * while any waits, completed when all are.
+ */
+export function runStatus(jobs: readonly Job[]): JobStatus {
+  if (jobs.some((j) => j.status === "in_progress")) return "in_progress";
+  if (jobs.some((j) => j.status === "queued")) return "queued";
+  return "completed";
+}
+
+/** A completed run's conclusion: the worst of its jobs'. */
+export function runConclusion(jobs: readonly Job[]): JobConclusion | null {
+  if (runStatus(jobs) !== "completed") return null;
+  if (jobs.some((j) => j.conclusion === "failure")) return "failure";
+  if (jobs.some((j) => j.conclusion === "cancelled")) return "cancelled";
+  return "success";
+}
+
+/** Whether a runner with `runnerLabels` can take a job asking for `jobLabels`. */
+export function labelsMatch(
+  jobLabels: readonly string[],
+  runnerLabels: readonly string[],
+): boolean {
+  const have = new Set(runnerLabels.map((l) => l.toLowerCase()));
+  return jobLabels.every((l) => have.has(l.toLowerCase()));
+}
+
+/** A job changed in a way GitHub sends a `workflow_job` webhook for. */
+export type JobListener = (
+  job: Job,
+  action: "queued" | "in_progress" | "completed",
+) => void;
+
+/**
+ * The double's world and the transitions GitHub would make. Ids of each kind
+ * come from their own range, so a run id passed as a job id finds nothing.
+ */
+export class GitHubState {
+  readonly #repos = new Map<string, Repo>();
+  readonly #installations = new Map<string, number>();
+  readonly #runners = new Map<number, RunnerState>();
+  readonly #runs = new Map<number, Run>();
+  readonly #jobs = new Map<number, JobState>();
+  readonly #labelIds = new Map<string, number>();
+  readonly #listener: JobListener;
+  readonly #next = {
+    installation: 100,
+    repo: 5000,
+    runner: 1,
+    run: 1_000_000,
+    job: 2_000_000,
+    label: 1,
+  };
+
+  constructor(listener: JobListener) {
+    this.#listener = listener;
+  }
+
+  addRepo(owner: string, name: string): Repo {
+    const known = this.repo(owner, name);
+    if (known) return known;
+    const ownerKey = owner.toLowerCase();
+    let installationId = this.#installations.get(ownerKey);
+    if (installationId === undefined) {
+      installationId = this.#next.installation++;
+      this.#installations.set(ownerKey, installationId);
+    }
+    const repo: Repo = {
+      id: this.#next.repo++,
+      owner,
+      ownerId: 10_000 + installationId,
+      name,
+      installationId,
+    };
+    this.#repos.set(`${ownerKey}/${name.toLowerCase()}`, repo);
+    return repo;
+  }
+
+  hasInstallation(id: number): boolean {
+    return [...this.#installations.values()].includes(id);
+  }
+
+  /** A repository by name, case-insensitively as GitHub does. */
+  repo(owner: string, name: string): Repo | undefined {
+    return this.#repos.get(`${owner}/${name}`.toLowerCase());
+  }
+
+  /** A stable id per label name, as GitHub keeps label ids. */
+  labelId(name: string): number {
+    const key = name.toLowerCase();
+    let id = this.#labelIds.get(key);
+    if (id === undefined) this.#labelIds.set(key, id = this.#next.label++);
+    return id;
+  }
+
+  runners(repo: Repo): RunnerState[] {
+    return [...this.#runners.values()].filter((r) => isIn(r, repo));
+  }
+
+  runner(id: number): RunnerState | undefined {
+    return this.#runners.get(id);
+  }
+
+  /** A new offline runner, or undefined when the name is taken in the repo. */
+  createRunner(
+    repo: Repo,
+    fields: Pick<
+      RunnerState,
+      "name" | "labels" | "runnerGroupId" | "workFolder"
+    >,
+  ): RunnerState | undefined {
+    if (this.runners(repo).some((r) => r.name === fields.name)) {
+      return undefined;
+    }
+    const runner: RunnerState = {
+      ...fields,
+      id: this.#next.runner++,
+      owner: repo.owner,
+      repo: repo.name,
+      secret: randomToken(32),
+      status: "offline",
+      busy: false,
+      jobId: undefined,
+    };
+    this.#runners.set(runner.id, runner);
+    return runner;
+  }
+
+  deleteRunner(id: number): void {
+    this.#runners.delete(id);
+  }
+
+  jobs(): JobState[] {
+    return [...this.#jobs.values()];
+  }
+
+  job(id: number): JobState | undefined {
+    return this.#jobs.get(id);
+  }
+
+  runs(repo: Repo): Run[] {
+    return [...this.#runs.values()].filter((r) => isIn(r, repo));
+  }
+
+  run(repo: Repo, id: number): Run | undefined {
+    const run = this.#runs.get(id);
+    return run && isIn(run, repo) ? run : undefined;
+  }
+
+  jobsOf(run: Run): JobState[] {
+    return run.jobIds.map((id) => this.#jobs.get(id)!);
+  }
+
+  queueJob(
+    repo: Repo,
+    fields: { labels: readonly string[]; script: string; runId?: number },
+    notify: boolean,
+  ): JobState {
+    let run = fields.runId === undefined
+      ? undefined
+      : this.run(repo, fields.runId);
+    if (fields.runId !== undefined && !run) {
+      throw new Error(`No run ${fields.runId} in ${repo.owner}/${repo.name}`);
+    }
+    if (!run) {
+      run = {
+        id: this.#next.run++,
+        owner: repo.owner,
+        repo: repo.name,
+        createdAt: timestamp(),
+        jobIds: [],
+      };
+      this.#runs.set(run.id, run);
+    }
+    const job: JobState = {
+      id: this.#next.job++,
+      runId: run.id,
+      owner: repo.owner,
+      repo: repo.name,
+      name: `job-${run.jobIds.length + 1}`,
+      labels: [...fields.labels],
+      script: fields.script,
+      createdAt: timestamp(),
+      status: "queued",
+      conclusion: null,
+      startedAt: null,
+      completedAt: null,
+      runnerId: null,
+      runnerName: null,
+      runnerGroupId: null,
+    };
+    run.jobIds.push(job.id);
+    this.#jobs.set(job.id, job);
+    if (notify) this.#listener(job, "queued");
+    return job;
+  }
+
+  /**
+   * The runner's job: the one it already has, else the oldest queued job
+   * of its repository that it has all the labels for, now in progress.
+   */
+  take(runner: RunnerState): JobState | undefined {
+    if (runner.jobId !== undefined) return this.#jobs.get(runner.jobId);
+    const job = [...this.#jobs.values()].find((j) =>
+      j.status === "queued" && sameRepo(j, runner) &&
+      labelsMatch(j.labels, runner.labels)
+    );
+    if (!job) return undefined;
+    Object.assign(job, {
+      status: "in_progress",
+      startedAt: timestamp(),
+      runnerId: runner.id,
+      runnerName: runner.name,
+      runnerGroupId: runner.runnerGroupId,
+    });
+    Object.assign(runner, { busy: true, jobId: job.id, status: "online" });
+    this.#listener(job, "in_progress");
+    return job;
+  }
+
+  /** The runner's job ends with its exit code; the ephemeral runner goes. */
+  finish(runner: RunnerState, exitCode: number): JobState | undefined {
+    this.#runners.delete(runner.id);
+    const job = runner.jobId === undefined
+      ? undefined
+      : this.#jobs.get(runner.jobId);
+    if (!job || job.status === "completed") return job;
+    this.#complete(job, exitCode === 0 ? "success" : "failure");
+    return job;
+  }
+
+  /** A queued job is cancelled (a running one is left alone). */
+  cancel(id: number): JobState {
+    const job = this.#jobs.get(id);
+    if (!job) throw new Error(`No job ${id}`);
+    if (job.status === "queued") this.#complete(job, "cancelled");
+    return job;
+  }
+
+  #complete(job: JobState, conclusion: JobConclusion): void {
+    Object.assign(job, {
+      status: "completed",
+      conclusion,
+      completedAt: timestamp(),
+    });
+    this.#listener(job, "completed");
+  }
+}
+
+interface InRepo {
+  readonly owner: string;
+  readonly repo: string;
+}
+
+function isIn(item: InRepo, repo: Repo): boolean {
+  return sameRepo(item, { owner: repo.owner, repo: repo.name });
+}
+
+function sameRepo(a: InRepo, b: InRepo): boolean {
+  return `${a.owner}/${a.repo}`.toLowerCase() ===
+    `${b.owner}/${b.repo}`.toLowerCase();
+}
+
+/** Random letters and digits, like GitHub's token bodies. */
+export function randomToken(length: number): string {
+  const alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(length));
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
+}

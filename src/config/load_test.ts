@@ -690,3 +690,20 @@ forwards = [{ port = 0, to = "localhost" }]
     ],
   );
 });
+
+Deno.test("parseConfig() refuses names that make run sockets too long", () => {
+  const long = "m".repeat(30);
+  assert.deepEqual(
+    problems(`[host]
+base_dir = "/srv/forrest/a/rather/deep/folder"
+ram = "16G"
+[repositories.acme.app.machines.${long}]
+base_image = "x.img"
+[repositories.acme.app.machines.short]
+base_image = "x.img"
+`),
+    [
+      `forrest.toml:4: repositories.acme.app.machines.${long}: its runs' sockets would be 145 bytes long, more than Linux allows (107): shorten host.base_dir or the names`,
+    ],
+  );
+});

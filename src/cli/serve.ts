@@ -123,9 +123,15 @@ function warnUnreloadable(old: Config, next: Config): void {
   const github = (c: Config) => ({
     appId: c.github?.appId,
     key: c.github?.privateKeyFile,
+    // Compared, never logged: the webhook secret is read at start.
+    secret: c.github?.webhookSecret.kind === "file"
+      ? c.github.webhookSecret.path
+      : c.github?.webhookSecret.value.reveal(),
     apiUrl: c.github?.apiUrl,
   });
   if (!same(github(old), github(next))) {
-    log.warn("The GitHub App settings change on restart only");
+    log.warn(
+      "The GitHub App settings (app_id, key, webhook secret, api_url) change on restart only",
+    );
   }
 }

@@ -44,8 +44,10 @@ export async function serveCommand(
       apiUrl: config.github.apiUrl,
     }),
   });
+  // The first signal stops gracefully; a second one hurries it along.
   const stop = new AbortController();
-  const onSignal = () => stop.abort();
+  const hurry = new AbortController();
+  const onSignal = () => stop.signal.aborted ? hurry.abort() : stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const listening = await listenAll(
@@ -72,10 +74,10 @@ export async function serveCommand(
         stop.signal.addEventListener("abort", resolve, { once: true })
       );
     }
-    log.info("Stopping: killing machines, deleting their runners");
+    log.info("Stopping: no new machines; those without a job are stopped");
   } finally {
     stop.abort();
-    await daemon.stop();
+    await daemon.stop(daemon.core.config.host.shutdownTimeout, hurry.signal);
     await listening.close();
     await watching;
     Deno.removeSignalListener("SIGINT", onSignal);

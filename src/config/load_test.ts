@@ -130,7 +130,7 @@ start_timeout = "15"
     name: "an unknown key without a close match lists the known keys",
     toml: `[host]\nbase_dir = "/srv"\nram = "8G"\nflavour = "vanilla"\n`,
     problems: [
-      "forrest.toml:4: host.flavour: unknown key (expected one of base_dir, ram, cpus, accel, clone)",
+      "forrest.toml:4: host.flavour: unknown key (expected one of base_dir, ram, cpus, accel, clone, shutdown_timeout)",
     ],
   },
   {
@@ -478,6 +478,7 @@ Deno.test("parseConfig() accepts a minimal config and fills in defaults", () => 
     cpus: undefined,
     accel: "auto",
     clone: "auto",
+    shutdownTimeout: 600_000,
   });
   assert.deepEqual(c.server.listen, [
     { kind: "unix", path: "/srv/forrest/api.sock" },

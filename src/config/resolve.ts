@@ -39,6 +39,7 @@ import {
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
+  DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_SOCKET_MODE,
   type GitHubConfig,
   type HostConfig,
@@ -148,6 +149,7 @@ function readHost(
     cpus: raw.cpus,
     accel: raw.accel ?? "auto",
     clone: raw.clone ?? "auto",
+    shutdownTimeout: raw.shutdown_timeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
   };
 }
 

@@ -151,6 +151,7 @@ export const hostSchema = z.strictObject({
   cpus: z.int().min(1).max(65536).optional(),
   accel: z.enum(["auto", "kvm", "tcg"]).optional(),
   clone: z.enum(["auto", "reflink", "qcow2"]).optional(),
+  shutdown_timeout: duration(0, "0s").optional(),
 });
 export type RawHost = z.output<typeof hostSchema>;
 

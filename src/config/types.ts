@@ -23,6 +23,8 @@ export interface HostConfig {
   readonly accel: Accel;
   /** How runs fork their image: reflink, a qcow2 overlay, or auto (probe). */
   readonly clone: CloneSetting;
+  /** How long running jobs may finish when serve stops; milliseconds. */
+  readonly shutdownTimeout: number;
 }
 
 export type ListenAddress =
@@ -136,6 +138,7 @@ export const MACHINE_DEFAULTS = Object.freeze({
 export const DEFAULT_API_URL = "https://api.github.com";
 export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
 export const DEFAULT_JANITOR_INTERVAL = 5 * 60_000;
+export const DEFAULT_SHUTDOWN_TIMEOUT = 10 * 60_000;
 export const DEFAULT_SOCKET_MODE = 0o660;
 export const DEFAULT_LISTEN = "unix:api.sock";
 

@@ -288,19 +288,47 @@ export class Daemon {
   }
 
   /**
-   * Stops: no more polls, janitor rounds or new machines; every machine is
-   * killed (VMs stopped through the QMP ladder, runners deleted) and its
-   * work awaited.
+   * Stops gracefully: no more polls, janitor rounds or new machines;
+   * machines without a job are killed (runners deleted, VMs powered down);
+   * running jobs may finish for `timeoutMs` (persisting as usual), then
+   * they are stopped too, through the QMP ladder. `hurry` (a second
+   * signal) ends the wait at once. Resolves when every machine is gone.
    */
-  async stop(): Promise<void> {
+  async stop(
+    timeoutMs = 0,
+    hurry: AbortSignal = AbortSignal.abort(),
+  ): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#janitorTimer);
+    clearTimeout(this.#tickTimer);
+    this.#execute(this.core.shutdown(Date.now()));
+    const running = this.core.machines().filter((m) => m.state === "running");
+    if (running.length > 0 && timeoutMs > 0 && !hurry.aborted) {
+      this.#log.info(
+        "Waiting up to {seconds} s for {count} running job(s) to finish " +
+          "(signal again to stop them now)",
+        { seconds: Math.round(timeoutMs / 1000), count: running.length },
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hurried = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        hurry.addEventListener("abort", () => resolve(), { once: true });
+      });
+      await Promise.race([this.#executor.settled(), hurried]);
+      clearTimeout(timer);
+    }
+    const left = this.core.killAll(Date.now());
+    if (left.length > 0) {
+      this.#log.warn("Stopping {count} machine(s) that still run a job", {
+        count: left.length,
+      });
+    }
+    this.#execute(left);
+    await this.#executor.settled();
     await Promise.allSettled([this.#polling, this.#janitoring]);
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#janitorTimer);
-    this.#execute(this.core.killAll(Date.now()));
-    await this.#executor.settled();
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
   }

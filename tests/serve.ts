@@ -45,6 +45,10 @@ export interface Serving {
   readonly socket: string;
   /** The daemon's process id. */
   readonly pid: number;
+  /** Sends a signal to the daemon. */
+  kill(signal: Deno.Signal): void;
+  /** Resolves when the daemon has exited. */
+  readonly exited: Promise<Deno.CommandStatus>;
   /** The config file the daemon runs with. */
   readonly configFile: string;
   /** The daemon's log so far. */
@@ -137,13 +141,16 @@ ${options.extraToml ?? ""}`,
         socket,
         forrest.pid,
         join(dir, "forrest.toml"),
-        () => {
-          if (exited) throw new Error("forrest serve exited");
-          return logText;
-        },
+        () => logText,
+        () => exited,
       );
       await serving.waitForLog("Serving", 60_000);
-      await body(serving);
+      const child = forrest;
+      await body({
+        ...serving,
+        kill: (signal) => child.kill(signal),
+        exited: child.status,
+      });
     } catch (error) {
       console.error(`--- forrest serve log ---\n${logText}`);
       throw error;
@@ -169,6 +176,8 @@ ${options.extraToml ?? ""}`,
   });
 }
 
+type BaseServing = Omit<Serving, "kill" | "exited">;
+
 function servingOf(
   double: GitHubDouble,
   baseDir: string,
@@ -176,7 +185,8 @@ function servingOf(
   pid: number,
   configFile: string,
   log: () => string,
-): Serving {
+  exited: () => boolean,
+): BaseServing {
   const fetchApi = async (path: string, init?: RequestInit) => {
     const client = Deno.createHttpClient({
       proxy: { transport: "unix", path: socket },
@@ -226,7 +236,16 @@ function servingOf(
     fetch: fetchApi,
     status,
     waitForLog: async (text, timeoutMs = 60_000) => {
-      await waitUntil(log, (l) => l.includes(text), timeoutMs, `"${text}"`);
+      await waitUntil(
+        () => {
+          const current = log();
+          if (exited()) throw new Error("forrest serve exited");
+          return current;
+        },
+        (l) => l.includes(text),
+        timeoutMs,
+        `"${text}"`,
+      );
     },
     waitForStatus: (check, timeoutMs, what) =>
       waitUntil(status, check, timeoutMs, what),

@@ -45,6 +45,11 @@ export interface Serving {
   readonly socket: string;
   /** The daemon's process id. */
   readonly pid: number;
+  /**
+   * Kills the daemon with SIGKILL (a crash: its VMs keep running) and
+   * starts a new one on the same config and base_dir.
+   */
+  crashAndRestart(): Promise<void>;
   /** Sends a signal to the daemon. */
   kill(signal: Deno.Signal): void;
   /** Resolves when the daemon has exited. */
@@ -119,37 +124,62 @@ forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
 setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
 ${options.extraToml ?? ""}`,
       );
-      forrest = startForrest(["serve", "--config", "forrest.toml"], {
-        cwd: dir,
-      });
-      forrest.stdin.close();
-      forrest.stdout.cancel();
-      reading = forrest.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-        new WritableStream({ write: (chunk) => void (logText += chunk) }),
-      );
+      let exited = false;
+      const launch = () => {
+        const child = startForrest(["serve", "--config", "forrest.toml"], {
+          cwd: dir,
+        });
+        child.stdin.close();
+        child.stdout.cancel();
+        reading = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+          new WritableStream({ write: (chunk) => void (logText += chunk) }),
+        );
+        exited = false;
+        child.status.then(() => {
+          if (forrest === child) exited = true;
+        });
+        forrest = child;
+        return child;
+      };
+      launch();
       const socket = join(baseDir, "api.sock");
       double.setWebhookTarget(
         options.tcp
           ? { url: `http://${options.tcp}/webhook` }
           : { unixSocket: socket },
       );
-      let exited = false;
-      forrest.status.then(() => exited = true);
       const serving = servingOf(
         double,
         baseDir,
         socket,
-        forrest.pid,
         join(dir, "forrest.toml"),
         () => logText,
         () => exited,
       );
       await serving.waitForLog("Serving", 60_000);
-      const child = forrest;
       await body({
         ...serving,
-        kill: (signal) => child.kill(signal),
-        exited: child.status,
+        get pid() {
+          return forrest!.pid;
+        },
+        kill: (signal) => forrest!.kill(signal),
+        get exited() {
+          return forrest!.status;
+        },
+        crashAndRestart: async () => {
+          forrest!.kill("SIGKILL");
+          await forrest!.status;
+          await reading;
+          const before = logText.split("Serving").length;
+          launch();
+          const deadline = Date.now() + 60_000;
+          while (logText.split("Serving").length <= before) {
+            if (exited || Date.now() > deadline) {
+              throw new Error("the restarted forrest did not start serving");
+            }
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        },
       });
     } catch (error) {
       console.error(`--- forrest serve log ---\n${logText}`);
@@ -176,13 +206,15 @@ ${options.extraToml ?? ""}`,
   });
 }
 
-type BaseServing = Omit<Serving, "kill" | "exited">;
+type BaseServing = Omit<
+  Serving,
+  "kill" | "exited" | "pid" | "crashAndRestart"
+>;
 
 function servingOf(
   double: GitHubDouble,
   baseDir: string,
   socket: string,
-  pid: number,
   configFile: string,
   log: () => string,
   exited: () => boolean,
@@ -230,7 +262,6 @@ function servingOf(
     double,
     baseDir,
     socket,
-    pid,
     configFile,
     log,
     fetch: fetchApi,

@@ -11,12 +11,15 @@ import {
   type Decision,
   DEFAULT_CORE_OPTIONS,
   isConfiguredRepository,
+  type RunnerReport,
+  sameName,
   type Status,
 } from "../core/mod.ts";
 import { randomSuffix } from "../exec/mod.ts";
 import type { Forge, RepoRef } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
+import { recoverRuns } from "./recovery.ts";
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -43,6 +46,8 @@ export class Daemon {
   readonly #executor: Executor;
   readonly #log = getLogger(["forrest", "serve"]);
   readonly #deliveries = new Set<string>();
+  /** Runners of runs an earlier Forrest left: deleted once listed. */
+  readonly #recoveredRunners = new Map<string, RepoRef>();
   #tickTimer: ReturnType<typeof setTimeout> | undefined;
   #tickAt = Infinity;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
@@ -72,6 +77,13 @@ export class Daemon {
    * are registered), then keeps both going on their intervals.
    */
   async start(): Promise<void> {
+    const recovered = await recoverRuns(this.core.config.host.baseDir);
+    for (const run of recovered) {
+      this.#recoveredRunners.set(run.runner.toLowerCase(), {
+        owner: run.triplet.owner,
+        repo: run.triplet.repo,
+      });
+    }
     try {
       await this.#forge.connect(this.#repos());
     } catch (error) {
@@ -210,6 +222,7 @@ export class Daemon {
     for (const repo of this.#repos()) {
       try {
         const runners = await this.#forge.listRunners(repo);
+        await this.#deleteRecovered(repo, runners);
         this.#execute(
           this.core.runnersListed(repo.owner, repo.repo, runners, Date.now()),
         );
@@ -222,6 +235,31 @@ export class Daemon {
       }
     }
     this.wake();
+  }
+
+  /**
+   * Runners whose VMs an earlier Forrest left (and recovery stopped) are
+   * ours and dead, online or not. GitHub refuses to delete a runner that
+   * is still busy; the next round tries again.
+   */
+  async #deleteRecovered(repo: RepoRef, runners: readonly RunnerReport[]) {
+    for (const runner of runners) {
+      const key = runner.name.toLowerCase();
+      const owner = this.#recoveredRunners.get(key);
+      if (!owner || !sameName(owner.owner, repo.owner)) continue;
+      try {
+        await this.#forge.deleteRunner(repo, runner.id);
+        this.#recoveredRunners.delete(key);
+        this.#log.info("Deleted runner {runner} of an earlier Forrest", {
+          runner: runner.name,
+        });
+      } catch (error) {
+        this.#log.warn("Cannot delete runner {runner} yet: {error}", {
+          runner: runner.name,
+          error: errorText(error),
+        });
+      }
+    }
   }
 
   #schedule(what: "poll" | "janitor"): void {

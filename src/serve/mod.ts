@@ -4,3 +4,4 @@ export { Daemon, type DaemonOptions, type WebhookAnswer } from "./daemon.ts";
 export { Executor } from "./executor.ts";
 export { listenAll, ListenError, type Listening } from "./listen.ts";
 export { Metrics, type WebhookOutcome } from "./metrics.ts";
+export { type RecoveredRun, recoverRuns } from "./recovery.ts";

@@ -1,0 +1,77 @@
+/**
+ * Crash recovery: `forrest serve` is killed with SIGKILL while a VM runs a
+ * job. The new one stops the VM the old one left, deletes its disk (logs
+ * stay), removes a half-done persist's temp file without touching the
+ * machine image, deletes the dead runner, and serves new jobs as usual.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pathExists } from "../src/host/mod.ts";
+import { testDebianImage } from "./debian_image.ts";
+import { processesUnder } from "./processes.ts";
+import { LABELS, OWNER, REPO, withServe } from "./serve.ts";
+
+Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up", async () => {
+  const image = await testDebianImage();
+  await withServe({ image }, async (s) => {
+    const job = await s.double.queueJob({
+      owner: OWNER,
+      repo: REPO,
+      labels: LABELS,
+      script: "sleep 600",
+    });
+    const running = await s.waitForStatus(
+      (st) => st.machines.some((m) => m.state === "running"),
+      240_000,
+      "the machine running its job",
+    );
+    const runner = running.machines[0]!.runner;
+    const runDir = join(s.baseDir, "runs", OWNER, REPO, "debian", runner);
+    const runnerId = s.double.runners(OWNER, REPO)[0]!.id;
+    // A persist that died half-way left a temp file beside the image.
+    const machines = join(s.baseDir, "machines", OWNER, REPO);
+    await Deno.mkdir(machines, { recursive: true });
+    const image_ = join(machines, "debian.img");
+    await Deno.writeTextFile(image_, "the machine image, whole");
+    const temp = join(machines, ".debian.img.tmp-4f2a");
+    await Deno.writeTextFile(temp, "half a new image");
+
+    const qemuBefore = await processesUnder(runDir);
+    assert.equal(qemuBefore.length, 1, "qemu runs in its run directory");
+    await s.crashAndRestart();
+    assert.match(s.log(), /Stopping qemu \d+ of "forrest-debian-/);
+    assert.deepEqual(await processesUnder(runDir), [], "the old VM stopped");
+    const left = (await Array.fromAsync(Deno.readDir(runDir)))
+      .map((e) => e.name).sort();
+    assert.deepEqual(left.filter((n) => n.startsWith("disk")), []);
+    assert.ok(left.includes("log.txt"), "the boot log stays");
+    assert.equal(await pathExists(temp), false, "persist temp file removed");
+    assert.equal(await Deno.readTextFile(image_), "the machine image, whole");
+    // The dead runner is deleted once GitHub no longer has it busy; here
+    // the double keeps it busy, so Forrest has at least tried.
+    await s.double.waitFor(
+      () =>
+        s.double.requests.some((r) =>
+          r.method === "DELETE" && r.path.endsWith(`/runners/${runnerId}`)
+        ),
+      15_000,
+      "the dead runner's deletion tried",
+    );
+    await Deno.remove(image_); // let the next job boot the base image
+
+    // Serving goes on: a new job gets a new machine and completes.
+    const next = await s.double.queueJob({
+      owner: OWNER,
+      repo: REPO,
+      labels: LABELS,
+      script: "true",
+    });
+    await s.double.waitFor(
+      () => s.double.job(next.id)?.status === "completed",
+      240_000,
+      "the next job completed",
+    );
+    assert.equal(s.double.job(job.id)!.status, "in_progress");
+  });
+});

@@ -24,7 +24,7 @@ Deno.bench({
   },
 });
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -32,7 +32,7 @@ async function freePort(): Promise<number> {
 }
 
 async function run(): Promise<void> {
-  const port = await freePort();
+  const port = freePort();
   await withServe({
     image: "/nonexistent/debian.img",
     tcp: `127.0.0.1:${port}`,

@@ -35,6 +35,8 @@ export interface ServeOptions {
   readonly extraToml?: string;
   /** A TCP address (127.0.0.1:PORT) to serve on too; webhooks go there. */
   readonly tcp?: string;
+  /** Environment variables for the daemon. */
+  readonly env?: Readonly<Record<string, string>>;
   /** An existing folder for base_dir (a btrfs, for reflinks). */
   readonly baseDir?: string;
 }
@@ -128,6 +130,7 @@ ${options.extraToml ?? ""}`,
       const launch = () => {
         const child = startForrest(["serve", "--config", "forrest.toml"], {
           cwd: dir,
+          ...(options.env ? { env: options.env } : {}),
         });
         child.stdin.close();
         child.stdout.cancel();

@@ -13,7 +13,7 @@ import {
 } from "../config/mod.ts";
 import { GitHubForge } from "../forge/mod.ts";
 import { Secret } from "../log/mod.ts";
-import { apiApp, Daemon, listenAll } from "../serve/mod.ts";
+import { apiApp, Daemon, listenAll, notifySystemd } from "../serve/mod.ts";
 import { UsageError } from "./exit.ts";
 import { DEFAULT_CONFIG } from "./host_settings.ts";
 
@@ -64,17 +64,25 @@ export async function serveCommand(
     },
   });
   const watching = reloader.watch(stop.signal);
+  // `systemctl reload` sends SIGHUP: re-read the file now (it is also
+  // re-read whenever it changes).
+  const onHangup = () => void reloader.reload();
+  Deno.addSignalListener("SIGHUP", onHangup);
   try {
     await daemon.start();
-    log.info("Serving {count} repositories", {
-      count: config.repositories.length,
-    });
+    const serving = `Serving ${config.repositories.length} repositories`;
+    log.info(serving);
+    await notifySystemd({ ready: true, status: serving });
     if (!stop.signal.aborted) {
       await new Promise((resolve) =>
         stop.signal.addEventListener("abort", resolve, { once: true })
       );
     }
     log.info("Stopping: no new machines; those without a job are stopped");
+    await notifySystemd({
+      stopping: true,
+      status: "Stopping: running jobs may finish",
+    });
   } finally {
     stop.abort();
     await daemon.stop(daemon.core.config.host.shutdownTimeout, hurry.signal);
@@ -82,6 +90,7 @@ export async function serveCommand(
     await watching;
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGHUP", onHangup);
   }
   log.info("Stopped");
   return 0;

@@ -5,3 +5,4 @@ export { Executor } from "./executor.ts";
 export { listenAll, ListenError, type Listening } from "./listen.ts";
 export { Metrics, type WebhookOutcome } from "./metrics.ts";
 export { type RecoveredRun, recoverRuns } from "./recovery.ts";
+export { type NotifyState, notifySystemd } from "./notify.ts";

@@ -7,11 +7,15 @@
 
 import { createHmac } from "node:crypto";
 import { workflowJobPayload } from "../tests/github/mod.ts";
-import { OWNER, REPO, withServe } from "../tests/serve.ts";
+import {
+  OWNER,
+  REPO,
+  WEBHOOK_SECRET as SECRET,
+  withServe,
+} from "../tests/serve.ts";
 
 const SECONDS = Number(Deno.env.get("WEBHOOK_BENCH_SECONDS") ?? 30);
 const SENDERS = 16;
-const SECRET = "webhook-secret-for-tests"; // as tests/serve.ts writes it
 
 let experiment: Promise<void> | undefined;
 

@@ -19,7 +19,15 @@ Deno.test("forrest --help lists the commands and exits 0", async () => {
   assert.match(result.stdout, /^Usage: forrest \[options\] \[command\]/);
   const commands = result.stdout.split("Commands:\n")[1]!.split("\n")
     .map((line) => /^ {2}(\S+)/.exec(line)?.[1]).filter(Boolean);
-  assert.deepEqual(commands, ["version", "config", "exec", "image", "shell"]);
+  assert.deepEqual(commands, [
+    "version",
+    "config",
+    "exec",
+    "image",
+    "shell",
+    "serve",
+    "status",
+  ]);
   assert.equal(result.stderr, "");
 });
 

@@ -22,7 +22,7 @@ export const OWNER = "octo";
 export const REPO = "app";
 export const TOKEN = "persist-me-0123456789";
 export const APP_ID = 4242;
-const SECRET = "webhook-secret-for-tests";
+export const WEBHOOK_SECRET = "webhook-secret-for-tests";
 
 export interface ServeOptions {
   /** The machine's image (absolute). */
@@ -56,6 +56,8 @@ export interface Serving {
   kill(signal: Deno.Signal): void;
   /** Resolves when the daemon has exited. */
   readonly exited: Promise<Deno.CommandStatus>;
+  /** The App's private key (PEM), which must never be logged. */
+  readonly privateKeyPem: string;
   /** The config file the daemon runs with. */
   readonly configFile: string;
   /** The daemon's log so far. */
@@ -84,11 +86,14 @@ export async function withServe(
     if (options.baseDir === undefined) await Deno.mkdir(baseDir);
     const keyPem = await generateAppKey();
     await Deno.writeTextFile(join(dir, "app.pem"), keyPem);
-    await Deno.writeTextFile(join(dir, "webhook-secret"), `${SECRET}\n`);
+    await Deno.writeTextFile(
+      join(dir, "webhook-secret"),
+      `${WEBHOOK_SECRET}\n`,
+    );
     const double = await GitHubDouble.start({
       appId: APP_ID,
       privateKeyPem: keyPem,
-      webhookSecret: SECRET,
+      webhookSecret: WEBHOOK_SECRET,
     });
     let forrest: Deno.ChildProcess | undefined;
     let logText = "";
@@ -162,6 +167,7 @@ ${options.extraToml ?? ""}`,
       await serving.waitForLog("Serving", 60_000);
       await body({
         ...serving,
+        privateKeyPem: keyPem,
         get pid() {
           return forrest!.pid;
         },
@@ -211,7 +217,7 @@ ${options.extraToml ?? ""}`,
 
 type BaseServing = Omit<
   Serving,
-  "kill" | "exited" | "pid" | "crashAndRestart"
+  "kill" | "exited" | "pid" | "crashAndRestart" | "privateKeyPem"
 >;
 
 function servingOf(

@@ -109,6 +109,14 @@ export class GitHubDouble implements AsyncDisposable {
   }
 
   /** Installs the app on a repository; one installation per owner. */
+  /**
+   * Every secret the double handed out: installation tokens, JIT configs
+   * and the runner secrets inside them. None may appear in Forrest's logs.
+   */
+  get issuedSecrets(): readonly string[] {
+    return this.#rest.issued;
+  }
+
   addRepo(owner: string, repo: string): { installationId: number } {
     return { installationId: this.#state.addRepo(owner, repo).installationId };
   }

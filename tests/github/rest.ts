@@ -74,6 +74,8 @@ export const NOT_FOUND = errorReply(404, "Not Found");
 const BAD_CREDENTIALS = errorReply(401, "Bad credentials");
 
 export class RestApi {
+  /** Installation tokens and JIT configs handed out, for leak checks. */
+  readonly issued: string[] = [];
   readonly #state: GitHubState;
   readonly #api: OpenApi;
   readonly #options: RestOptions;
@@ -146,6 +148,7 @@ export class RestApi {
     const token = `ghs_${randomToken(36)}`;
     const expiresAt = Date.now() + TOKEN_LIFETIME_MS;
     this.#tokens.set(token, { installationId, expiresAt });
+    this.issued.push(token);
     return {
       status: 201,
       body: {
@@ -233,11 +236,13 @@ export class RestApi {
       work_folder: workFolder,
       server_url: this.#options.urls.api,
     };
+    const encoded = btoa(JSON.stringify(config));
+    this.issued.push(encoded, runner.secret);
     return {
       status: 201,
       body: {
         runner: this.#runner(runner),
-        encoded_jit_config: btoa(JSON.stringify(config)),
+        encoded_jit_config: encoded,
       },
     };
   }

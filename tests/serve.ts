@@ -31,6 +31,7 @@ export interface ServeOptions {
   readonly hostRam?: string;
   readonly pollingInterval?: string;
   readonly janitorInterval?: string;
+  readonly requestTimeout?: string;
   /** More `[repositories…]` TOML. */
   readonly extraToml?: string;
   /** A TCP address (127.0.0.1:PORT) to serve on too; webhooks go there. */
@@ -118,6 +119,7 @@ webhook_secret_file = "webhook-secret"
 api_url = "${double.url}"
 polling_interval = "${options.pollingInterval ?? "10m"}"
 janitor_interval = "${options.janitorInterval ?? "2s"}"
+request_timeout = "${options.requestTimeout ?? "30s"}"
 
 [repositories.${OWNER}.${REPO}]
 persistence_token = "${TOKEN}"

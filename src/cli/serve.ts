@@ -42,6 +42,7 @@ export async function serveCommand(
       privateKey: secrets.privateKey,
       webhookSecret: secrets.webhookSecret,
       apiUrl: config.github.apiUrl,
+      requestTimeout: config.github.requestTimeout,
     }),
   });
   // The first signal stops gracefully; a second one hurries it along.

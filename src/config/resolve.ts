@@ -39,6 +39,7 @@ import {
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
+  DEFAULT_REQUEST_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_SOCKET_MODE,
   type GitHubConfig,
@@ -235,6 +236,7 @@ function readGitHub(
     apiUrl: (raw.api_url ?? DEFAULT_API_URL).replace(/\/+$/, ""),
     pollingInterval: raw.polling_interval ?? DEFAULT_POLLING_INTERVAL,
     janitorInterval: raw.janitor_interval ?? DEFAULT_JANITOR_INTERVAL,
+    requestTimeout: raw.request_timeout ?? DEFAULT_REQUEST_TIMEOUT,
   };
 }
 

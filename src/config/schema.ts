@@ -177,6 +177,7 @@ export const githubSchema = z.strictObject({
   }).optional(),
   polling_interval: duration(5_000, "5s").optional(),
   janitor_interval: duration(1_000, "1s").optional(),
+  request_timeout: duration(1_000, "1s").optional(),
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 

@@ -52,6 +52,8 @@ export interface GitHubConfig {
   readonly pollingInterval: number;
   /** How often runners are listed and leftovers removed; milliseconds. */
   readonly janitorInterval: number;
+  /** An API request that takes longer fails (and is retried); ms. */
+  readonly requestTimeout: number;
 }
 
 export interface SetupTemplate {
@@ -138,6 +140,7 @@ export const MACHINE_DEFAULTS = Object.freeze({
 export const DEFAULT_API_URL = "https://api.github.com";
 export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
 export const DEFAULT_JANITOR_INTERVAL = 5 * 60_000;
+export const DEFAULT_REQUEST_TIMEOUT = 30_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10 * 60_000;
 export const DEFAULT_SOCKET_MODE = 0o660;
 export const DEFAULT_LISTEN = "unix:api.sock";

@@ -31,6 +31,8 @@ export interface GitHubForgeOptions {
   readonly apiUrl: string;
   /** Retries of a failed request (5xx, timeouts); plugin-retry's default 3. */
   readonly retries?: number;
+  /** Milliseconds before a request is given up (and retried). */
+  readonly requestTimeout?: number;
 }
 
 const PER_PAGE = 100;
@@ -52,6 +54,9 @@ export class GitHubForge implements Forge {
     const ForrestOctokit = Octokit.plugin(retry, throttling).defaults({
       baseUrl: options.apiUrl,
       userAgent: "forrest",
+      // A GitHub that does not answer must not stall a machine forever:
+      // the request fails, and plugin-retry tries again.
+      request: { fetch: timedFetch(options.requestTimeout ?? 30_000) },
       retry: { retries: options.retries ?? 3 },
       throttle: {
         onRateLimit: (
@@ -284,6 +289,14 @@ export class GitHubForge implements Forge {
     }
     return found;
   }
+}
+
+function timedFetch(timeout: number): typeof fetch {
+  return (input, init) => {
+    const signals = [AbortSignal.timeout(timeout)];
+    if (init?.signal) signals.push(init.signal);
+    return fetch(input, { ...init, signal: AbortSignal.any(signals) });
+  };
 }
 
 function key(repo: RepoRef): string {

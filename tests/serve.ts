@@ -293,3 +293,24 @@ function servingOf(
       waitUntil(status, check, timeoutMs, what),
   };
 }
+
+/**
+ * Queues a job of the Debian machine that runs `script`, and waits until
+ * its VM runs it.
+ */
+export async function runningJob(s: Serving, script: string) {
+  const job = await s.double.queueJob({
+    owner: OWNER,
+    repo: REPO,
+    labels: LABELS,
+    script,
+  });
+  const status = await s.waitForStatus(
+    (st) => st.machines.some((m) => m.state === "running"),
+    240_000,
+    "the machine running its job",
+  );
+  const runner = status.machines.find((m) => m.state === "running")!.runner;
+  const runDir = join(s.baseDir, "runs", OWNER, REPO, "debian", runner);
+  return { job, runner, runDir };
+}

@@ -10,24 +10,12 @@ import { join } from "node:path";
 import { pathExists } from "../src/host/mod.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { processesUnder } from "./processes.ts";
-import { LABELS, OWNER, REPO, withServe } from "./serve.ts";
+import { LABELS, OWNER, REPO, runningJob, withServe } from "./serve.ts";
 
 Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up", async () => {
   const image = await testDebianImage();
   await withServe({ image }, async (s) => {
-    const job = await s.double.queueJob({
-      owner: OWNER,
-      repo: REPO,
-      labels: LABELS,
-      script: "sleep 600",
-    });
-    const running = await s.waitForStatus(
-      (st) => st.machines.some((m) => m.state === "running"),
-      240_000,
-      "the machine running its job",
-    );
-    const runner = running.machines[0]!.runner;
-    const runDir = join(s.baseDir, "runs", OWNER, REPO, "debian", runner);
+    const { job, runDir } = await runningJob(s, "sleep 600");
     const runnerId = s.double.runners(OWNER, REPO)[0]!.id;
     // A persist that died half-way left a temp file beside the image.
     const machines = join(s.baseDir, "machines", OWNER, REPO);

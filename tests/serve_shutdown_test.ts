@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { testDebianImage } from "./debian_image.ts";
-import { LABELS, OWNER, REPO, withServe } from "./serve.ts";
+import { LABELS, OWNER, REPO, runningJob, withServe } from "./serve.ts";
 
 /** A machine type with no image yet: it registers, then waits. */
 const LATER = `
@@ -56,17 +56,7 @@ Deno.test("serve: SIGTERM lets a running job finish and stops the idle machines"
 Deno.test("serve: a second SIGTERM stops a running job at once", async () => {
   const image = await testDebianImage();
   await withServe({ image }, async (s) => {
-    const job = await s.double.queueJob({
-      owner: OWNER,
-      repo: REPO,
-      labels: LABELS,
-      script: "sleep 600",
-    });
-    await s.waitForStatus(
-      (st) => st.machines.some((m) => m.state === "running"),
-      240_000,
-      "the machine running its job",
-    );
+    const { job } = await runningJob(s, "sleep 600");
     s.kill("SIGTERM");
     await s.waitForLog("running job(s) to finish");
     const hurried = Date.now();

@@ -10,25 +10,13 @@ import { join } from "node:path";
 import { pathExists } from "../src/host/mod.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { processesUnder } from "./processes.ts";
-import { LABELS, OWNER, REPO, withServe } from "./serve.ts";
+import { LABELS, OWNER, REPO, runningJob, withServe } from "./serve.ts";
 import { withTempDir } from "./temp.ts";
 
 Deno.test("serve: qemu dying mid-job stops the machine and leaves the image alone", async () => {
   const image = await testDebianImage();
   await withServe({ image }, async (s) => {
-    await s.double.queueJob({
-      owner: OWNER,
-      repo: REPO,
-      labels: LABELS,
-      script: "sleep 600",
-    });
-    const running = await s.waitForStatus(
-      (st) => st.machines.some((m) => m.state === "running"),
-      240_000,
-      "the machine running its job",
-    );
-    const runner = running.machines[0]!.runner;
-    const runDir = join(s.baseDir, "runs", OWNER, REPO, "debian", runner);
+    const { runner, runDir } = await runningJob(s, "sleep 600");
     const runnerId = s.double.runners(OWNER, REPO)[0]!.id;
     const [qemu] = await processesUnder(runDir);
     Deno.kill(qemu!, "SIGKILL");

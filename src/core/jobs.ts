@@ -19,12 +19,17 @@ export interface JobReport {
   readonly createdAt?: number;
 }
 
+/** Job statuses Forrest tracks; "completed" drops a job. */
+export const TRACKED_JOB_STATUSES = [
+  "queued",
+  "waiting",
+  "pending",
+  "requested",
+  "in_progress",
+] as const;
+
 export type ForgeJobStatus =
-  | "queued"
-  | "waiting"
-  | "pending"
-  | "requested"
-  | "in_progress"
+  | (typeof TRACKED_JOB_STATUSES)[number]
   | "completed";
 
 export interface TrackedJob {

@@ -18,6 +18,7 @@ export {
   type JobChange,
   type JobReport,
   JobTracker,
+  TRACKED_JOB_STATUSES,
   type TrackedJob,
 } from "./jobs.ts";
 export {

@@ -4,7 +4,7 @@
  * status when scraped.
  */
 
-import type { Status } from "../core/mod.ts";
+import { type Status, TRACKED_JOB_STATUSES } from "../core/mod.ts";
 
 /** Bucket bounds in seconds: pickup and boot take seconds to minutes. */
 const BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800];
@@ -54,14 +54,6 @@ const MACHINE_STATES = [
   "stopping",
 ] as const;
 
-const JOB_STATUSES = [
-  "queued",
-  "waiting",
-  "pending",
-  "requested",
-  "in_progress",
-] as const;
-
 export class Metrics {
   readonly webhooks = new Map<WebhookOutcome, number>();
   readonly pickup = new Histogram();
@@ -83,7 +75,7 @@ export class Metrics {
       lines.push(`forrest_machines{state="${state}"} ${n}`);
     }
     metric("forrest_jobs", "gauge", "Tracked jobs by status.");
-    for (const s of JOB_STATUSES) {
+    for (const s of TRACKED_JOB_STATUSES) {
       const n = status.jobs.filter((j) => j.status === s).length;
       lines.push(`forrest_jobs{status="${s}"} ${n}`);
     }

@@ -59,40 +59,8 @@ export class GitHubForge implements Forge {
       request: { fetch: timedFetch(options.requestTimeout ?? 30_000) },
       retry: { retries: options.retries ?? 3 },
       throttle: {
-        onRateLimit: (
-          after: number,
-          request: { method: string; url: string },
-          _o: unknown,
-          count: number,
-        ) => {
-          log.warn(
-            "GitHub rate limit on {method} {url}; retry {count} in {after} s",
-            {
-              method: request.method,
-              url: request.url,
-              count,
-              after,
-            },
-          );
-          return count < 3;
-        },
-        onSecondaryRateLimit: (
-          after: number,
-          request: { method: string; url: string },
-          _o: unknown,
-          count: number,
-        ) => {
-          log.warn(
-            "GitHub secondary rate limit on {method} {url}; retry {count} in {after} s",
-            {
-              method: request.method,
-              url: request.url,
-              count,
-              after,
-            },
-          );
-          return count < 3;
-        },
+        onRateLimit: retryLimited("rate limit"),
+        onSecondaryRateLimit: retryLimited("secondary rate limit"),
       },
       log: {
         debug: () => {},
@@ -289,6 +257,25 @@ export class GitHubForge implements Forge {
     }
     return found;
   }
+}
+
+/**
+ * What plugin-throttling calls when GitHub limits us: log it and wait as
+ * told (Retry-After), up to 3 times per request.
+ */
+function retryLimited(kind: string) {
+  return (
+    after: number,
+    request: { method: string; url: string },
+    _octokit: unknown,
+    count: number,
+  ): boolean => {
+    getLogger(["forrest", "github"]).warn(
+      `GitHub ${kind} on {method} {url}; retry {count} in {after} s`,
+      { method: request.method, url: request.url, count, after },
+    );
+    return count < 3;
+  };
 }
 
 function timedFetch(timeout: number): typeof fetch {

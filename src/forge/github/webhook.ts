@@ -6,7 +6,7 @@
 
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import type { JobReport } from "../../core/mod.ts";
+import { type JobReport, TRACKED_JOB_STATUSES } from "../../core/mod.ts";
 import type { Secret } from "../../log/mod.ts";
 import type { WebhookResult } from "../forge.ts";
 
@@ -28,21 +28,12 @@ export function verifySignature(
   return timingSafeEqual(expected, given);
 }
 
-const JOB_STATUSES = [
-  "queued",
-  "waiting",
-  "pending",
-  "requested",
-  "in_progress",
-  "completed",
-] as const;
-
 /** Only the fields Forrest reads; GitHub sends many more. */
 const WorkflowJobEvent = z.object({
   action: z.string(),
   workflow_job: z.object({
     id: z.number().int().positive(),
-    status: z.enum(JOB_STATUSES),
+    status: z.enum([...TRACKED_JOB_STATUSES, "completed"]),
     labels: z.array(z.string().max(1_000)).max(1_000),
     runner_name: z.string().max(1_000).nullable().optional(),
     created_at: z.string().optional(),

@@ -178,6 +178,20 @@ base_image = "images/not-built-yet.img"
 ram = "1G"
 `;
     await withServe({ image, extraToml }, async (s) => {
+      // Left over from a crash: offline, idle, named like ours. The janitor
+      // (every 2 s here) deletes it; a runner not named like ours stays.
+      s.double.addRunner(OWNER, REPO, "forrest-later-leftover12345678", LABELS);
+      s.double.addRunner(OWNER, REPO, "someone-elses-runner", LABELS);
+      await s.double.waitFor(
+        () => s.double.runners(OWNER, REPO).length === 1,
+        10_000,
+        "the leftover runner deleted",
+      );
+      assert.equal(
+        s.double.runners(OWNER, REPO)[0]!.name,
+        "someone-elses-runner",
+      );
+      assert.equal((await Deno.stat(s.socket)).mode! & 0o777, 0o660);
       const job = await s.double.queueJob({
         owner: OWNER,
         repo: REPO,
@@ -189,7 +203,7 @@ ram = "1G"
         "the machine waiting for its image",
       );
       assert.equal(waiting.machines[0]!.state, "registered");
-      assert.equal(s.double.runners(OWNER, REPO).length, 1);
+      assert.equal(s.double.runners(OWNER, REPO).length, 2);
 
       // forrest status shows it, as a table and as JSON.
       const table = await runForrest(["status", "--config", s.configFile]);
@@ -217,7 +231,7 @@ ram = "1G"
         "the machine killed",
       );
       await s.double.waitFor(
-        () => s.double.runners(OWNER, REPO).length === 0,
+        () => s.double.runners(OWNER, REPO).length === 1,
         10_000,
         "the runner deleted",
       );

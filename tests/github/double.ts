@@ -117,6 +117,23 @@ export class GitHubDouble implements AsyncDisposable {
     return this.#rest.issued;
   }
 
+  /**
+   * A runner registered earlier and left offline (by a Forrest that
+   * crashed, or by someone else), as if made by generate-jitconfig.
+   */
+  addRunner(owner: string, repo: string, name: string, labels: string[]) {
+    const found = this.#state.repo(owner, repo);
+    if (!found) throw new Error(`No repository ${owner}/${repo}`);
+    const runner = this.#state.createRunner(found, {
+      name,
+      labels,
+      runnerGroupId: 1,
+      workFolder: "_work",
+    });
+    if (!runner) throw new Error(`Runner ${name} exists already`);
+    return runner;
+  }
+
   addRepo(owner: string, repo: string): { installationId: number } {
     return { installationId: this.#state.addRepo(owner, repo).installationId };
   }

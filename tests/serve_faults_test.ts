@@ -107,3 +107,21 @@ Deno.test("serve: after a GitHub outage, the poller finds jobs whose webhooks we
     await s.waitForStatus((st) => st.machines.length === 0, 30_000, "killed");
   });
 });
+
+Deno.test("serve: a reinstalled App is looked up again (401 on the old token)", async () => {
+  await withServe({
+    image: "/nonexistent/debian.img",
+    extraToml: LATER,
+    janitorInterval: "10m",
+  }, async (s) => {
+    const lookups = () =>
+      s.double.requests.filter((r) => r.path.endsWith("/installation")).length;
+    const before = lookups();
+    s.double.reinstall(OWNER);
+    const id = await queueAndRegister(s, "a reinstalled App");
+    assert.ok(lookups() > before, "the installation was looked up again");
+    assert.deepEqual(jitconfigStatuses(s), [401, 201]);
+    await s.double.cancelJob(id);
+    await s.waitForStatus((st) => st.machines.length === 0, 30_000, "killed");
+  });
+});

@@ -134,6 +134,11 @@ export class GitHubDouble implements AsyncDisposable {
     return runner;
   }
 
+  /** Reinstalls the App on `owner`: new installation, old tokens void. */
+  reinstall(owner: string): number {
+    return this.#state.reinstall(owner);
+  }
+
   addRepo(owner: string, repo: string): { installationId: number } {
     return { installationId: this.#state.addRepo(owner, repo).installationId };
   }

@@ -142,6 +142,22 @@ export class GitHubState {
     return repo;
   }
 
+  /**
+   * The App uninstalled and installed again on `owner`: a new installation
+   * id, and tokens of the old one no longer work.
+   */
+  reinstall(owner: string): number {
+    const ownerKey = owner.toLowerCase();
+    const installationId = this.#next.installation++;
+    this.#installations.set(ownerKey, installationId);
+    for (const [key, repo] of this.#repos) {
+      if (repo.owner.toLowerCase() === ownerKey) {
+        this.#repos.set(key, { ...repo, installationId });
+      }
+    }
+    return installationId;
+  }
+
   hasInstallation(id: number): boolean {
     return [...this.#installations.values()].includes(id);
   }

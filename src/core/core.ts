@@ -15,7 +15,7 @@ import {
 import { type JobChange, type JobReport, JobTracker } from "./jobs.ts";
 import { machineForJob, sameName, tripletKey } from "./labels.ts";
 import {
-  BUDGET_STATES,
+  holdsBudget,
   isAvailable,
   KILL_ORDER,
   type KillReason,
@@ -183,7 +183,11 @@ export class Core {
     startedAt: number,
     now: number,
   ): JobChange[] {
-    const changes = reports.map((report) => this.jobReported(report, now))
+    // A webhook that came while the poll ran is newer than its listing.
+    const fresh = reports.filter((report) =>
+      (this.#jobs.get(report.id)?.updatedAt ?? -Infinity) < startedAt
+    );
+    const changes = fresh.map((report) => this.jobReported(report, now))
       .filter((change) => change.kind !== "none");
     const listed = new Set(reports.map((r) => r.id));
     const dropped = this.#jobs.forgetUnlisted(owner, repo, listed, startedAt);
@@ -461,7 +465,7 @@ export class Core {
     let ram = 0;
     let cpus = 0;
     for (const machine of this.#machines.values()) {
-      if (!BUDGET_STATES.has(machine.state)) continue;
+      if (!holdsBudget(machine)) continue;
       ram += machine.config.ram;
       cpus += machine.config.cpus;
     }
@@ -539,7 +543,12 @@ export class Core {
       if (machine.state === "starting" && machine.startedAt !== undefined) {
         times.push(machine.startedAt + machine.config.startTimeout);
       }
-      if (machine.state === "registered" && machine.wait) {
+      // An expired wait is due at the next plan anyway; counting it here
+      // would wake the loop at once, over and over, while the budget is full.
+      if (
+        machine.state === "registered" && machine.wait &&
+        machine.wait.until > now
+      ) {
         times.push(machine.wait.until);
       }
     }
@@ -566,7 +575,7 @@ export class Core {
   isRunning(triplet: Machine["triplet"]): boolean {
     const key = tripletKey(triplet);
     return [...this.#machines.values()].some((m) =>
-      tripletKey(m.triplet) === key && BUDGET_STATES.has(m.state)
+      tripletKey(m.triplet) === key && holdsBudget(m)
     );
   }
 

@@ -397,3 +397,52 @@ Deno.test("shutdown kills every machine without a job; killAll the rest", () => 
   assert.deepEqual(brief(core.tick(20_000)), [], "no new machines");
   assert.deepEqual(brief(core.killAll(30_000)), ["kill small#1 shutdown"]);
 });
+
+Deno.test("a machine killed before it started holds no budget", () => {
+  const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
+  for (let i = 1; i <= 3; i++) core.jobReported(job(i, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  assert.deepEqual(brief(core.tick(5_000)), ["start small#1", "start small#2"]);
+  core.jobReported(job(3, "completed"), 6_000);
+  assert.deepEqual(brief(core.tick(11_000)), ["kill small#3 surplus"]);
+  assert.equal(core.status().budget.ram.used, 8 * 1024 ** 3);
+  assert.equal(
+    core.isRunning({ owner: "octo", repo: "app", machine: "small" }),
+    true,
+  );
+});
+
+Deno.test("out-of-order reports never move a running job back to queued", () => {
+  const core = newCore();
+  const runner = "forrest-small-0000000000000001";
+  core.jobReported(job(1, "queued"), 0);
+  // A poll starts at 1 000 and lists the job as queued; the webhook saying
+  // it runs arrives at 1 500, before the poll's answer at 2 000.
+  core.jobReported(job(1, "in_progress", undefined, runner), 1_500);
+  core.pollFinished("octo", "app", [job(1, "queued")], 1_000, 2_000);
+  assert.equal(core.jobs()[0]!.status, "in_progress");
+  // A late "queued" delivery after "in_progress" changes nothing either.
+  core.jobReported(job(1, "queued"), 3_000);
+  assert.equal(core.jobs()[0]!.status, "in_progress");
+  assert.deepEqual(
+    brief(core.tick(10_000)),
+    [],
+    "no machine for a running job",
+  );
+  core.jobReported(job(1, "completed", undefined, runner), 11_000);
+  assert.deepEqual(core.jobs(), []);
+});
+
+Deno.test("an expired image wait with a full budget does not wake the loop at once", () => {
+  const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
+  for (let i = 1; i <= 3; i++) core.jobReported(job(i, "queued"), 0);
+  registerAll(core, core.tick(5_000), 5_000);
+  assert.deepEqual(brief(core.tick(5_000)), ["start small#1", "start small#2"]);
+  // #1 waits for its image and goes back; #3 takes its place.
+  core.imageWait(1, "no-image", "waiting for an image", 5_000);
+  assert.deepEqual(brief(core.tick(5_000)), ["start small#3"]);
+  const later = 5_000 + 60_000;
+  assert.deepEqual(brief(core.tick(later)), [], "no room for #1");
+  const wake = core.nextWake(later);
+  assert.ok(wake === undefined || wake > later, `woke at ${wake}`);
+});

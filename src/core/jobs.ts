@@ -66,6 +66,14 @@ export class JobTracker {
     now: number,
   ): JobChange {
     const old = this.#jobs.get(report.id);
+    // Deliveries come out of order: a job that runs does not go back to
+    // waiting in line (a re-run is a new job id).
+    if (
+      old?.status === "in_progress" && report.status !== "completed" &&
+      report.status !== "in_progress"
+    ) {
+      return { kind: "none" };
+    }
     if (report.status === "completed" || triplet === undefined) {
       if (old === undefined) return { kind: "none" };
       this.#jobs.delete(report.id);

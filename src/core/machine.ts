@@ -79,6 +79,15 @@ export interface Machine {
   readonly ranJob: boolean;
 }
 
+/**
+ * Whether the machine's VM holds (or is about to hold) RAM and CPUs. A
+ * machine killed before it was ever started is `stopping` too, while its
+ * runner is deleted, but it has no VM.
+ */
+export function holdsBudget(machine: Machine): boolean {
+  return BUDGET_STATES.has(machine.state) && machine.startedAt !== undefined;
+}
+
 /** Whether the machine can still take a job that is queued now. */
 export function isAvailable(machine: Machine): boolean {
   return machine.killed === undefined && KILL_ORDER.includes(machine.state);

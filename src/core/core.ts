@@ -283,7 +283,8 @@ export class Core {
   registerFailed(id: number, now: number): void {
     const machine = this.#machines.get(id);
     if (machine === undefined) return;
-    this.#failed(machine, now);
+    // A machine killed meanwhile was not wanted anyway: no backoff.
+    if (machine.killed === undefined) this.#failed(machine, now);
     this.#machines.delete(id);
     this.#countedFailures.delete(id);
   }

@@ -91,12 +91,18 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     cwd: run.path,
     qmpSocket: run.file("qmpSocket"),
   });
-  await run.writeRecord({
-    triplet: options.triplet,
-    runner: options.runner,
-    pid: vm.pid,
-    startedAt: new Date().toISOString(),
-  });
+  try {
+    await run.writeRecord({
+      triplet: options.triplet,
+      runner: options.runner,
+      pid: vm.pid,
+      startedAt: new Date().toISOString(),
+    });
+  } catch (error) {
+    // Without its record a crash could not find this qemu: stop it.
+    await vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 });
+    throw error;
+  }
   return { vm, fork, startedAt };
 }
 

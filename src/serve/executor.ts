@@ -47,6 +47,8 @@ interface Work {
   /** registering → registered → vm → done. */
   phase: "registering" | "registered" | "vm" | "done";
   killed: { readonly quarantine: boolean } | undefined;
+  /** Its run directory, once made, for cleanup after an unexpected error. */
+  run: RunDir | undefined;
   readonly abort: AbortController;
   task: Promise<void> | undefined;
 }
@@ -97,6 +99,7 @@ export class Executor {
       runner: undefined,
       phase: "registering",
       killed: undefined,
+      run: undefined,
       abort: new AbortController(),
       task: undefined,
     };
@@ -152,6 +155,8 @@ export class Executor {
       machine.config.useBase,
       await imageFacts(machine.config, baseDir, (t) => core.isRunning(t)),
     );
+    // Killed while the image was looked at: nothing else will end it.
+    if (killOf(work)) return await this.#end(work);
     if (choice.kind === "wait") {
       if (core.imageWait(machine.id, choice.reason, choice.message, now())) {
         this.#log.info("{machine}: {message}", {
@@ -162,10 +167,14 @@ export class Executor {
       work.phase = "registered";
       return;
     }
+    // What the image is now, so that a timeout sets aside only this one
+    // (another run may have persisted a new one meanwhile).
+    const booted = await identity(choice.image);
     let run: RunDir | undefined;
     let launched: Launched | undefined;
     try {
       run = await RunDir.create(baseDir, machine.triplet, machine.runnerName);
+      work.run = run;
       if (work.killed) return await this.#end(work, run);
       launched = await launchVm({
         run,
@@ -221,7 +230,14 @@ export class Executor {
       seconds: Math.round((performance.now() - launched.startedAt) / 1000),
       code: exit.code,
     });
-    if (kill?.quarantine && choice.from === "own") {
+    const unchanged = booted !== undefined &&
+      booted === await identity(choice.image);
+    if (kill?.quarantine && choice.from === "own" && !unchanged) {
+      this.#log.warn(
+        "{runner} did not come online; {image} has been replaced since, and stays",
+        { runner: machine.runnerName, image: choice.image },
+      );
+    } else if (kill?.quarantine && choice.from === "own") {
       const broken = await quarantineImage(choice.image).catch((error) => {
         this.#log.error("Cannot set {image} aside: {error}", {
           image: choice.image,
@@ -334,10 +350,20 @@ export class Executor {
         runner: work.machine.runnerName,
         error: errorText(error),
       });
-      if (this.#work.has(work.machine.id)) await this.#end(work);
+      if (this.#work.has(work.machine.id)) await this.#end(work, work.run);
     } finally {
       this.#deps.wake();
     }
+  }
+}
+
+/** An image's inode and mtime, or undefined when it is gone. */
+async function identity(path: string): Promise<string | undefined> {
+  try {
+    const info = await Deno.stat(path);
+    return `${info.ino}:${info.mtime?.getTime()}`;
+  } catch {
+    return undefined;
   }
 }
 

@@ -121,7 +121,9 @@ async function isQemuIn(pid: number, dir: string): Promise<boolean> {
   try {
     const cwd = await Deno.readLink(`/proc/${pid}/cwd`);
     const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cwd === dir && cmdline.split("\0")[0]!.includes("qemu");
+    // The kernel shows the resolved path; base_dir may go through a link.
+    const real = await Deno.realPath(dir);
+    return cwd === real && cmdline.split("\0")[0]!.includes("qemu");
   } catch {
     return false;
   }

@@ -12,21 +12,12 @@
 
 import { join } from "node:path";
 import { runEphemeral } from "../src/exec/mod.ts";
+import { runChecked } from "../src/host/mod.ts";
 import { resolveAccelerator } from "../src/vm/mod.ts";
 import { testDebianImage } from "../tests/debian_image.ts";
+import { benchExperiment, median } from "./experiment.ts";
 
 const RUNS = Number(Deno.env.get("BOOT_BENCH_RUNS") ?? 5);
-
-async function sh(program: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(program, {
-    args,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`${program}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
 
 /** Milliseconds from qemu's start to the job's first output. */
 async function bootToJob(image: string, baseDir: string): Promise<number> {
@@ -55,27 +46,10 @@ async function bootToJob(image: string, baseDir: string): Promise<number> {
   return firstOutput - started;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-let experiment: Promise<void> | undefined;
-
-Deno.bench({
-  name:
-    `boot to job start, built image vs cloud-init, ${RUNS} runs each, A/B alternated`,
-  n: 1,
-  warmup: 0,
-  // deno bench may call a bench more than once (and awaits only async
-  // functions); the experiment runs once, later calls return at once.
-  async fn() {
-    await (experiment ??= runExperiment());
-  },
-});
+benchExperiment(
+  `boot to job start, built image vs cloud-init, ${RUNS} runs each, A/B alternated`,
+  runExperiment,
+);
 
 async function runExperiment(): Promise<void> {
   const fast = await testDebianImage();
@@ -84,8 +58,8 @@ async function runExperiment(): Promise<void> {
   try {
     // The same root with cloud-init, but the job left to cloud-init.
     const slow = join(work, "cloud-init.img");
-    await sh("cp", ["--sparse=always", withCloudInit, slow]);
-    await sh("debugfs", [
+    await runChecked("cp", ["--sparse=always", withCloudInit, slow]);
+    await runChecked("debugfs", [
       "-w",
       "-R",
       "rm /etc/systemd/system/multi-user.target.wants/forrest-job.service",

@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { runChecked } from "../src/host/mod.ts";
 import { btrfsUnavailable, withBtrfs } from "../tests/btrfs.ts";
 import { testDebianImage } from "../tests/debian_image.ts";
 import {
@@ -18,19 +19,14 @@ import {
   type Serving,
   withServe,
 } from "../tests/serve.ts";
+import { benchExperiment, median } from "./experiment.ts";
 
 const RUNS = Number(Deno.env.get("OVERHEAD_BENCH_RUNS") ?? 5);
 
-let experiment: Promise<void> | undefined;
-
-Deno.bench({
-  name: `webhook accepted → qemu spawned, reflink and qcow2, ${RUNS} runs each`,
-  n: 1,
-  warmup: 0,
-  async fn() {
-    await (experiment ??= run());
-  },
-});
+benchExperiment(
+  `webhook accepted → qemu spawned, reflink and qcow2, ${RUNS} runs each`,
+  run,
+);
 
 async function run(): Promise<void> {
   const image = await testDebianImage();
@@ -46,7 +42,7 @@ async function run(): Promise<void> {
       // short enough for their Unix sockets.
       await Deno.mkdir(join(mnt, "images"));
       const copy = join(mnt, "images", "debian.img");
-      await sh("cp", ["--sparse=always", image, copy]);
+      await runChecked("cp", ["--sparse=always", image, copy]);
       await withServe({ image: copy, baseDir: mnt }, async (s) => {
         results.push(summary("reflink (btrfs)", await measure(s)));
       });
@@ -94,26 +90,10 @@ function timeOf(log: string, text: string): number {
   return Date.parse(line.slice(0, 23).replace(" ", "T") + "Z");
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 function summary(name: string, samples: Sample[]): string {
   const registered = median(samples.map((s) => s.registered));
   const spawned = median(samples.map((s) => s.spawned));
   return `  ${name}: total ${spawned}, of which debounce + registration ${registered}, ` +
     `fork + disks + kernel + qemu ${spawned - registered} ` +
     `(runs: ${samples.map((s) => s.spawned).join(", ")})`;
-}
-
-async function sh(program: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(program, { args, stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${program}: ${new TextDecoder().decode(out.stderr)}`);
-  }
 }

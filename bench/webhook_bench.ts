@@ -13,20 +13,15 @@ import {
   WEBHOOK_SECRET as SECRET,
   withServe,
 } from "../tests/serve.ts";
+import { benchExperiment } from "./experiment.ts";
 
 const SECONDS = Number(Deno.env.get("WEBHOOK_BENCH_SECONDS") ?? 30);
 const SENDERS = 16;
 
-let experiment: Promise<void> | undefined;
-
-Deno.bench({
-  name: `signed workflow_job deliveries, ${SENDERS} senders, ${SECONDS} s`,
-  n: 1,
-  warmup: 0,
-  async fn() {
-    await (experiment ??= run());
-  },
-});
+benchExperiment(
+  `signed workflow_job deliveries, ${SENDERS} senders, ${SECONDS} s`,
+  run,
+);
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

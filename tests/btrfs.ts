@@ -5,21 +5,7 @@
  */
 
 import { join } from "node:path";
-
-async function sh(
-  program: string,
-  args: string[],
-): Promise<{ ok: boolean; stderr: string }> {
-  const out = await new Deno.Command(program, {
-    args,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  return {
-    ok: out.success,
-    stderr: new TextDecoder().decode(out.stderr).trim(),
-  };
-}
+import { run, runChecked } from "../src/host/mod.ts";
 
 /** Why btrfs cannot be mounted here, or undefined when it can. */
 export function btrfsUnavailable(): string | undefined {
@@ -43,10 +29,8 @@ export async function withBtrfs(
     const file = await Deno.open(image, { create: true, write: true });
     await file.truncate(size);
     file.close();
-    const mkfs = await sh("mkfs.btrfs", ["-q", image]);
-    if (!mkfs.ok) throw new Error(`mkfs.btrfs failed: ${mkfs.stderr}`);
-    const mount = await sh("mount", ["-o", "loop", image, mountPoint]);
-    if (!mount.ok) throw new Error(`mount -o loop failed: ${mount.stderr}`);
+    await runChecked("mkfs.btrfs", ["-q", image]);
+    await runChecked("mount", ["-o", "loop", image, mountPoint]);
     let failure: unknown;
     try {
       await body(mountPoint);
@@ -54,9 +38,9 @@ export async function withBtrfs(
       failure = error;
     }
     // Always unmount; the body's own failure is the one worth reporting.
-    const umount = await sh("umount", [mountPoint]);
+    const umount = await run("umount", [mountPoint]);
     if (failure !== undefined) throw failure;
-    if (!umount.ok) throw new Error(`umount failed: ${umount.stderr}`);
+    if (umount.code !== 0) throw new Error(`umount failed: ${umount.stderr}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -7,18 +7,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runChecked } from "../src/host/mod.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { filesUnder } from "./processes.ts";
 import { LABELS, OWNER, REPO, TOKEN, withServe } from "./serve.ts";
 import { withTempDir } from "./temp.ts";
-
-async function sh(program: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(program, { args, stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${program}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
 
 /** Fills the file system of `dir` to the last byte. */
 async function fill(path: string): Promise<void> {
@@ -44,7 +37,14 @@ Deno.test({
   async fn() {
     const image = await testDebianImage();
     await withTempDir(async (mnt) => {
-      await sh("mount", ["-t", "tmpfs", "-o", "size=96m", "tmpfs", mnt]);
+      await runChecked("mount", [
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=96m",
+        "tmpfs",
+        mnt,
+      ]);
       try {
         await withServe({ image, baseDir: mnt }, async (s) => {
           const filler = join(mnt, "filler");
@@ -103,7 +103,7 @@ Deno.test({
           );
         });
       } finally {
-        await sh("umount", [mnt]);
+        await runChecked("umount", [mnt]);
       }
     }, "fd-");
   },

@@ -2,6 +2,7 @@
 
 import { CommanderError } from "commander";
 import { getLogger } from "@logtape/logtape";
+import { errorText } from "../log/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./exit.ts";
 import { type Output, stdio } from "./output.ts";
@@ -63,8 +64,7 @@ export async function runCli(
       for (const line of error.lines) output.err(line);
       return EXIT_USAGE;
     }
-    const message = error instanceof Error ? error.message : String(error);
-    output.err(`forrest: ${message}`);
+    output.err(`forrest: ${errorText(error)}`);
     getLogger(["forrest", "cli"]).debug("{stack}", {
       stack: error instanceof Error ? error.stack : undefined,
     });

@@ -567,11 +567,6 @@ export class Core {
     return [...this.#machines.values()].map((m) => ({ ...m }));
   }
 
-  machine(id: number): Machine | undefined {
-    const machine = this.#machines.get(id);
-    return machine && { ...machine };
-  }
-
   /** Whether a machine of this triplet has a VM (its image may change). */
   isRunning(triplet: Machine["triplet"]): boolean {
     const key = tripletKey(triplet);

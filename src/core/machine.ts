@@ -92,8 +92,3 @@ export function holdsBudget(machine: Machine): boolean {
 export function isAvailable(machine: Machine): boolean {
   return machine.killed === undefined && KILL_ORDER.includes(machine.state);
 }
-
-/** A name for a machine in logs: its runner name says it all. */
-export function machineName(machine: Machine): string {
-  return machine.runnerName;
-}

@@ -7,16 +7,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Accel } from "../config/mod.ts";
-import {
-  BUILTIN_TEMPLATE_DEFAULTS,
-  BUILTIN_TEMPLATE_DIR,
-  readJobResult,
-  readTemplate,
-  renderTemplate,
-} from "../guest/mod.ts";
+import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import type { CloneSetting } from "../images/mod.ts";
 import { launchVm, persistIfWanted, type PersistRule } from "../launch/mod.ts";
-import { RunDir } from "../run/mod.ts";
+import { randomSuffix, RunDir } from "../run/mod.ts";
 import type { Network, StopStep } from "../vm/mod.ts";
 import { followFile } from "./follow.ts";
 import { execJobScript } from "./job_script.ts";
@@ -187,24 +181,13 @@ async function cleanUp(
 }
 
 async function jobTemplate(runner: string, command: readonly string[]) {
-  const template = await readTemplate(BUILTIN_TEMPLATE_DIR);
-  const rendered = renderTemplate(template, {
-    ...BUILTIN_TEMPLATE_DEFAULTS,
-    REPO_OWNER: EXEC_TRIPLET.owner,
-    REPO_NAME: EXEC_TRIPLET.repo,
-    MACHINE_NAME: EXEC_TRIPLET.machine,
-    RUNNER_NAME: runner,
-    JITCONFIG: "",
+  const rendered = await renderSetupTemplate(undefined, {
+    triplet: EXEC_TRIPLET,
+    runner,
+    jitConfig: "",
   });
   return {
     cloudInit: rendered.cloudInit,
     jobConfig: new Map([["job.sh", execJobScript(command)]]),
   };
-}
-
-/** 16 random lower-case letters and digits, as runner names use. */
-export function randomSuffix(): string {
-  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
 }

@@ -3,7 +3,6 @@ export {
   type EphemeralOptions,
   type EphemeralOutcome,
   type EphemeralResult,
-  randomSuffix,
   runEphemeral,
 } from "./ephemeral.ts";
 export { execJobScript, shellQuote } from "./job_script.ts";

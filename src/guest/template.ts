@@ -7,6 +7,7 @@
 
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { SetupTemplate, Triplet } from "../config/mod.ts";
 
 /** Files by path relative to their folder, as text. */
 export type TemplateFiles = ReadonlyMap<string, string>;
@@ -144,4 +145,32 @@ export function renderTemplate(
     cloudInit: render(template.cloudInit),
     jobConfig: render(template.jobConfig),
   };
+}
+
+/** What Forrest fills in itself: the FORREST_PLACEHOLDERS of config. */
+export interface RunIdentity {
+  readonly triplet: Triplet;
+  readonly runner: string;
+  /** The runner's JIT config; empty where there is no runner (exec). */
+  readonly jitConfig: string;
+}
+
+/**
+ * A machine's setup template (the built-in one when it has none), read and
+ * rendered: its parameters (or the built-in defaults), then Forrest's own
+ * placeholders, which parameters cannot override.
+ */
+export async function renderSetupTemplate(
+  template: SetupTemplate | undefined,
+  run: RunIdentity,
+): Promise<SetupTemplateContent> {
+  const content = await readTemplate(template?.path ?? BUILTIN_TEMPLATE_DIR);
+  return renderTemplate(content, {
+    ...(template ? template.parameters : BUILTIN_TEMPLATE_DEFAULTS),
+    REPO_OWNER: run.triplet.owner,
+    REPO_NAME: run.triplet.repo,
+    MACHINE_NAME: run.triplet.machine,
+    RUNNER_NAME: run.runner,
+    JITCONFIG: run.jitConfig,
+  });
 }

@@ -4,6 +4,7 @@
  */
 
 export { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
+export { errorText } from "./error_text.ts";
 export { Secret } from "./secret.ts";
 export { REDACTED, SECRET_FIELDS, SECRET_PATTERNS } from "./redact.ts";
 export {

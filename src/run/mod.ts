@@ -8,3 +8,4 @@ export {
   type RunRecord,
   runVmFiles,
 } from "./run_dir.ts";
+export { randomSuffix } from "./runner_name.ts";

@@ -5,7 +5,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Config } from "../config/mod.ts";
+import { errorText } from "../log/mod.ts";
+import {
+  type Config,
+  DEFAULT_JANITOR_INTERVAL,
+  DEFAULT_POLLING_INTERVAL,
+} from "../config/mod.ts";
 import {
   Core,
   type Decision,
@@ -15,17 +20,16 @@ import {
   sameName,
   type Status,
 } from "../core/mod.ts";
-import { randomSuffix } from "../exec/mod.ts";
+import { randomSuffix } from "../run/mod.ts";
 import type { Forge, RepoRef } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
+import { Periodic } from "./periodic.ts";
 import { recoverRuns } from "./recovery.ts";
 
 export interface DaemonOptions {
   readonly config: Config;
   readonly forge: Forge;
-  /** Demand debounce in ms (tests shorten it). */
-  readonly debounce?: number;
 }
 
 export interface WebhookAnswer {
@@ -50,17 +54,20 @@ export class Daemon {
   readonly #recoveredRunners = new Map<string, RepoRef>();
   #tickTimer: ReturnType<typeof setTimeout> | undefined;
   #tickAt = Infinity;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  #janitorTimer: ReturnType<typeof setTimeout> | undefined;
-  #polling: Promise<void> | undefined;
-  #janitoring: Promise<void> | undefined;
+  readonly #poller = new Periodic(
+    () => this.#poll(),
+    () => this.core.config.github?.pollingInterval ?? DEFAULT_POLLING_INTERVAL,
+  );
+  readonly #janitor = new Periodic(
+    () => this.#janitorRound(),
+    () => this.core.config.github?.janitorInterval ?? DEFAULT_JANITOR_INTERVAL,
+  );
   #stopped = false;
 
   constructor(options: DaemonOptions) {
     this.#forge = options.forge;
     this.core = new Core(options.config, {
       ...DEFAULT_CORE_OPTIONS,
-      ...(options.debounce === undefined ? {} : { debounce: options.debounce }),
       randomSuffix,
     });
     this.#executor = new Executor({
@@ -162,72 +169,65 @@ export class Daemon {
 
   /** Lists active jobs of every repository: the truth behind webhooks. */
   poll(): Promise<void> {
-    this.#polling ??= this.#poll().finally(() => {
-      this.#polling = undefined;
-      this.#schedule("poll");
-    });
-    return this.#polling;
+    return this.#poller.run();
   }
 
   async #poll(): Promise<void> {
-    for (const repo of this.#repos()) {
+    await this.#eachRepo("poll jobs of", async (repo) => {
       const startedAt = Date.now();
-      try {
-        const jobs = await this.#forge.listActiveJobs(
-          repo,
-          new Date(startedAt - POLL_WINDOW),
+      const jobs = await this.#forge.listActiveJobs(
+        repo,
+        new Date(startedAt - POLL_WINDOW),
+      );
+      const changes = this.core.pollFinished(
+        repo.owner,
+        repo.repo,
+        jobs,
+        startedAt,
+        Date.now(),
+      );
+      for (const change of changes) {
+        if (change.kind === "none") continue;
+        // Webhooks tell of every change first; these were missed.
+        this.#log.info(
+          "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
+          {
+            id: change.job.id,
+            owner: repo.owner,
+            repo: repo.repo,
+            status: change.kind === "dropped" ? "gone" : change.job.status,
+            change: change.kind === "added" ? "found" : change.kind,
+          },
         );
-        const changes = this.core.pollFinished(
-          repo.owner,
-          repo.repo,
-          jobs,
-          startedAt,
-          Date.now(),
-        );
-        for (const change of changes) {
-          if (change.kind === "none") continue;
-          // Webhooks tell of every change first; these were missed.
-          this.#log.info(
-            "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
-            {
-              id: change.job.id,
-              owner: repo.owner,
-              repo: repo.repo,
-              status: change.kind === "dropped" ? "gone" : change.job.status,
-              change: change.kind === "added" ? "found" : change.kind,
-            },
-          );
-        }
-      } catch (error) {
-        this.#log.warn("Cannot poll jobs of {owner}/{repo}: {error}", {
-          owner: repo.owner,
-          repo: repo.repo,
-          error: errorText(error),
-        });
       }
-    }
-    this.wake();
+    });
   }
 
   /** Runner states to the core; leftover runners deleted. */
   janitor(): Promise<void> {
-    this.#janitoring ??= this.#janitor().finally(() => {
-      this.#janitoring = undefined;
-      this.#schedule("janitor");
-    });
-    return this.#janitoring;
+    return this.#janitor.run();
   }
 
-  async #janitor(): Promise<void> {
+  async #janitorRound(): Promise<void> {
+    await this.#eachRepo("list runners of", async (repo) => {
+      const runners = await this.#forge.listRunners(repo);
+      await this.#deleteRecovered(repo, runners);
+      this.#execute(
+        this.core.runnersListed(repo.owner, repo.repo, runners, Date.now()),
+      );
+    });
+  }
+
+  /**
+   * Runs `step` for each configured repository; one that fails is logged
+   * ("Cannot <what> owner/repo") and the others still run. Then plans.
+   */
+  async #eachRepo(what: string, step: (repo: RepoRef) => Promise<void>) {
     for (const repo of this.#repos()) {
       try {
-        const runners = await this.#forge.listRunners(repo);
-        await this.#deleteRecovered(repo, runners);
-        this.#execute(
-          this.core.runnersListed(repo.owner, repo.repo, runners, Date.now()),
-        );
+        await step(repo);
       } catch (error) {
-        this.#log.warn("Cannot list runners of {owner}/{repo}: {error}", {
+        this.#log.warn(`Cannot ${what} {owner}/{repo}: {error}`, {
           owner: repo.owner,
           repo: repo.repo,
           error: errorText(error),
@@ -259,24 +259,6 @@ export class Daemon {
           error: errorText(error),
         });
       }
-    }
-  }
-
-  #schedule(what: "poll" | "janitor"): void {
-    if (this.#stopped) return;
-    const github = this.core.config.github;
-    if (what === "poll") {
-      clearTimeout(this.#pollTimer);
-      this.#pollTimer = setTimeout(
-        () => this.poll(),
-        github?.pollingInterval ?? 15 * 60_000,
-      );
-    } else {
-      clearTimeout(this.#janitorTimer);
-      this.#janitorTimer = setTimeout(
-        () => this.janitor(),
-        github?.janitorInterval ?? 5 * 60_000,
-      );
     }
   }
 
@@ -337,8 +319,7 @@ export class Daemon {
     hurry: AbortSignal = AbortSignal.abort(),
   ): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#pollTimer);
-    clearTimeout(this.#janitorTimer);
+    const rounds = Promise.all([this.#poller.stop(), this.#janitor.stop()]);
     clearTimeout(this.#tickTimer);
     this.#execute(this.core.shutdown(Date.now()));
     const running = this.core.machines().filter((m) => m.state === "running");
@@ -364,9 +345,7 @@ export class Daemon {
     }
     this.#execute(left);
     await this.#executor.settled();
-    await Promise.allSettled([this.#polling, this.#janitoring]);
-    clearTimeout(this.#pollTimer);
-    clearTimeout(this.#janitorTimer);
+    await rounds;
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
   }
@@ -377,8 +356,4 @@ export class Daemon {
       repo: r.repo,
     }));
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { errorText } from "../log/mod.ts";
 import { tripletName } from "../config/mod.ts";
 import {
   type Core,
@@ -14,13 +15,7 @@ import {
   runnerLabels,
 } from "../core/mod.ts";
 import type { Forge, RegisteredRunner, RepoRef } from "../forge/mod.ts";
-import {
-  BUILTIN_TEMPLATE_DEFAULTS,
-  BUILTIN_TEMPLATE_DIR,
-  readJobResult,
-  readTemplate,
-  renderTemplate,
-} from "../guest/mod.ts";
+import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import {
   chooseImage,
   imageFacts,
@@ -60,11 +55,6 @@ export class Executor {
 
   constructor(deps: ExecutorDeps) {
     this.#deps = deps;
-  }
-
-  /** Number of machines with work under way (for shutdown). */
-  get busy(): number {
-    return this.#work.size;
   }
 
   execute(decision: Decision): void {
@@ -191,7 +181,11 @@ export class Executor {
           forwards: machine.config.forwards,
         },
         shared: machine.config.shared,
-        template: await machineTemplate(machine, runner),
+        template: await renderSetupTemplate(machine.config.setupTemplate, {
+          triplet: machine.triplet,
+          runner: machine.runnerName,
+          jitConfig: runner.jitConfig.reveal(),
+        }),
       });
     } catch (error) {
       this.#log.error("Cannot start {runner} from {image}: {error}", {
@@ -374,23 +368,4 @@ function killOf(work: Work): Work["killed"] {
 
 function repoOf(machine: Machine): RepoRef {
   return { owner: machine.triplet.owner, repo: machine.triplet.repo };
-}
-
-/** The machine's setup template with its placeholders filled in. */
-async function machineTemplate(machine: Machine, runner: RegisteredRunner) {
-  const own = machine.config.setupTemplate;
-  const template = await readTemplate(own?.path ?? BUILTIN_TEMPLATE_DIR);
-  return renderTemplate(template, {
-    ...(own ? {} : BUILTIN_TEMPLATE_DEFAULTS),
-    ...own?.parameters,
-    REPO_OWNER: machine.triplet.owner,
-    REPO_NAME: machine.triplet.repo,
-    MACHINE_NAME: machine.triplet.machine,
-    RUNNER_NAME: machine.runnerName,
-    JITCONFIG: runner.jitConfig.reveal(),
-  });
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -240,3 +240,72 @@ ram = "1G"
     });
   },
 });
+
+Deno.test({
+  name:
+    "serve: a config reload applies to new machines; a broken one is refused",
+  async fn() {
+    // `later` has no image: its machines register and wait, no VM starts.
+    const later = `
+[repositories.${OWNER}.${REPO}.machines.later]
+base_image = "images/not-built-yet.img"
+ram = "1G"
+`;
+    await withServe({
+      image: "/nonexistent/debian.img",
+      extraToml: later,
+    }, async (s) => {
+      const first = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: ["self-hosted", "forrest", "later"],
+      });
+      await s.waitForStatus((st) => st.machines.length === 1, 30_000, "one");
+      const original = await Deno.readTextFile(s.configFile);
+      await Deno.writeTextFile(
+        s.configFile,
+        original.replace(
+          'base_image = "images/not-built-yet.img"',
+          'base_image = "images/not-built-yet.img"\nlabels = ["gpu"]',
+        ),
+      );
+      await s.waitForLog("Reloaded config file");
+      const second = await s.double.queueJob({
+        owner: OWNER,
+        repo: REPO,
+        labels: ["self-hosted", "forrest", "later", "GPU"],
+      });
+      await s.waitForStatus((st) => st.machines.length === 2, 30_000, "two");
+      const labels = s.double.runners(OWNER, REPO).map((r) =>
+        r.labels.join(",")
+      )
+        .sort();
+      assert.deepEqual(labels, [
+        "self-hosted,forrest,later",
+        "self-hosted,forrest,later,gpu",
+      ]);
+
+      // A broken file: reported once, the config in force stays.
+      const broken = original.replace('ram = "1G"', 'ram = "lots"');
+      await Deno.writeTextFile(s.configFile, broken);
+      await s.waitForLog("keeping the config in force");
+      const reports = () =>
+        s.log().split("keeping the config in force").length - 1;
+      // Saved again unchanged: not reported again.
+      for (let i = 0; i < 2; i++) {
+        await Deno.writeTextFile(s.configFile, broken);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      }
+      assert.equal(reports(), 1, "logged once per version of the file");
+      // Changed, still broken: reported again.
+      await Deno.writeTextFile(s.configFile, `${broken}\n# still broken\n`);
+      await s.waitForStatus(() => reports() === 2, 10_000, "a second report");
+      assert.equal((await s.status()).machines.length, 2);
+      assert.match(s.log(), /ram: cannot parse size "lots"|ram:.*lots/);
+
+      await s.double.cancelJob(first.id);
+      await s.double.cancelJob(second.id);
+      await s.waitForStatus((st) => st.machines.length === 0, 30_000, "none");
+    });
+  },
+});

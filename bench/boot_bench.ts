@@ -34,7 +34,7 @@ async function bootToJob(image: string, baseDir: string): Promise<number> {
     keep: false,
     accel: await resolveAccelerator("auto"),
     clone: "auto",
-    network: "restricted",
+    network: { mode: "restricted", forwards: [] },
     onStarted: () => started = performance.now(),
     output: () => {
       firstOutput ||= performance.now();

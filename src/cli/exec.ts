@@ -11,6 +11,7 @@ import {
 } from "../config/mod.ts";
 import { runEphemeral } from "../exec/mod.ts";
 import type { PersistRule } from "../launch/mod.ts";
+import type { GuestForward, NetworkMode } from "../vm/mod.ts";
 import { pathExists } from "../host/mod.ts";
 import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
@@ -46,7 +47,9 @@ export interface ExecFlags {
   readonly keep?: boolean;
   readonly verbose?: boolean;
   readonly accel?: Accel;
-  readonly network?: "user" | "restricted";
+  readonly network?: NetworkMode;
+  /** GUEST_PORT:127.0.0.1:HOST_PORT, each. */
+  readonly forward?: readonly string[];
   readonly baseDir?: string;
   readonly config?: string;
 }
@@ -122,7 +125,15 @@ export async function execCommand(
       keep: flags.keep ?? false,
       accel: flags.accel ?? host.accel,
       clone: host.clone,
-      network: flags.network ?? target.network,
+      network: {
+        mode: flags.network ?? target.network,
+        forwards: [
+          ...target.forwards,
+          ...(flags.forward ?? []).map((text) =>
+            flagValue("--forward", () => parseForward(text))
+          ),
+        ],
+      },
       ...(target.persist ? { persist: target.persist } : {}),
       output: context.write,
       ...(flags.verbose ? { bootLog: context.writeLog } : {}),
@@ -174,7 +185,8 @@ interface ExecTarget {
   readonly cpus: number;
   readonly ram: number;
   readonly disk: number | undefined;
-  readonly network: "user" | "restricted";
+  readonly network: NetworkMode;
+  readonly forwards: readonly GuestForward[];
   readonly persist: PersistRule | undefined;
 }
 
@@ -211,6 +223,7 @@ async function execTarget(
       ram: 2 * 1024 ** 3,
       disk: undefined,
       network: "user",
+      forwards: [],
       persist: undefined,
     };
   }
@@ -252,6 +265,7 @@ async function execTarget(
     ram: machine.ram,
     disk: machine.disk,
     network: machine.network,
+    forwards: machine.forwards,
     persist: {
       target: machineImagePath(baseDir, machine.triplet),
       token: repository.persistenceToken,
@@ -299,4 +313,25 @@ function flagValue<T>(flag: string, parse: () => T): T {
   } catch (error) {
     throw new UsageError(`${flag}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * `--forward 80:127.0.0.1:3142`: the guest's 10.0.2.100:80 reaches the
+ * host's 127.0.0.1:3142.
+ *
+ * @throws {SyntaxError} for anything else
+ */
+export function parseForward(text: string): GuestForward {
+  const match = /^(\d{1,5}):(127\.0\.0\.1|localhost):(\d{1,5})$/.exec(text);
+  const guestPort = Number(match?.[1]);
+  const hostPort = Number(match?.[3]);
+  if (
+    !match || guestPort < 1 || guestPort > 65535 || hostPort < 1 ||
+    hostPort > 65535
+  ) {
+    throw new SyntaxError(
+      `Cannot parse forward "${text}": expected GUEST_PORT:127.0.0.1:HOST_PORT, such as "80:127.0.0.1:3142"`,
+    );
+  }
+  return { guestPort, hostAddress: match[2]!, hostPort };
 }

@@ -153,7 +153,7 @@ export async function buildImage(
         keep: false,
         accel: flags.accel ?? host.accel,
         clone: "auto",
-        network: "restricted",
+        network: { mode: "restricted", forwards: [] },
         output: () => {},
         ...(signal ? { signal } : {}),
       });

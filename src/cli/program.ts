@@ -8,6 +8,7 @@
  * untouched: `forrest exec sh -c 'echo hi'` must not read `-c` as --config.
  */
 
+import { NETWORK_MODES } from "../vm/mod.ts";
 import { Argument, Command, Option } from "commander";
 import type { Accel } from "../config/mod.ts";
 import {
@@ -171,9 +172,19 @@ export function createProgram(context: ProgramContext): Command {
     .addOption(
       new Option(
         "--network <mode>",
-        "user: NAT to the outside; restricted: no network (default: the machine's, else user)",
+        "user: the outside world, not the host; restricted: only forwards; unsafe-host: also the host's loopback at 10.0.2.2 (default: the machine's, else user)",
       )
-        .choices(["user", "restricted"]),
+        .choices(NETWORK_MODES),
+    )
+    .addOption(
+      new Option(
+        "--forward <port:127.0.0.1:port>",
+        "the guest's 10.0.2.100:PORT reaches this port of the host's loopback (repeatable)",
+      )
+        .argParser((value: string, previous: string[] | undefined) => [
+          ...(previous ?? []),
+          value,
+        ]),
     )
     .option(
       "--base-dir <dir>",

@@ -4,6 +4,7 @@
  * live in resolve.ts; this file only knows one table at a time.
  */
 
+import { NETWORK_MODES } from "../vm/argv.ts";
 import * as z from "zod";
 import { parseDuration } from "./duration.ts";
 import type { KeyPath } from "./key_path.ts";
@@ -130,7 +131,7 @@ export const machineSchema = z.strictObject({
   base_image: nonEmpty.optional(),
   base_machine: tripletText.optional(),
   use_base: z.enum(["if_newer", "always", "never"]).optional(),
-  network: z.enum(["user", "restricted"]).optional(),
+  network: z.enum(NETWORK_MODES).optional(),
   cpus: z.int().min(1).max(1024).optional(),
   ram: size().optional(),
   disk: size().optional(),

@@ -1,5 +1,6 @@
 /** The validated, resolved configuration that the rest of Forrest reads. */
 
+import type { NetworkMode } from "../vm/argv.ts";
 import type { Secret } from "../log/secret.ts";
 
 export type Accel = "auto" | "kvm" | "tcg";
@@ -87,10 +88,11 @@ export interface MachineConfig {
   readonly baseMachine: Triplet | undefined;
   readonly useBase: UseBase;
   /**
-   * "user": NAT to the outside (IPv4 and IPv6); "restricted": the guest
-   * reaches nothing (qemu's restrict=on).
+   * "user": the outside world (IPv4 and IPv6) and the forwards, nothing else
+   * of the host; "restricted": only the forwards; "unsafe-host": qemu's
+   * plain user network, which reaches the host's loopback.
    */
-  readonly network: "user" | "restricted";
+  readonly network: NetworkMode;
   /** Extra runner labels, beyond `self-hosted`, `forrest` and the name. */
   readonly labels: readonly string[];
   /** The built-in template when undefined. */

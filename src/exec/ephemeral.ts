@@ -30,7 +30,7 @@ export interface EphemeralOptions {
   readonly keep: boolean;
   readonly accel: Accel;
   readonly clone: CloneSetting;
-  readonly network: Network["mode"];
+  readonly network: Network;
   /** Receives the command's output (stdout and stderr together) as it comes. */
   readonly output: (chunk: Uint8Array) => void | Promise<void>;
   /** Receives the boot log as it comes (--verbose). */
@@ -85,7 +85,7 @@ export async function runEphemeral(
       disk: options.disk,
       accel: options.accel,
       clone: options.clone,
-      network: { mode: options.network, forwards: [] },
+      network: options.network,
       shared: [],
       template: await jobTemplate(runner, options.command),
     });
@@ -171,7 +171,11 @@ async function cleanUp(
   keep: boolean,
   outcome: EphemeralOutcome,
 ): Promise<EphemeralResult["left"]> {
-  if (keep) return "all";
+  if (keep) {
+    // Sockets end with qemu; their folder is not in the run directory.
+    await run.removeSockets();
+    return "all";
+  }
   if (outcome === "exited") {
     await run.remove();
     return "nothing";

@@ -24,14 +24,25 @@ export interface GuestForward {
   readonly hostPort: number;
 }
 
+/**
+ * "user": the outside world over IPv4 and IPv6, nothing of the host but the
+ * forwards. "restricted": nothing but the forwards. Both run qemu in a network
+ * namespace of its own (launch/guest_network.ts), where the user network's
+ * host aliases (10.0.2.2 and every other 10.0.2.x) lead to an empty loopback.
+ * "unsafe-host": qemu's user network in the host's namespace, as the original
+ * has it: 10.0.2.2 is the host's loopback. Only when asked for by name.
+ */
+export const NETWORK_MODES = ["user", "restricted", "unsafe-host"] as const;
+export type NetworkMode = typeof NETWORK_MODES[number];
+
 export interface Network {
-  /**
-   * "user": outbound access (NAT) over IPv4 and IPv6. "restricted": the guest
-   * reaches nothing but the forwards (qemu's restrict=on), for tests and
-   * jobs that must stay offline.
-   */
-  readonly mode: "user" | "restricted";
+  readonly mode: NetworkMode;
   readonly forwards: readonly GuestForward[];
+}
+
+/** Whether the mode runs qemu in a network namespace of its own. */
+export function isIsolated(mode: NetworkMode): boolean {
+  return mode !== "unsafe-host";
 }
 
 export interface Share {
@@ -48,7 +59,10 @@ export interface VmFiles {
   readonly jobdata: string;
   /** First serial port: the boot log. */
   readonly log: string;
-  /** Second serial port: a root shell, as a listening Unix socket. */
+  /**
+   * Second serial port: a root shell, as a listening Unix socket. Sockets
+   * are absolute paths outside the run directory (run/socket_dir.ts).
+   */
   readonly shellSocket: string;
   readonly qmpSocket: string;
   /** The job's own output, from the virtio serial port "forrest.output". */
@@ -64,7 +78,15 @@ export interface QemuArgvOptions {
   readonly boot: Boot;
   readonly network: Network;
   readonly shared: readonly Share[];
+  /**
+   * Start with the CPUs stopped (`-S`), for a `cont` over QMP once what the
+   * guest may reach is in place.
+   */
+  readonly paused?: boolean;
 }
+
+/** Where a guest reaches its forwards. */
+export const FORWARD_ADDRESS = "10.0.2.100";
 
 /** The guest name of the virtio serial port that carries the job's output. */
 export const OUTPUT_PORT_NAME = "forrest.output";
@@ -101,11 +123,13 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     "-serial",
     "chardev:log",
     "-chardev",
-    `socket,id=shell,path=${files.shellSocket},server=on,wait=off`,
+    `socket,id=shell,path=${
+      escapeOption(files.shellSocket)
+    },server=on,wait=off`,
     "-serial",
     "chardev:shell",
     "-chardev",
-    `socket,id=qmp,path=${files.qmpSocket},server=on,wait=off`,
+    `socket,id=qmp,path=${escapeOption(files.qmpSocket)},server=on,wait=off`,
     "-mon",
     "chardev=qmp,mode=control",
     "-device",
@@ -156,13 +180,25 @@ function drive(
   return ["-drive", options.join(","), "-device", `virtio-blk-pci,drive=${id}`];
 }
 
+/**
+ * qemu's user network (slirp). In a namespace of its own it needs no
+ * restrict=on and no guestfwd: what it can reach is the namespace's, and the
+ * forwards listen on the namespace's loopback (launch/guest_network.ts),
+ * which slirp maps 10.0.2.100 to, each connection on its own. In the host's
+ * namespace ("unsafe-host") the forwards are guestfwd rules.
+ */
 function network(net: Network): string[] {
   const options = ["user", "id=net0", "ipv4=on", "ipv6=on"];
-  if (net.mode === "restricted") options.push("restrict=on");
-  for (const forward of net.forwards) {
-    options.push(
-      `guestfwd=tcp:10.0.2.100:${forward.guestPort}-tcp:${forward.hostAddress}:${forward.hostPort}`,
-    );
+  if (isIsolated(net.mode)) {
+    // slirp maps its host address, and only that, to the loopback: made
+    // 10.0.2.100 (also the gateway), it leads to the forwards.
+    options.push(`host=${FORWARD_ADDRESS}`);
+  } else {
+    for (const forward of net.forwards) {
+      options.push(
+        `guestfwd=tcp:${FORWARD_ADDRESS}:${forward.guestPort}-tcp:${forward.hostAddress}:${forward.hostPort}`,
+      );
+    }
   }
   return [
     "-netdev",

@@ -7,8 +7,11 @@ export {
   type Boot,
   buildQemuArgv,
   type GuestForward,
+  isIsolated,
   kernelCommandLine,
   type Network,
+  NETWORK_MODES,
+  type NetworkMode,
   OUTPUT_PORT_NAME,
   type QemuArgvOptions,
   type Share,
@@ -33,4 +36,11 @@ export {
   type QmpEvent,
   QmpTimeoutError,
 } from "./qmp.ts";
+export {
+  HelperProcess,
+  type HelperRecord,
+  HelperStartError,
+  isHelperRunning,
+  stopLeftoverHelper,
+} from "./helper_process.ts";
 export { QemuVm, type StopStep, type VmExit, VmStartError } from "./qemu.ts";

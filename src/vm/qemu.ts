@@ -6,6 +6,7 @@
  * kernel (SIGKILL), and reports which step it took.
  */
 
+import type { HelperProcess } from "./helper_process.ts";
 import { QmpClient, QmpError } from "./qmp.ts";
 
 export type StopStep = "powerdown" | "quit" | "kill";
@@ -57,6 +58,8 @@ export class QemuVm {
   readonly #qmp: QmpClient;
   #stoppedBy: StopStep | undefined;
   #stopping: Promise<StopStep | undefined> | undefined;
+  readonly #helpers: HelperProcess[] = [];
+  #ended = false;
 
   private constructor(
     child: Deno.ChildProcess,
@@ -74,7 +77,10 @@ export class QemuVm {
       }
     });
     this.exited = status.then(async (status) => {
+      this.#ended = true;
       await qmp.close();
+      // What served this VM goes with it.
+      await Promise.all(this.#helpers.map((helper) => helper.stop()));
       return {
         code: status.code,
         signal: status.signal,
@@ -208,6 +214,16 @@ export class QemuVm {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Ties a helper process to this VM: it is stopped when qemu exits, and
+   * `exited` resolves only after it has. A helper attached after qemu
+   * exited is stopped at once.
+   */
+  attach(helper: HelperProcess): void {
+    this.#helpers.push(helper);
+    if (this.#ended) helper.stop();
   }
 
   /** The QMP connection, for status queries. */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { hostSettings } from "./host_settings.ts";
 import { UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
-import { RUN_FILES } from "../run/mod.ts";
+import { RunDir } from "../run/mod.ts";
 
 /** Ctrl-], as telnet and virsh console use it. */
 const DETACH = 0x1d;
@@ -57,7 +57,7 @@ export async function shellCommand(
   try {
     conn = await Deno.connect({
       transport: "unix",
-      path: join(runDir, RUN_FILES.shellSocket),
+      path: RunDir.open(runDir).socket("shell"),
     });
   } catch {
     context.output.err(

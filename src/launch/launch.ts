@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Accel, Triplet } from "../config/mod.ts";
 import { type SetupTemplateContent, writeConfigDisks } from "../guest/mod.ts";
 import { type CloneSetting, DiskForker, type Fork } from "../images/mod.ts";
-import { RUN_FILES, type RunDir, runVmFiles } from "../run/mod.ts";
+import { RUN_FILES, type RunDir } from "../run/mod.ts";
 import {
   type Boot,
   buildQemuArgv,
@@ -79,7 +79,7 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     accel,
     cpus: options.cpus,
     ram: options.ram,
-    files: runVmFiles(basename(fork.path), fork.format),
+    files: run.vmFiles(basename(fork.path), fork.format),
     boot,
     network: options.network,
     shared: options.shared,
@@ -89,7 +89,7 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   const vm = await QemuVm.start({
     argv,
     cwd: run.path,
-    qmpSocket: run.file("qmpSocket"),
+    qmpSocket: run.socket("qmp"),
   });
   try {
     await run.writeRecord({

@@ -6,6 +6,14 @@ export {
   RunDirError,
   runDirPath,
   type RunRecord,
-  runVmFiles,
 } from "./run_dir.ts";
+export {
+  checkSocketBaseDir,
+  MAX_BASE_DIR,
+  MAX_SOCKET_NAME,
+  MAX_SOCKET_PATH,
+  RUN_SOCKETS,
+  type RunSocket,
+  runSocketDir,
+} from "./socket_dir.ts";
 export { randomSuffix } from "./runner_name.ts";

@@ -1,51 +1,43 @@
 /**
  * A run directory: `runs/<owner>/<repo>/<machine>/<runner>/` under base_dir,
  * holding everything of one VM: its forked disk, config disks, boot log,
- * sockets, and a record of the qemu process for crash recovery. The disk is
- * removed when the run ends; the logs stay.
+ * and a record of the qemu process for crash recovery. Its Unix sockets sit
+ * in a short folder of their own (socket_dir.ts), linked from the run
+ * directory as `sockets`. The disk and the sockets are removed when the run
+ * ends; the logs stay.
  */
 
-import { join } from "node:path";
+import { join, relative, resolve } from "node:path";
 import {
   checkMachineName,
   checkOwnerName,
   checkRepoName,
   type Triplet,
 } from "../config/mod.ts";
+import {
+  checkSocketBaseDir,
+  RUN_SOCKETS,
+  type RunSocket,
+  runSocketDir,
+} from "./socket_dir.ts";
 
-/** File names inside a run directory; qemu runs with it as its cwd. */
+/**
+ * File names inside a run directory; qemu runs with it as its cwd. Sockets
+ * go in RUN_SOCKETS (socket_dir.ts), never here: a run directory can be far
+ * too deep for them.
+ */
 export const RUN_FILES = Object.freeze({
   cidata: "cidata.img",
   jobdata: "jobdata.img",
   log: "log.txt",
   output: "output.txt",
-  shellSocket: "shell.sock",
-  qmpSocket: "qmp.sock",
   kernel: "vmlinuz",
   initrd: "initrd.img",
   record: "run.json",
   diskStem: "disk",
+  /** A link to the run's socket folder, for people debugging it. */
+  socketLink: "sockets",
 });
-
-/**
- * The files of a run directory as qemu's command line names them (qemu runs
- * in the run directory), for buildQemuArgv().
- */
-export function runVmFiles(disk: string, diskFormat: "raw" | "qcow2") {
-  return {
-    disk,
-    diskFormat,
-    cidata: RUN_FILES.cidata,
-    jobdata: RUN_FILES.jobdata,
-    log: RUN_FILES.log,
-    shellSocket: RUN_FILES.shellSocket,
-    qmpSocket: RUN_FILES.qmpSocket,
-    output: RUN_FILES.output,
-  };
-}
-
-/** Linux limits Unix socket paths to 108 bytes, the final NUL included. */
-const MAX_SOCKET_PATH = 107;
 
 const RUNNER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -98,42 +90,48 @@ export function runDirPath(
 }
 
 export class RunDir {
+  /** Absolute. */
   readonly path: string;
+  /** The folder of the run's Unix sockets, `BASE/sockets/<16 hex>`. */
+  readonly socketDir: string;
 
   private constructor(path: string) {
-    this.path = path;
+    this.path = resolve(path);
+    this.socketDir = runSocketDir(this.path);
   }
 
   /**
-   * Creates the run directory (mode 0700; it will hold a JIT config).
+   * Creates the run directory and its socket folder (both mode 0700; the
+   * run directory will hold a JIT config).
    *
-   * @throws {RunDirError} for a bad name, a path too long for the sockets,
-   *   or a run directory that exists already
+   * @throws {RunDirError} for a bad name, a base_dir too long for the
+   *   sockets, or a run directory that exists already
    */
   static async create(
     baseDir: string,
     triplet: Triplet,
     runner: string,
   ): Promise<RunDir> {
-    const path = runDirPath(baseDir, triplet, runner);
-    const socket = join(path, RUN_FILES.shellSocket);
-    if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
-      throw new RunDirError(
-        `Run directory "${path}" is too long for Unix sockets (at most ` +
-          `${MAX_SOCKET_PATH} bytes for ${socket}): choose a shorter base_dir`,
-      );
-    }
-    await Deno.mkdir(join(path, ".."), { recursive: true });
+    const problem = checkSocketBaseDir(baseDir);
+    if (problem) throw new RunDirError(`Base directory ${problem}`);
+    const run = new RunDir(runDirPath(resolve(baseDir), triplet, runner));
+    await Deno.mkdir(join(run.path, ".."), { recursive: true });
     try {
-      await Deno.mkdir(path, { mode: 0o700 });
+      await Deno.mkdir(run.path, { mode: 0o700 });
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) {
-        throw new RunDirError(`Run directory "${path}" exists already`);
+        throw new RunDirError(`Run directory "${run.path}" exists already`);
       }
       throw error;
     }
-    await Deno.chmod(path, 0o700); // mkdir's mode is subject to the umask
-    return new RunDir(path);
+    try {
+      await Deno.chmod(run.path, 0o700); // mkdir's mode is subject to the umask
+      await run.#createSocketDir();
+    } catch (error) {
+      await run.remove().catch(() => {});
+      throw error;
+    }
+    return run;
   }
 
   /** A run directory that exists (for `forrest shell` and recovery). */
@@ -143,6 +141,54 @@ export class RunDir {
 
   file(name: keyof typeof RUN_FILES): string {
     return join(this.path, RUN_FILES[name]);
+  }
+
+  /** The absolute path of one of the run's sockets: short whatever the names. */
+  socket(name: RunSocket): string {
+    return join(this.socketDir, RUN_SOCKETS[name]);
+  }
+
+  /**
+   * The files of the run as qemu's command line names them, for
+   * buildQemuArgv(): files of the run directory by their names (qemu runs
+   * in it), sockets by their absolute, short paths.
+   */
+  vmFiles(disk: string, diskFormat: "raw" | "qcow2") {
+    return {
+      disk,
+      diskFormat,
+      cidata: RUN_FILES.cidata,
+      jobdata: RUN_FILES.jobdata,
+      log: RUN_FILES.log,
+      shellSocket: this.socket("shell"),
+      qmpSocket: this.socket("qmp"),
+      output: RUN_FILES.output,
+    };
+  }
+
+  async #createSocketDir(): Promise<void> {
+    // The run directory is new, so a folder of the same name is a leftover
+    // of an earlier run of the same name (its run directory removed by hand).
+    await this.removeSockets();
+    await Deno.mkdir(join(this.socketDir, ".."), { recursive: true });
+    await Deno.mkdir(this.socketDir, { mode: 0o700 });
+    await Deno.chmod(this.socketDir, 0o700);
+    await Deno.symlink(
+      relative(this.path, this.socketDir),
+      this.file("socketLink"),
+    );
+  }
+
+  /**
+   * Removes the socket folder and the link to it: qemu has gone, and its
+   * sockets with it. Nothing happens when they are gone already.
+   */
+  async removeSockets(): Promise<void> {
+    for (const path of [this.socketDir, this.file("socketLink")]) {
+      await Deno.remove(path, { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    }
   }
 
   /** Writes the record atomically: a crash leaves the old one or the new one. */
@@ -169,6 +215,7 @@ export class RunDir {
    * record stay for debugging.
    */
   async removeDisks(): Promise<void> {
+    await this.removeSockets();
     for (const entry of await Array.fromAsync(Deno.readDir(this.path))) {
       const keep = [
         RUN_FILES.log,
@@ -190,6 +237,7 @@ export class RunDir {
    * folders above it when that leaves them empty.
    */
   async remove(): Promise<void> {
+    await this.removeSockets();
     await Deno.remove(this.path, { recursive: true });
     let dir = this.path;
     for (let level = 0; level < 3; level++) {

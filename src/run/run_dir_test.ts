@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RunDir, RunDirError, runDirPath } from "./run_dir.ts";
-import { withTempDir } from "../../tests/temp.ts";
+import { MAX_BASE_DIR, RUN_SOCKETS } from "./socket_dir.ts";
+import { pathOfLength, withTempDir } from "../../tests/temp.ts";
 
 const TRIPLET = { owner: "acme", repo: "app", machine: "build" };
 
@@ -35,13 +36,80 @@ Deno.test("runDirPath() refuses names that would leave the runs folder", () => {
   }
 });
 
-Deno.test("RunDir.create() refuses paths too long for Unix sockets", async () => {
-  await withBase(async (base) => {
-    const long = { owner: "o".repeat(39), repo: "r".repeat(60), machine: "m" };
-    await assert.rejects(
-      RunDir.create(base, long, "runner"),
-      /too long for Unix sockets/,
+/** A base_dir of exactly `length` bytes below a temp folder. */
+async function withLongBase(
+  length: number,
+  body: (base: string) => Promise<void>,
+): Promise<void> {
+  await withBase(async (temp) => {
+    await body(pathOfLength(temp, length));
+  });
+}
+
+Deno.test("RunDir.create() keeps the sockets short for the longest names", async () => {
+  await withLongBase(60, async (base) => {
+    const triplet = {
+      owner: "o".repeat(39),
+      repo: "r".repeat(100),
+      machine: "m".repeat(64),
+    };
+    const runner = `forrest-${triplet.machine}-0123456789abcdef`;
+    const run = await RunDir.create(base, triplet, runner);
+    assert.equal(
+      run.path,
+      join(base, "runs", triplet.owner, triplet.repo, triplet.machine, runner),
     );
+    assert.match(run.socketDir, new RegExp(`^${base}/sockets/[0-9a-f]{16}$`));
+    assert.equal((await Deno.stat(run.socketDir)).mode! & 0o777, 0o700);
+    for (const name of ["shell", "qmp"] as const) {
+      assert.ok(run.socket(name).length <= 107, run.socket(name));
+      // A socket that Linux accepts, and that the link in the run
+      // directory leads to.
+      const listener = Deno.listen({
+        transport: "unix",
+        path: run.socket(name),
+      });
+      try {
+        const linked = join(run.file("socketLink"), RUN_SOCKETS[name]);
+        assert.ok((await Deno.lstat(linked)).isSocket);
+      } finally {
+        listener.close();
+      }
+    }
+    // forrest shell and recovery open the run by its path and find the
+    // same sockets.
+    assert.equal(RunDir.open(run.path).socket("shell"), run.socket("shell"));
+    await run.remove();
+    assert.deepEqual(
+      await Array.fromAsync(Deno.readDir(join(base, "sockets"))),
+      [],
+    );
+  });
+});
+
+Deno.test("RunDir.create() refuses a base_dir too long for the sockets", async () => {
+  await withLongBase(MAX_BASE_DIR + 1, async (base) => {
+    await assert.rejects(
+      RunDir.create(base, TRIPLET, "runner"),
+      new RunDirError(
+        `Base directory "${base}" is ${MAX_BASE_DIR + 1} bytes long, too ` +
+          "long for the Unix sockets of the runs below it (at most 65 bytes, " +
+          "as Linux limits socket paths to 107): choose a shorter base_dir",
+      ),
+    );
+    await assert.rejects(Deno.stat(base), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("RunDir.create() replaces a leftover socket folder of the same run", async () => {
+  await withBase(async (base) => {
+    const first = await RunDir.create(base, TRIPLET, "r1");
+    await Deno.writeTextFile(join(first.socketDir, "qmp.sock"), "stale");
+    await Deno.remove(first.path, { recursive: true }); // by hand
+    const again = await RunDir.create(base, TRIPLET, "r1");
+    assert.equal(again.socketDir, first.socketDir);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(again.socketDir)), []);
+    await again.remove();
   });
 });
 
@@ -68,11 +136,13 @@ Deno.test("RunDir records round-trip and removeDisks() keeps the logs", async ()
     ) {
       await Deno.writeTextFile(join(run.path, name), "x");
     }
+    await Deno.writeTextFile(run.socket("qmp"), "x");
     await run.removeDisks();
     const left = (await Array.fromAsync(Deno.readDir(run.path))).map((e) =>
       e.name
     ).sort();
     assert.deepEqual(left, ["log.txt", "output.txt", "run.json"]);
+    await assert.rejects(Deno.stat(run.socketDir), Deno.errors.NotFound);
   });
 });
 

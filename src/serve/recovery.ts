@@ -47,7 +47,7 @@ export async function recoverRuns(baseDir: string): Promise<RecoveredRun[]> {
         pid,
         runner: dir.runner,
       });
-      await stopQemu(pid!, run.file("qmpSocket"), dir.path);
+      await stopQemu(pid!, run.socket("qmp"), dir.path);
     }
     await run.removeDisks();
     recovered.push({

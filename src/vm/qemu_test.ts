@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { processesUnder } from "../../tests/processes.ts";
 import { withTempDir } from "../../tests/temp.ts";
-import { runVmFiles } from "../run/mod.ts";
 import { testGuestImage } from "../../tests/guest/image.ts";
 import { writeConfigDisks } from "../guest/mod.ts";
 import { DiskForker } from "../images/mod.ts";
@@ -64,7 +63,16 @@ async function startLinuxGuest(dir: string, job: string): Promise<QemuVm> {
     accel: "tcg",
     cpus: 1,
     ram: 512 * 1024 ** 2,
-    files: runVmFiles(basename(fork.path), fork.format),
+    files: {
+      disk: basename(fork.path),
+      diskFormat: fork.format,
+      cidata: "cidata.img",
+      jobdata: "jobdata.img",
+      log: "log.txt",
+      shellSocket: "shell.sock",
+      qmpSocket: "qmp.sock",
+      output: "output.txt",
+    },
     boot: {
       kind: "kernel",
       kernel: "vmlinuz",

@@ -692,19 +692,30 @@ forwards = [{ port = 0, to = "localhost" }]
   );
 });
 
-Deno.test("parseConfig() refuses names that make run sockets too long", () => {
-  const long = "m".repeat(30);
+Deno.test("parseConfig() accepts the longest names GitHub and Forrest allow", () => {
+  const owner = "o".repeat(39);
+  const repo = "r".repeat(100);
+  const name = "m".repeat(64);
+  const c = config(`[host]
+base_dir = "/srv/${"d".repeat(60)}"
+ram = "16G"
+[repositories.${owner}.${repo}.machines.${name}]
+base_image = "x.img"
+`);
+  assert.deepEqual(allMachines(c)[0]!.triplet, { owner, repo, machine: name });
+});
+
+Deno.test("parseConfig() refuses a base_dir too long for the runs' sockets", () => {
+  const baseDir = `/srv/${"d".repeat(61)}`; // 66 bytes, one too many
   assert.deepEqual(
     problems(`[host]
-base_dir = "/srv/forrest/a/rather/deep/folder"
+base_dir = "${baseDir}"
 ram = "16G"
-[repositories.acme.app.machines.${long}]
-base_image = "x.img"
-[repositories.acme.app.machines.short]
+[repositories.acme.app.machines.build]
 base_image = "x.img"
 `),
     [
-      `forrest.toml:4: repositories.acme.app.machines.${long}: its runs' sockets would be 145 bytes long, more than Linux allows (107): shorten host.base_dir or the names`,
+      `forrest.toml:2: host.base_dir: "${baseDir}" is 66 bytes long, too long for the Unix sockets of the runs below it (at most 65 bytes, as Linux limits socket paths to 107): choose a shorter base_dir`,
     ],
   );
 });

@@ -8,6 +8,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { Secret } from "../log/secret.ts";
+import { checkSocketBaseDir } from "../run/socket_dir.ts";
 import {
   type Expanded,
   SnippetExpander,
@@ -98,11 +99,10 @@ export function resolveConfig(
   );
   checkBaseMachines(repositories.flatMap((r) => r.machines), problems);
   if (host) {
-    checkSocketPaths(
-      host.baseDir,
-      repositories.flatMap((r) => r.machines),
-      problems,
-    );
+    const problem = checkSocketBaseDir(host.baseDir);
+    if (problem) {
+      problems.push({ path: ["host", "base_dir"], message: problem });
+    }
   }
 
   if (problems.length > 0 || !host || !listen) {
@@ -450,41 +450,6 @@ function checkSharedTags(
  * A base machine must be configured, must not be the machine itself, and
  * base machines must not form a loop (each would wait for the other).
  */
-/** Linux limits Unix socket paths to 108 bytes, the final NUL included. */
-const MAX_SOCKET_PATH = 107;
-
-/**
- * Each run's shell and QMP sockets live in its run directory,
- * `runs/<owner>/<repo>/<machine>/forrest-<machine>-<16>/`: a deep base_dir
- * and long names can make them too long for Linux. Caught here, not when
- * the first job of that machine arrives.
- */
-function checkSocketPaths(
-  baseDir: string,
-  machines: readonly MachineEntry[],
-  problems: RawProblem[],
-): void {
-  for (const { triplet, path } of machines) {
-    const socket = [
-      baseDir,
-      "runs",
-      triplet.owner,
-      triplet.repo,
-      triplet.machine,
-      `forrest-${triplet.machine}-${"x".repeat(16)}`,
-      "shell.sock",
-    ].join("/");
-    const length = new TextEncoder().encode(socket).length;
-    if (length > MAX_SOCKET_PATH) {
-      problems.push({
-        path,
-        message: `its runs' sockets would be ${length} bytes long, more than ` +
-          `Linux allows (${MAX_SOCKET_PATH}): shorten host.base_dir or the names`,
-      });
-    }
-  }
-}
-
 function checkBaseMachines(
   machines: readonly MachineEntry[],
   problems: RawProblem[],

@@ -30,6 +30,8 @@ export interface RunForrestOptions {
   /** Variables beyond the minimal environment (PATH, HOME, DENO_DIR). */
   readonly env?: Readonly<Record<string, string>>;
   readonly cwd?: string;
+  /** A command that runs Forrest, such as `ip netns exec NS`. */
+  readonly prefix?: readonly string[];
 }
 
 function forrestCommand(
@@ -37,7 +39,7 @@ function forrestCommand(
   options: RunForrestOptions,
   stdin: "null" | "piped",
 ): Deno.Command {
-  const [program, ...prefix] = COMMAND;
+  const [program, ...prefix] = [...(options.prefix ?? []), ...COMMAND];
   const inherited: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
     const value = Deno.env.get(name);

@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Triplet } from "../config/mod.ts";
 import { removePersistLeftovers } from "../images/mod.ts";
 import { RUN_FILES, RunDir } from "../run/mod.ts";
-import { QmpClient } from "../vm/mod.ts";
+import { QmpClient, stopLeftoverHelper } from "../vm/mod.ts";
 
 /** A run an earlier Forrest left unfinished. */
 export interface RecoveredRun {
@@ -48,6 +48,10 @@ export async function recoverRuns(baseDir: string): Promise<RecoveredRun[]> {
         runner: dir.runner,
       });
       await stopQemu(pid!, run.socket("qmp"), dir.path);
+    }
+    // After qemu: a network helper outlives the VM it served.
+    for (const helper of record?.helpers ?? []) {
+      await stopLeftoverHelper(helper);
     }
     await run.removeDisks();
     recovered.push({

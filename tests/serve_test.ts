@@ -67,17 +67,34 @@ Deno.test({
       const persisted = await Deno.stat(imagePath);
       await s.waitForLog("persisted its disk");
 
-      // A job that writes something else to persist: the image stays.
+      // A job that writes something else to persist: the image stays. It
+      // also looks for the double, which listens on the host's loopback,
+      // where qemu's user network would find it, and fails if it can: the
+      // guest reaches only its forward (product.md §14).
+      const port = new URL(s.double.url).port;
+      const hostUrls = ["10.0.2.2", "10.0.2.100", "[fec0::2]"].map((host) =>
+        `http://${host}:${port}/`
+      );
       const second = await s.double.queueJob({
         owner: OWNER,
         repo: REPO,
         labels: LABELS,
-        script: "echo not-the-token > ~/config/persist",
+        script: `for url in ${hostUrls.join(" ")}; do
+          if curl -s -m 5 -o /dev/null "$url"; then echo "reached $url"; exit 1; fi
+        done
+        code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://10.0.2.100/)
+        [ "$code" != 000 ] || exit 2
+        echo not-the-token > ~/config/persist`,
       });
       await s.double.waitFor(
         () => s.double.job(second.id)?.status === "completed",
         JOB_TIMEOUT,
         "the second job completed",
+      );
+      assert.equal(
+        s.double.job(second.id)!.conclusion,
+        "success",
+        "the guest reached the host's loopback, or not its forward",
       );
       await s.waitForStatus(
         (st) => st.machines.length === 0,
@@ -98,6 +115,32 @@ Deno.test({
         /^forrest_webhooks_total\{outcome="accepted"\} \d+$/m,
       );
       assert.match(metrics, /^forrest_machines\{state="running"\} 0$/m);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "serve: a repository with the longest owner and name GitHub allows runs its job under a 60-byte base_dir",
+  async fn() {
+    const image = await testDebianImage();
+    const owner = "long-owner-".padEnd(39, "o");
+    const repo = "a.long_repository-name-".padEnd(100, "r");
+    await withServe({ image, owner, repo, baseDirLength: 60 }, async (s) => {
+      assert.equal(s.baseDir.length, 60);
+      const job = await s.double.queueJob({ owner, repo, labels: LABELS });
+      await s.double.waitFor(
+        () => s.double.job(job.id)?.status === "completed",
+        JOB_TIMEOUT,
+        "the job completed",
+      );
+      assert.equal(s.double.job(job.id)!.conclusion, "success");
+      await s.waitForStatus((st) => st.machines.length === 0, 60_000, "done");
+      // Its run directory, far deeper than a socket path may be, kept its log.
+      const runner = s.double.job(job.id)!.runnerName!;
+      const runDir = join(s.baseDir, "runs", owner, repo, "debian", runner);
+      assert.ok(runDir.length > 107);
+      assert.ok((await Deno.stat(join(runDir, "log.txt"))).isFile);
     });
   },
 });

@@ -22,3 +22,4 @@ export {
   type ConfigReloaderOptions,
   type ReloadOutcome,
 } from "./reload.ts";
+export { readWebhookSecret, WebhookSecretError } from "./webhook_secret.ts";

@@ -4,6 +4,11 @@
  * version of the file) and the old config stays in force until the file is
  * fixed. Machines hold the config they were created with, so a reload only
  * affects what comes after it.
+ *
+ * The webhook secret is part of what a reload applies: every reload reads
+ * it again, the secret file's contents too (they change without the config
+ * changing: a rotated secret). A secret file that cannot be read or is empty
+ * makes the reload a broken one, like a config with problems.
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
@@ -11,10 +16,16 @@ import { basename, dirname, resolve } from "node:path";
 import { type LoadedConfig, parseConfig } from "./load.ts";
 import { ConfigError } from "./problem.ts";
 import type { Config } from "./types.ts";
+import type { Secret } from "../log/mod.ts";
+import { readWebhookSecret, WebhookSecretError } from "./webhook_secret.ts";
 
 export interface ConfigReloaderOptions {
   /** Called with every new valid config. */
   readonly onChange?: (config: Config) => void;
+  /** The webhook secret in force (read at start with readWebhookSecret()). */
+  readonly webhookSecret?: Secret;
+  /** Called with a new webhook secret, before onChange when both changed. */
+  readonly onWebhookSecret?: (secret: Secret) => void;
   /** Milliseconds of quiet after a file event before re-reading; 200 by default. */
   readonly debounce?: number;
   /** Folder a relative file name is taken from; the working directory if unset. */
@@ -30,6 +41,7 @@ export class ConfigReloader {
   readonly #options: ConfigReloaderOptions;
   readonly #log: Logger;
   #config: Config;
+  #webhookSecret: Secret | undefined;
   /** The text behind #config, to tell a real change from a touch. */
   #acceptedText: string;
   /** The text last rejected, so that its problems are logged only once. */
@@ -49,6 +61,7 @@ export class ConfigReloader {
     this.#options = options;
     this.#log = options.logger ?? getLogger(["forrest", "config"]);
     this.#config = initial.config;
+    this.#webhookSecret = options.webhookSecret;
     this.#acceptedText = initial.text;
   }
 
@@ -57,7 +70,12 @@ export class ConfigReloader {
     return this.#config;
   }
 
-  /** Re-reads the file now. */
+  /** The webhook secret in force, if the config has a [github] table. */
+  get webhookSecret(): Secret | undefined {
+    return this.#webhookSecret;
+  }
+
+  /** Re-reads the file, and the webhook secret, now. */
   async reload(): Promise<ReloadOutcome> {
     let text: string;
     try {
@@ -69,30 +87,62 @@ export class ConfigReloader {
           { file: this.#file, error: String(error) },
         ));
     }
-    if (text === this.#acceptedText) return "unchanged";
-    let config: Config;
-    try {
-      config = parseConfig(text, {
-        file: this.#file,
-        ...(this.#options.cwd === undefined ? {} : { cwd: this.#options.cwd }),
-      });
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      return this.#reject(text, () =>
-        this.#log.error(
-          "Config file {file} has {count} problem(s); keeping the config in force:\n{problems}",
-          {
-            file: this.#file,
-            count: error.problems.length,
-            problems: error.lines.join("\n"),
-          },
-        ));
+    let config = this.#config;
+    if (text !== this.#acceptedText) {
+      try {
+        config = parseConfig(text, {
+          file: this.#file,
+          ...(this.#options.cwd === undefined
+            ? {}
+            : { cwd: this.#options.cwd }),
+        });
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        return this.#reject(text, () =>
+          this.#log.error(
+            "Config file {file} has {count} problem(s); keeping the config in force:\n{problems}",
+            {
+              file: this.#file,
+              count: error.problems.length,
+              problems: error.lines.join("\n"),
+            },
+          ));
+      }
     }
+    let secret = this.#webhookSecret;
+    if (config.github !== undefined) {
+      try {
+        secret = await readWebhookSecret(config.github);
+      } catch (error) {
+        if (!(error instanceof WebhookSecretError)) throw error;
+        // The message names the file, never what it holds.
+        return this.#reject(`${text}\0${error.message}`, () =>
+          this.#log.error(
+            "{error}; keeping the config and webhook secret in force",
+            { error: error.message },
+          ));
+      }
+    }
+    this.#rejectedText = undefined;
+    const configChanged = config !== this.#config;
+    // Compared by value: a touched secret file is no change.
+    const newSecret = secret?.reveal() !== this.#webhookSecret?.reveal()
+      ? secret
+      : undefined;
+    if (!configChanged && newSecret === undefined) return "unchanged";
     this.#config = config;
     this.#acceptedText = text;
-    this.#rejectedText = undefined;
-    this.#log.info("Reloaded config file {file}", { file: this.#file });
-    this.#options.onChange?.(config);
+    this.#webhookSecret = secret;
+    if (configChanged) {
+      this.#log.info("Reloaded config file {file}", { file: this.#file });
+    }
+    if (newSecret !== undefined) {
+      this.#log.info(
+        "Reloaded the webhook secret: deliveries signed with the old one are refused",
+      );
+      this.#options.onWebhookSecret?.(newSecret);
+    }
+    if (configChanged) this.#options.onChange?.(config);
     return "changed";
   }
 

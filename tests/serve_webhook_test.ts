@@ -5,8 +5,16 @@
  */
 
 import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
 import { workflowJobPayload } from "./github/mod.ts";
-import { LABELS, OWNER, REPO, type Serving, withServe } from "./serve.ts";
+import {
+  LABELS,
+  OWNER,
+  REPO,
+  type Serving,
+  WEBHOOK_SECRET,
+  withServe,
+} from "./serve.ts";
 
 const REPOSITORY = {
   id: 1,
@@ -168,5 +176,78 @@ Deno.test("serve: bad webhooks get their status code and change nothing", async 
     // Anything but POST /webhook, GET /status and GET /metrics is not found.
     assert.equal((await s.fetch("/webhook")).status, 404);
     assert.equal((await s.fetch("/nothing")).status, 404);
+  });
+});
+
+Deno.test("serve: a reload applies a new webhook secret; a broken one keeps the old", async () => {
+  // No VM starts here: pings only, and the image does not exist.
+  await withServe({
+    image: "/nonexistent/debian.img",
+    janitorInterval: "10m",
+  }, async (s) => {
+    const dir = dirname(s.configFile);
+    const ping = (secret: string) =>
+      s.double.sendWebhook("ping", { zen: "Rotate." }, { secret });
+    const accepts = async (good: string, refused: string[]) => {
+      assert.equal((await ping(good)).status, 200, `${good} is accepted`);
+      for (const old of refused) {
+        assert.equal((await ping(old)).status, 401, `${old} is refused`);
+      }
+    };
+    const reloads = (text: string) => s.log().split(text).length - 1;
+    const waitForReloads = (text: string, n: number) =>
+      s.waitForStatus(() => reloads(text) === n, 10_000, `${n}× "${text}"`);
+    const RELOADED = "Reloaded the webhook secret";
+    await accepts(WEBHOOK_SECRET, []);
+
+    // The same file, a new secret in it: SIGHUP (systemctl reload).
+    const rotated = "rotated-secret-in-the-same-file";
+    await Deno.writeTextFile(join(dir, "webhook-secret"), `${rotated}\n`);
+    s.kill("SIGHUP");
+    await waitForReloads(RELOADED, 1);
+    await accepts(rotated, [WEBHOOK_SECRET]);
+
+    // The config names another file: the change of the config reloads it.
+    const moved = "secret-in-another-file";
+    await Deno.writeTextFile(join(dir, "webhook-secret-2"), moved);
+    const original = await Deno.readTextFile(s.configFile);
+    const config = (secretLine: string) =>
+      original.replace('webhook_secret_file = "webhook-secret"', secretLine);
+    await Deno.writeTextFile(
+      s.configFile,
+      config('webhook_secret_file = "webhook-secret-2"'),
+    );
+    await waitForReloads(RELOADED, 2);
+    await accepts(moved, [rotated, WEBHOOK_SECRET]);
+
+    // Broken: the file emptied, then a config naming a missing file. Both
+    // are reported; the secret in force stays.
+    const BROKEN = "keeping the config and webhook secret in force";
+    await Deno.writeTextFile(join(dir, "webhook-secret-2"), "");
+    s.kill("SIGHUP");
+    await waitForReloads(BROKEN, 1);
+    await accepts(moved, [rotated]);
+    await Deno.writeTextFile(
+      s.configFile,
+      config('webhook_secret_file = "no-such-file"'),
+    );
+    await waitForReloads(BROKEN, 2);
+    assert.match(s.log(), /webhook-secret-2 is empty/);
+    assert.match(s.log(), /Cannot read the webhook secret file .*no-such-file/);
+    await accepts(moved, [rotated]);
+
+    // An inline secret in the config.
+    const inline = "inline-secret-in-the-config";
+    await Deno.writeTextFile(
+      s.configFile,
+      config(`webhook_secret = "${inline}"`),
+    );
+    await waitForReloads(RELOADED, 3);
+    await accepts(inline, [moved, WEBHOOK_SECRET]);
+
+    assert.doesNotMatch(s.log(), /restart only/);
+    for (const secret of [WEBHOOK_SECRET, rotated, moved, inline]) {
+      assert.ok(!s.log().includes(secret), `${secret} is not logged`);
+    }
   });
 });

@@ -10,6 +10,8 @@ import {
   ConfigReloader,
   type GitHubConfig,
   readConfig,
+  readWebhookSecret,
+  WebhookSecretError,
 } from "../config/mod.ts";
 import { GitHubForge } from "../forge/mod.ts";
 import { Secret } from "../log/mod.ts";
@@ -35,16 +37,14 @@ export async function serveCommand(
     );
   }
   const secrets = await readSecrets(config.github);
-  const daemon = new Daemon({
-    config,
-    forge: new GitHubForge({
-      appId: config.github.appId,
-      privateKey: secrets.privateKey,
-      webhookSecret: secrets.webhookSecret,
-      apiUrl: config.github.apiUrl,
-      requestTimeout: config.github.requestTimeout,
-    }),
+  const forge = new GitHubForge({
+    appId: config.github.appId,
+    privateKey: secrets.privateKey,
+    webhookSecret: secrets.webhookSecret,
+    apiUrl: config.github.apiUrl,
+    requestTimeout: config.github.requestTimeout,
   });
+  const daemon = new Daemon({ config, forge });
   // The first signal stops gracefully; a second one hurries it along.
   const stop = new AbortController();
   const hurry = new AbortController();
@@ -58,7 +58,11 @@ export async function serveCommand(
   );
   // Not "addresses": the redaction drops fields named like e-mail ones.
   log.info("Listening on {listen}", { listen: listening.addresses.join(", ") });
+  // Every reload reads the webhook secret again (the file's contents too),
+  // as the original did at every delivery.
   const reloader = new ConfigReloader(file, loaded, {
+    webhookSecret: secrets.webhookSecret,
+    onWebhookSecret: (secret) => forge.setWebhookSecret(secret),
     onChange: (next) => {
       warnUnreloadable(config, next);
       daemon.setConfig(next);
@@ -97,31 +101,26 @@ export async function serveCommand(
   return 0;
 }
 
-/**
- * The App's private key and webhook secret. A trailing newline in the
- * secret file (as `echo` writes it) is not part of the secret.
- */
+/** The App's private key and webhook secret, read at start. */
 async function readSecrets(github: GitHubConfig) {
-  const read = async (path: string, what: string) => {
-    try {
-      return await Deno.readTextFile(path);
-    } catch (error) {
-      throw new UsageError(
-        `Cannot read the ${what} ${path}: ${(error as Error).message}`,
-      );
-    }
-  };
-  const privateKey = new Secret(
-    await read(github.privateKeyFile, "GitHub App private key"),
-  );
-  const source = github.webhookSecret;
-  const webhookSecret = source.kind === "inline" ? source.value : new Secret(
-    (await read(source.path, "webhook secret file")).replace(/\r?\n$/, ""),
-  );
-  if (webhookSecret.reveal() === "") {
-    throw new UsageError("The webhook secret is empty");
+  let privateKey: Secret;
+  try {
+    privateKey = new Secret(await Deno.readTextFile(github.privateKeyFile));
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read the GitHub App private key ${github.privateKeyFile}: ${
+        (error as Error).message
+      }`,
+    );
   }
-  return { privateKey, webhookSecret };
+  try {
+    return { privateKey, webhookSecret: await readWebhookSecret(github) };
+  } catch (error) {
+    if (error instanceof WebhookSecretError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
 }
 
 /** Settings that only a restart applies: say so rather than ignore them. */
@@ -132,18 +131,15 @@ function warnUnreloadable(old: Config, next: Config): void {
   if (!same(old.server, next.server)) {
     log.warn("server.listen and server.socket_mode change on restart only");
   }
+  // The webhook secret is not among them: every reload applies it.
   const github = (c: Config) => ({
     appId: c.github?.appId,
     key: c.github?.privateKeyFile,
-    // Compared, never logged: the webhook secret is read at start.
-    secret: c.github?.webhookSecret.kind === "file"
-      ? c.github.webhookSecret.path
-      : c.github?.webhookSecret.value.reveal(),
     apiUrl: c.github?.apiUrl,
   });
   if (!same(github(old), github(next))) {
     log.warn(
-      "The GitHub App settings (app_id, key, webhook secret, api_url) change on restart only",
+      "The GitHub App settings (app_id, private_key_file, api_url) change on restart only",
     );
   }
 }

@@ -17,6 +17,8 @@ export interface SendOptions {
   /** `X-GitHub-Delivery`; a random UUID unless given. */
   readonly delivery?: string;
   readonly signature?: Signature;
+  /** Signs with this secret instead of the double's (a rotated secret). */
+  readonly secret?: string;
   /** The raw body to send instead of the JSON of the payload. */
   readonly body?: Uint8Array | string;
 }
@@ -60,12 +62,13 @@ export async function deliver(
     "X-GitHub-Hook-ID": "1",
   });
   const signature = options.signature ?? "valid";
+  const key = options.secret ?? secret;
   if (signature === "valid") {
-    headers.set("X-Hub-Signature-256", signBody(secret, body));
+    headers.set("X-Hub-Signature-256", signBody(key, body));
   } else if (signature === "wrong") {
-    headers.set("X-Hub-Signature-256", signBody(`not-${secret}`, body));
+    headers.set("X-Hub-Signature-256", signBody(`not-${key}`, body));
   } else if (signature !== "none") {
-    headers.set("X-Hub-Signature-256", signBody(secret, signature.over));
+    headers.set("X-Hub-Signature-256", signBody(key, signature.over));
   }
   const client = "unixSocket" in target
     ? Deno.createHttpClient({

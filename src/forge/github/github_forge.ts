@@ -45,7 +45,7 @@ type InstallationOctokit = Awaited<ReturnType<App["getInstallationOctokit"]>>;
 
 export class GitHubForge implements Forge {
   readonly #app: App;
-  readonly #webhookSecret: Secret;
+  #webhookSecret: Secret;
   /** Installation client per lower-case `owner/repo`. */
   readonly #installations = new Map<string, Promise<InstallationOctokit>>();
 
@@ -76,6 +76,14 @@ export class GitHubForge implements Forge {
       Octokit: ForrestOctokit,
     });
     this.#webhookSecret = options.webhookSecret;
+  }
+
+  /**
+   * Checks deliveries against `secret` from now on (a config reload); ones
+   * signed with the old secret are refused.
+   */
+  setWebhookSecret(secret: Secret): void {
+    this.#webhookSecret = secret;
   }
 
   async connect(repos: readonly RepoRef[]): Promise<void> {

@@ -86,9 +86,13 @@ benchExperiment(
         };
         figures[mode] = figure;
         console.log(
-          `${mode.padEnd(12)} exec wall ${(figure.wall / 1000).toFixed(1)} s, ` +
+          `${mode.padEnd(12)} exec wall ${
+            (figure.wall / 1000).toFixed(1)
+          } s, ` +
             `guest uptime at job ${(figure.uptime / 1000).toFixed(1)} s, ` +
-            `download ${figure.mibPerSecond.toFixed(1)} MiB/s (medians, ${accel})`,
+            `download ${
+              figure.mibPerSecond.toFixed(1)
+            } MiB/s (medians, ${accel})`,
         );
       }
       const [old, now] = [figures["unsafe-host"]!, figures.user!];

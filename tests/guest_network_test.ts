@@ -64,7 +64,8 @@ function parseProbes(stdout: string): Record<string, string> {
 }
 
 Deno.test({
-  name: "forrest exec: a guest reaches the internet and its forwards, never the host",
+  name:
+    "forrest exec: a guest reaches the internet and its forwards, never the host",
   ignore: skip !== undefined,
   async fn() {
     const image = await testDebianImage();

@@ -92,12 +92,31 @@ export class TestNetwork {
       ) {
         await ip("-n", ns!, "link", "set", "lo", "up");
         await ip("-n", ns!, "addr", "add", `${v4}/24`, "dev", dev!);
-        await ip("-n", ns!, "-6", "addr", "add", `${v6}/64`, "dev", dev!, "nodad");
+        await ip(
+          "-n",
+          ns!,
+          "-6",
+          "addr",
+          "add",
+          `${v6}/64`,
+          "dev",
+          dev!,
+          "nodad",
+        );
         await ip("-n", ns!, "link", "set", dev!, "up");
       }
       // pasta copies the interface with the default route.
       await ip("-n", net.host, "route", "add", "default", "via", INTERNET_V4);
-      await ip("-n", net.host, "-6", "route", "add", "default", "via", INTERNET_V6);
+      await ip(
+        "-n",
+        net.host,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        INTERNET_V6,
+      );
     } catch (error) {
       await net.close();
       throw error;

@@ -6,6 +6,7 @@
  * Every problem is collected; a Config comes out only when there are none.
  */
 
+import { isForwardHost } from "../launch/guest_network.ts";
 import { isAbsolute, resolve } from "node:path";
 import { Secret } from "../log/secret.ts";
 import { checkSocketBaseDir } from "../run/socket_dir.ts";
@@ -382,6 +383,7 @@ function buildMachine(
     });
   }
   checkSharedTags(value, where, problems);
+  checkForwards(value, where, problems);
   const fromConfig = (path: string) => resolve(options.configDir, path);
   const template = value.setup_template;
   if (template && template.path === undefined) {
@@ -443,6 +445,38 @@ function checkSharedTags(
       });
     }
     tags.add(dir.tag);
+  });
+}
+
+/**
+ * Forwards of an isolated guest reach the host's 127.0.0.1 (the network
+ * helper connects nowhere else); each guest port once.
+ */
+function checkForwards(
+  value: Expanded["value"],
+  where: (key: string) => KeyPath,
+  problems: RawProblem[],
+): void {
+  const ports = new Set<number>();
+  (value.forwards ?? []).forEach((forward, index) => {
+    if (ports.has(forward.port)) {
+      problems.push({
+        path: [...where("forwards"), index, "port"],
+        message:
+          `guest port ${forward.port} is forwarded twice in this machine`,
+      });
+    }
+    ports.add(forward.port);
+    const host = forward.to.slice(0, forward.to.lastIndexOf(":"));
+    if (value.network !== "unsafe-host" && !isForwardHost(host)) {
+      problems.push({
+        path: [...where("forwards"), index, "to"],
+        message:
+          `a forward reaches the host's loopback: use "127.0.0.1:PORT" ` +
+          `(found "${forward.to}"; to reach another machine, run a proxy on ` +
+          `the host's 127.0.0.1 and forward to it)`,
+      });
+    }
   });
 }
 

@@ -7,6 +7,7 @@
  */
 
 import { basename, join } from "node:path";
+import { existsSync } from "node:fs";
 import { getLogger } from "@logtape/logtape";
 import type { Accel, Triplet } from "../config/mod.ts";
 import { type SetupTemplateContent, writeConfigDisks } from "../guest/mod.ts";
@@ -17,13 +18,23 @@ import {
   buildQemuArgv,
   extractFile,
   findKernel,
+  HelperProcess,
+  type HelperRecord,
   isExtFileSystem,
+  isIsolated,
   kernelCommandLine,
   type Network,
   QemuVm,
   resolveAccelerator,
   type Share,
+  VmStartError,
 } from "../vm/mod.ts";
+import {
+  hostAddressesToBlock,
+  namespaceCommand,
+  NETWORK_FILES,
+  pastaArgs,
+} from "./guest_network.ts";
 
 export interface LaunchOptions {
   readonly run: RunDir;
@@ -75,35 +86,126 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   );
   const boot = await chooseBoot(options.image, run);
   const accel = await resolveAccelerator(options.accel);
+  const { network } = options;
+  const isolated = isIsolated(network.mode);
+  if (!isolated) {
+    log.warn(
+      'Machine {runner} has network "unsafe-host": its guest can reach every service on the host\'s loopback at 10.0.2.2',
+      { runner: options.runner },
+    );
+  }
   const argv = buildQemuArgv({
     accel,
     cpus: options.cpus,
     ram: options.ram,
     files: run.vmFiles(basename(fork.path), fork.format),
     boot,
-    network: options.network,
+    network,
     shared: options.shared,
+    // Its CPUs wait until the network helper is in place.
+    paused: isolated,
   });
   log.debug("Starting qemu-system-x86_64 {argv}", { argv: argv.join(" ") });
   const startedAt = performance.now();
-  const vm = await QemuVm.start({
-    argv,
-    cwd: run.path,
-    qmpSocket: run.socket("qmp"),
-  });
+  const vm = await startQemu(argv, run, isolated);
+  const helpers: HelperRecord[] = [];
   try {
-    await run.writeRecord({
-      triplet: options.triplet,
-      runner: options.runner,
-      pid: vm.pid,
-      startedAt: new Date().toISOString(),
-    });
+    await writeRecord(run, options, vm.pid, helpers);
+    if (isolated) {
+      const pasta = await startNetworkHelper(vm.pid, network, run);
+      vm.attach(pasta);
+      helpers.push(pasta.record);
+      await writeRecord(run, options, vm.pid, helpers);
+      await vm.qmp.execute("cont");
+    }
   } catch (error) {
-    // Without its record a crash could not find this qemu: stop it.
+    // Without its record a crash could not find this qemu; without its
+    // network it must not run: stop it.
     await vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 });
     throw error;
   }
   return { vm, fork, startedAt };
+}
+
+function writeRecord(
+  run: RunDir,
+  options: LaunchOptions,
+  pid: number,
+  helpers: readonly HelperRecord[],
+): Promise<void> {
+  return run.writeRecord({
+    triplet: options.triplet,
+    runner: options.runner,
+    pid,
+    startedAt: new Date().toISOString(),
+    helpers: [...helpers],
+  });
+}
+
+/**
+ * qemu, in namespaces of its own when isolated: `unshare` sets them up and
+ * becomes qemu (exec), so the pid is qemu's either way.
+ */
+async function startQemu(
+  argv: string[],
+  run: RunDir,
+  isolated: boolean,
+): Promise<QemuVm> {
+  const qemu = "qemu-system-x86_64";
+  const blocked = isolated
+    ? hostAddressesToBlock(Deno.networkInterfaces())
+    : [];
+  const [binary, ...prefix] = isolated ? namespaceCommand(blocked) : [qemu];
+  try {
+    return await QemuVm.start({
+      argv: isolated ? [...prefix, qemu, ...argv] : argv,
+      binary: binary!,
+      cwd: run.path,
+      qmpSocket: run.socket("qmp"),
+    });
+  } catch (error) {
+    if (isolated && error instanceof VmStartError) {
+      throw new VmStartError(
+        `${error.message} (the guest network needs user namespaces: ` +
+          `unshare --user --map-root-user --net must work for Forrest's user)`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * pasta, joined to qemu's namespaces; ready once it has written its pid
+ * file, which it does after its interface and forwards are in place.
+ */
+function startNetworkHelper(
+  pid: number,
+  network: Network,
+  run: RunDir,
+): Promise<HelperProcess> {
+  if (!isIsolated(network.mode)) throw new TypeError("Not an isolated mode");
+  const pidFile = join(run.path, NETWORK_FILES.pid);
+  return HelperProcess.start({
+    name: "network",
+    binary: "pasta",
+    args: pastaArgs({
+      mode: network.mode as "user" | "restricted",
+      forwards: network.forwards,
+      pid,
+      dir: run.path,
+      root: Deno.uid() === 0,
+    }),
+    cwd: run.path,
+    ready: async (_helper, signal) => {
+      while (!signal.aborted) {
+        const text = existsSync(pidFile)
+          ? await Deno.readTextFile(pidFile)
+          : "";
+        if (text.trim()) return;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+  });
 }
 
 /**

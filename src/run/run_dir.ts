@@ -8,6 +8,7 @@
  */
 
 import { join, relative, resolve } from "node:path";
+import type { HelperRecord } from "../vm/mod.ts";
 import {
   checkMachineName,
   checkOwnerName,
@@ -48,6 +49,8 @@ export interface RunRecord {
   readonly pid: number;
   /** ISO 8601. */
   readonly startedAt: string;
+  /** Processes beside qemu (the network helper), to stop after a crash. */
+  readonly helpers?: readonly HelperRecord[];
 }
 
 /** Why a run directory cannot be made. */

@@ -139,6 +139,7 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     "-device",
     `virtserialport,bus=serial0.0,chardev=output,name=${OUTPUT_PORT_NAME}`,
   ];
+  if (options.paused) argv.push("-S");
   options.shared.forEach((share, index) => {
     argv.push(
       "-virtfs",

@@ -61,7 +61,7 @@ Deno.test("buildQemuArgv() describes the whole VM for firmware boot", () => {
     "-device",
     "virtio-rng-pci",
     "-netdev",
-    "user,id=net0,ipv4=on,ipv6=on",
+    "user,id=net0,ipv4=on,ipv6=on,host=10.0.2.100",
     "-device",
     "virtio-net-pci,netdev=net0",
     "-chardev",
@@ -117,22 +117,38 @@ Deno.test("buildQemuArgv() boots a kernel directly, with or without an initrd", 
   assert.deepEqual(values(without, "-initrd"), []);
 });
 
-Deno.test("buildQemuArgv() restricts the network to explicit forwards", () => {
+const FORWARDS = [
+  { guestPort: 80, hostAddress: "127.0.0.1", hostPort: 8080 },
+  { guestPort: 443, hostAddress: "127.0.0.1", hostPort: 8443 },
+];
+
+Deno.test("buildQemuArgv() leaves isolation and forwards to the namespace when isolated", () => {
+  for (const mode of ["user", "restricted"] as const) {
+    const argv = buildQemuArgv({
+      ...BASE,
+      network: { mode, forwards: FORWARDS },
+      paused: true,
+    });
+    // slirp's host address, which it maps to the namespace's loopback
+    // where the forwards listen; no restrict=on, no guestfwd.
+    assert.deepEqual(values(argv, "-netdev"), [
+      "user,id=net0,ipv4=on,ipv6=on,host=10.0.2.100",
+    ]);
+    assert.equal(argv.at(-1), "-S");
+  }
+});
+
+Deno.test("buildQemuArgv() keeps qemu's guestfwd rules for unsafe-host", () => {
   const argv = buildQemuArgv({
     ...BASE,
-    network: {
-      mode: "restricted",
-      forwards: [
-        { guestPort: 80, hostAddress: "127.0.0.1", hostPort: 8080 },
-        { guestPort: 443, hostAddress: "127.0.0.1", hostPort: 8443 },
-      ],
-    },
+    network: { mode: "unsafe-host", forwards: FORWARDS },
   });
   assert.deepEqual(values(argv, "-netdev"), [
-    "user,id=net0,ipv4=on,ipv6=on,restrict=on," +
+    "user,id=net0,ipv4=on,ipv6=on," +
     "guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080," +
     "guestfwd=tcp:10.0.2.100:443-tcp:127.0.0.1:8443",
   ]);
+  assert.ok(!argv.includes("-S"));
 });
 
 Deno.test("buildQemuArgv() shares folders read-only unless writable", () => {

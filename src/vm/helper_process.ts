@@ -6,6 +6,7 @@
  * an earlier Forrest left running.
  */
 
+import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
 
 /** What crash recovery needs to find a helper again. */
@@ -176,7 +177,13 @@ async function exitsWithin(
 export async function isHelperRunning(record: HelperRecord): Promise<boolean> {
   try {
     const cmdline = await Deno.readTextFile(`/proc/${record.pid}/cmdline`);
-    return cmdline === `${record.argv.join("\0")}\0`;
+    const [program, ...args] = cmdline.replace(/\0$/, "").split("\0");
+    const [binary, ...recorded] = record.argv;
+    // Deno starts a program by its full path: compare the names.
+    return program !== undefined && binary !== undefined &&
+      basename(program) === basename(binary) &&
+      args.length === recorded.length &&
+      args.every((arg, i) => arg === recorded[i]);
   } catch {
     return false;
   }

@@ -10,7 +10,8 @@ import { btrfsUnavailable, withBtrfs } from "./btrfs.ts";
 import { runForrest, startForrest, StreamText } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
-import { withTempDir } from "./temp.ts";
+import { pathOfLength, withTempDir } from "./temp.ts";
+import { RunDir } from "../src/run/mod.ts";
 
 const image = await testGuestImage();
 
@@ -309,6 +310,52 @@ Deno.test("forrest shell attaches to a running machine's root shell; Ctrl-] deta
     const result = await running;
     assert.equal(result.code, 0);
     assert.equal(result.stdout, "released\n");
+  });
+});
+
+Deno.test("forrest shell finds a machine whose names are the longest GitHub allows", async () => {
+  await withBaseDir(async (temp) => {
+    const base = pathOfLength(temp, 60);
+    const triplet = {
+      owner: "o".repeat(39),
+      repo: "r".repeat(100),
+      machine: "m".repeat(64),
+    };
+    const runner = `forrest-${triplet.machine}-0123456789abcdef`;
+    // A run directory as serve makes it, with a stand-in for qemu's shell.
+    const run = await RunDir.create(base, triplet, runner);
+    using listener = Deno.listen({
+      transport: "unix",
+      path: run.socket("shell"),
+    });
+    const shell = startForrest(["shell", runner, "--base-dir", base]);
+    const conn = await listener.accept();
+    const encoder = new TextEncoder();
+    const writer = shell.stdin.getWriter();
+    await writer.write(encoder.encode("id\n"));
+    const typed = new Uint8Array(3);
+    assert.equal(await conn.read(typed), 3);
+    assert.equal(new TextDecoder().decode(typed), "id\n");
+    await conn.write(encoder.encode("uid=0(root)\n"));
+    const stdout = shell.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let seen = "";
+    while (!seen.includes("\n")) seen += (await stdout.read()).value ?? "";
+    assert.equal(seen, "uid=0(root)\n");
+    await writer.write(new Uint8Array([0x1d]));
+    await writer.close();
+    await stdout.cancel();
+    const [status, stderr] = await Promise.all([
+      shell.status,
+      new Response(shell.stderr).text(),
+    ]);
+    conn.close();
+    assert.equal(status.code, 0, stderr);
+    assert.match(
+      stderr,
+      new RegExp(`^Connected to the root shell of ${runner}`),
+    );
+    await run.remove();
   });
 });
 

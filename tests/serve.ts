@@ -16,7 +16,7 @@ import {
   STANDIN_TEMPLATE_DIR,
 } from "./github/mod.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
-import { withTempDir } from "./temp.ts";
+import { pathOfLength, withTempDir } from "./temp.ts";
 
 export const OWNER = "octo";
 export const REPO = "app";
@@ -40,6 +40,11 @@ export interface ServeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** An existing folder for base_dir (a btrfs, for reflinks). */
   readonly baseDir?: string;
+  /** A base_dir of this many bytes, in the test's temp folder. */
+  readonly baseDirLength?: number;
+  /** The repository whose Debian machine the config has: OWNER/REPO. */
+  readonly owner?: string;
+  readonly repo?: string;
 }
 
 export interface Serving {
@@ -83,8 +88,13 @@ export async function withServe(
   body: (serving: Serving) => Promise<void>,
 ): Promise<void> {
   await withTempDir(async (dir) => {
-    const baseDir = options.baseDir ?? join(dir, "base");
+    const baseDir = options.baseDir ??
+      (options.baseDirLength === undefined
+        ? join(dir, "base")
+        : pathOfLength(dir, options.baseDirLength));
     if (options.baseDir === undefined) await Deno.mkdir(baseDir);
+    const owner = options.owner ?? OWNER;
+    const repo = options.repo ?? REPO;
     const keyPem = await generateAppKey();
     await Deno.writeTextFile(join(dir, "app.pem"), keyPem);
     await Deno.writeTextFile(
@@ -100,7 +110,7 @@ export async function withServe(
     let logText = "";
     let reading: Promise<void> | undefined;
     try {
-      double.addRepo(OWNER, REPO);
+      double.addRepo(owner, repo);
       const port = new URL(double.url).port;
       await Deno.writeTextFile(
         join(dir, "forrest.toml"),
@@ -121,10 +131,10 @@ polling_interval = "${options.pollingInterval ?? "10m"}"
 janitor_interval = "${options.janitorInterval ?? "2s"}"
 request_timeout = "${options.requestTimeout ?? "30s"}"
 
-[repositories.${OWNER}.${REPO}]
+[repositories."${owner}"."${repo}"]
 persistence_token = "${TOKEN}"
 
-[repositories.${OWNER}.${REPO}.machines.debian]
+[repositories."${owner}"."${repo}".machines.debian]
 base_image = "${options.image}"
 ram = "1G"
 cpus = 1
@@ -213,6 +223,10 @@ ${options.extraToml ?? ""}`,
         f.startsWith("runs/") && /\/disk\.(raw|qcow2|img)$/.test(f)
       );
       assert.deepEqual(disks, [], "run disks left");
+      const sockets = await Array.fromAsync(
+        Deno.readDir(join(baseDir, "sockets")),
+      ).catch(() => []);
+      assert.deepEqual(sockets, [], "run socket folders left");
     }
   });
 }

@@ -692,6 +692,36 @@ forwards = [{ port = 0, to = "localhost" }]
   );
 });
 
+Deno.test("parseConfig() keeps forwards on the host's loopback, each guest port once", () => {
+  assert.deepEqual(
+    problems(`${HOST}[repositories.acme.app.machines.build]
+base_image = "x.img"
+forwards = [
+  { port = 80, to = "127.0.0.1:3142" },
+  { port = 80, to = "localhost:3143" },
+  { port = 443, to = "10.1.2.3:443" },
+]
+`),
+    [
+      "forrest.toml:9: repositories.acme.app.machines.build.forwards[1].port: guest port 80 is forwarded twice in this machine",
+      'forrest.toml:10: repositories.acme.app.machines.build.forwards[2].to: a forward reaches the host\'s loopback: use "127.0.0.1:PORT" (found "10.1.2.3:443"; to reach another machine, run a proxy on the host\'s 127.0.0.1 and forward to it)',
+    ],
+  );
+  // The old network, by name, keeps qemu's guestfwd, which goes anywhere.
+  const open = machine(
+    `${HOST}[repositories.acme.app.machines.build]
+base_image = "x.img"
+network = "unsafe-host"
+forwards = [{ port = 443, to = "10.1.2.3:443" }]
+`,
+    "build",
+  );
+  assert.equal(open.network, "unsafe-host");
+  assert.deepEqual(open.forwards, [
+    { guestPort: 443, hostAddress: "10.1.2.3", hostPort: 443 },
+  ]);
+});
+
 Deno.test("parseConfig() accepts the longest names GitHub and Forrest allow", () => {
   const owner = "o".repeat(39);
   const repo = "r".repeat(100);

@@ -37,10 +37,30 @@ export interface JobResult {
   readonly exitCode: number | undefined;
 }
 
-/** Reads what the job left on JOBDATA after the VM has stopped. */
+/**
+ * What the host reads of a JOBDATA disk, per file: a token or an exit code
+ * is far smaller.
+ */
+export const JOB_RESULT_MAX_BYTES = 64 * 1024;
+/** mcopy reads a 1 MiB disk in milliseconds; more is a crafted one. */
+const JOB_RESULT_TIMEOUT = 30_000;
+
+/**
+ * Reads what the job left on JOBDATA after the VM has stopped. The guest
+ * could write anything on that disk, its file system included: files are
+ * read to stdout (never to host paths) and within limits.
+ *
+ * @throws {RangeError} for a `persist` or `exit-code` larger than
+ *   JOB_RESULT_MAX_BYTES, and whatever readFatFile() throws for a disk
+ *   mcopy cannot read
+ */
 export async function readJobResult(jobdata: string): Promise<JobResult> {
-  const persist = await readFatFile(jobdata, "persist");
-  const exitText = await readFatFile(jobdata, "exit-code");
+  const limits = {
+    maxBytes: JOB_RESULT_MAX_BYTES,
+    timeoutMs: JOB_RESULT_TIMEOUT,
+  };
+  const persist = await readFatFile(jobdata, "persist", limits);
+  const exitText = await readFatFile(jobdata, "exit-code", limits);
   return {
     persist,
     exitCode: exitText && parseExitCode(new TextDecoder().decode(exitText)),

@@ -18,6 +18,7 @@ export {
 export {
   CIDATA_LABEL,
   type ConfigDiskPaths,
+  JOB_RESULT_MAX_BYTES,
   JOBDATA_LABEL,
   type JobResult,
   parseExitCode,
@@ -27,6 +28,7 @@ export {
 export {
   type DiskFiles,
   readFatFile,
+  type ReadFatFileOptions,
   readFatLabel,
   writeFatImage,
 } from "./fat.ts";

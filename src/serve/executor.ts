@@ -251,8 +251,16 @@ export class Executor {
       );
     }
     if (!kill) {
-      const result = await readJobResult(run.file("jobdata")).catch(() =>
-        undefined
+      // The guest may have rewritten JOBDATA at will: one that cannot be
+      // read within limits means no persist, and is worth a look.
+      const result = await readJobResult(run.file("jobdata")).catch(
+        (error) => {
+          this.#log.warn(
+            "Cannot read what {runner} left on its JOBDATA disk: {error}; its disk is not kept",
+            { runner: machine.runnerName, error: errorText(error) },
+          );
+          return undefined;
+        },
       );
       if (result) {
         await persistIfWanted(

@@ -20,6 +20,7 @@ import {
   findKernel,
   HelperProcess,
   type HelperRecord,
+  HelperStartError,
   isExtFileSystem,
   isIsolated,
   kernelCommandLine,
@@ -205,6 +206,19 @@ function startNetworkHelper(
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     },
+  }).catch(async (error) => {
+    if (!(error instanceof HelperStartError)) throw error;
+    // pasta says why in its log ("Failed to open tun socket", ...).
+    const said = await Deno.readTextFile(join(run.path, NETWORK_FILES.log))
+      .then((text) =>
+        text.split("\n").filter((line) => line && !/info:/.test(line))
+          .slice(-2).join("; ")
+      ).catch(() => "");
+    throw new HelperStartError(
+      `The guest network did not start: ${error.message}${
+        said ? `: ${said}` : ""
+      }`,
+    );
   });
 }
 

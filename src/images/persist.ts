@@ -46,6 +46,15 @@ export interface PersistOptions {
 const TEMP_MARK = ".tmp-";
 
 /**
+ * A machine image holds whatever its persisting job left on its disk
+ * (caches, credentials), and later runs boot it: only Forrest's user reads
+ * it. Others on the host (nginx, in the service's group for the API socket)
+ * must not. New folders on the way to it are Forrest's only, too.
+ */
+export const MACHINE_IMAGE_MODE = 0o600;
+const MACHINE_DIR_MODE = 0o700;
+
+/**
  * Makes the run's disk the image at `target`, atomically: a raw (reflink)
  * fork is moved beside the target; a qcow2 overlay is converted into a new
  * raw file there (it depends on its backing image, which may be the very
@@ -58,16 +67,24 @@ export async function persistFork(
 ): Promise<void> {
   const step = async (name: PersistStep) => await options.beforeStep?.(name);
   const dir = dirname(target);
-  await Deno.mkdir(dir, { recursive: true });
+  await Deno.mkdir(dir, { recursive: true, mode: MACHINE_DIR_MODE });
   const temp = join(
     dir,
     `.${basename(target)}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`,
   );
   try {
     await step("writing");
+    // The mode is set before the data reaches the image folder: a reader
+    // that opens the temp file early keeps its access.
     if (fork.format === "raw") {
+      await Deno.chmod(fork.path, MACHINE_IMAGE_MODE); // still in the run dir
       await moveOrCopy(fork.path, temp);
     } else {
+      // qemu-img writes into an existing file and keeps its mode.
+      await Deno.writeFile(temp, new Uint8Array(), {
+        createNew: true,
+        mode: MACHINE_IMAGE_MODE,
+      });
       await convertToRaw(fork.path, temp);
     }
     await step("written");

@@ -6,6 +6,7 @@ import { pathExists, runChecked } from "../host/mod.ts";
 import { Secret } from "../log/mod.ts";
 import { DiskForker } from "./fork.ts";
 import {
+  MACHINE_IMAGE_MODE,
   persistFork,
   type PersistStep,
   removePersistLeftovers,
@@ -126,6 +127,36 @@ for (const format of ["raw", "qcow2"] as const) {
         await pathExists(fork.path),
         format === "qcow2",
       );
+    });
+  });
+
+  Deno.test(`persistFork() of a ${format} fork leaves image and new folders to Forrest's user only`, async () => {
+    await withTempDir(async (dir) => {
+      const { fork } = await prepare(dir, format);
+      await Deno.chmod(fork.path, 0o644); // as cp and qemu-img make them
+      const target = join(dir, "fresh/acme/new/build.img");
+      const modes: number[] = [];
+      await persistFork(fork, target, {
+        beforeStep: async (step) => {
+          if (step !== "written") return;
+          // The temp file, already full, before it is renamed.
+          for await (const entry of Deno.readDir(join(dir, "fresh/acme/new"))) {
+            modes.push(
+              (await Deno.stat(join(dir, "fresh/acme/new", entry.name))).mode! &
+                0o777,
+            );
+          }
+        },
+      });
+      assert.deepEqual(modes, [MACHINE_IMAGE_MODE]);
+      assert.equal((await Deno.stat(target)).mode! & 0o777, 0o600);
+      for (const folder of ["fresh", "fresh/acme", "fresh/acme/new"]) {
+        assert.equal(
+          (await Deno.stat(join(dir, folder))).mode! & 0o777,
+          0o700,
+          folder,
+        );
+      }
     });
   });
 

@@ -40,8 +40,10 @@ export async function findKernel(
   const listing = await runChecked("debugfs", ["-R", "ls -p /boot", image]);
   const names = listing.split("\n").map((line) => line.split("/")[5] ?? "")
     .filter(Boolean);
+  // Names come from an image a job may have written: only plain version
+  // strings, so that nothing can change the debugfs command they go into.
   const versions = names
-    .filter((name) => name.startsWith("vmlinuz-"))
+    .filter((name) => /^vmlinuz-[A-Za-z0-9._+~-]+$/.test(name))
     .map((name) => name.slice("vmlinuz-".length))
     .sort((a, b) => b.localeCompare(a, "en", { numeric: true }));
   const version = versions[0];

@@ -56,3 +56,25 @@ Deno.test("findKernel() returns undefined for an ext4 image without a kernel", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("findKernel() ignores kernel names that could change the debugfs command", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const boot = join(dir, "root/boot");
+    await Deno.mkdir(boot, { recursive: true });
+    // Sorts after 6.1.0: it would win if it were taken.
+    await Deno.writeTextFile(join(boot, 'vmlinuz-9" "x'), "x");
+    await Deno.writeTextFile(join(boot, "vmlinuz-6.1.0-1-amd64"), "kernel");
+    const image = join(dir, "boot.img");
+    const mkfs = await new Deno.Command("mkfs.ext4", {
+      args: ["-q", "-d", join(dir, "root"), image, "8M"],
+    }).output();
+    assert.ok(mkfs.success);
+    assert.equal(
+      (await findKernel(image))?.kernel,
+      "/boot/vmlinuz-6.1.0-1-amd64",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

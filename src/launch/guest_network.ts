@@ -1,8 +1,8 @@
 /**
  * What a guest can reach, all in one place.
  *
- * qemu's user network (slirp) maps 10.0.2.2, and every other 10.0.2.x but
- * the DNS alias, to the loopback of the network namespace qemu runs in. In
+ * qemu's user network (slirp) maps its host address (10.0.2.2 by default)
+ * to the loopback of the network namespace qemu runs in. In
  * the host's namespace that is the host's loopback: every local database,
  * cache or API. So qemu runs in a network namespace of its own (a user
  * namespace makes that possible without root), whose loopback is empty but

@@ -28,7 +28,8 @@ export interface GuestForward {
  * "user": the outside world over IPv4 and IPv6, nothing of the host but the
  * forwards. "restricted": nothing but the forwards. Both run qemu in a network
  * namespace of its own (launch/guest_network.ts), where the user network's
- * host aliases (10.0.2.2 and every other 10.0.2.x) lead to an empty loopback.
+ * host address (10.0.2.100 there) leads to a loopback that holds only the
+ * forwards.
  * "unsafe-host": qemu's user network in the host's namespace, as the original
  * has it: 10.0.2.2 is the host's loopback. Only when asked for by name.
  */

@@ -118,7 +118,9 @@ export class RunDir {
     const problem = checkSocketBaseDir(baseDir);
     if (problem) throw new RunDirError(`Base directory ${problem}`);
     const run = new RunDir(runDirPath(resolve(baseDir), triplet, runner));
-    await Deno.mkdir(join(run.path, ".."), { recursive: true });
+    // Owner, repository and runner names are nobody else's business (the
+    // API socket's group can pass base_dir).
+    await Deno.mkdir(join(run.path, ".."), { recursive: true, mode: 0o700 });
     try {
       await Deno.mkdir(run.path, { mode: 0o700 });
     } catch (error) {

@@ -15,6 +15,10 @@ Deno.test("RunDir.create() makes runs/<owner>/<repo>/<machine>/<runner> with mod
     const run = await RunDir.create(base, TRIPLET, "forrest-build-abc");
     assert.equal(run.path, join(base, "runs/acme/app/build/forrest-build-abc"));
     assert.equal((await Deno.stat(run.path)).mode! & 0o777, 0o700);
+    for (const folder of ["runs", "runs/acme", "runs/acme/app/build"]) {
+      const mode = (await Deno.stat(join(base, folder))).mode! & 0o077;
+      assert.equal(mode, 0, `${folder} is private`);
+    }
     await assert.rejects(
       RunDir.create(base, TRIPLET, "forrest-build-abc"),
       new RunDirError(`Run directory "${run.path}" exists already`),

@@ -30,6 +30,7 @@ import {
   type Share,
   VmStartError,
 } from "../vm/mod.ts";
+import { LOG_LIMIT, LogGuard } from "./log_guard.ts";
 import {
   hostAddressesToBlock,
   namespaceCommand,
@@ -110,6 +111,21 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   const startedAt = performance.now();
   const vm = await startQemu(argv, run, isolated);
   const helpers: HelperRecord[] = [];
+  vm.attach(
+    new LogGuard(
+      { stop: () => vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 }) },
+      [run.file("log"), run.file("output")],
+      {
+        limit: LOG_LIMIT,
+        interval: 2_000,
+        onExceeded: (file, size) =>
+          log.error(
+            "Stopping {runner}: its guest wrote {size} bytes to {file}, more than {limit}",
+            { runner: options.runner, size, file, limit: LOG_LIMIT },
+          ),
+      },
+    ),
+  );
   try {
     await writeRecord(run, options, vm.pid, helpers);
     if (isolated) {

@@ -6,7 +6,10 @@
  * kernel (SIGKILL), and reports which step it took.
  */
 
-import type { HelperProcess } from "./helper_process.ts";
+/** What goes with a VM: a helper process, a watch on its files. */
+export interface Attached {
+  stop(): Promise<void>;
+}
 import { QmpClient, QmpError } from "./qmp.ts";
 
 export type StopStep = "powerdown" | "quit" | "kill";
@@ -58,7 +61,7 @@ export class QemuVm {
   readonly #qmp: QmpClient;
   #stoppedBy: StopStep | undefined;
   #stopping: Promise<StopStep | undefined> | undefined;
-  readonly #helpers: HelperProcess[] = [];
+  readonly #helpers: Attached[] = [];
   #ended = false;
 
   private constructor(
@@ -221,7 +224,7 @@ export class QemuVm {
    * `exited` resolves only after it has. A helper attached after qemu
    * exited is stopped at once.
    */
-  attach(helper: HelperProcess): void {
+  attach(helper: Attached): void {
     this.#helpers.push(helper);
     if (this.#ended) helper.stop();
   }

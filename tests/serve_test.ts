@@ -319,6 +319,12 @@ ram = "1G"
         labels: ["self-hosted", "forrest", "later", "GPU"],
       });
       await s.waitForStatus((st) => st.machines.length === 2, 30_000, "two");
+      // A machine is in the status before its runner is registered.
+      await s.double.waitFor(
+        () => s.double.runners(OWNER, REPO).length === 2,
+        30_000,
+        "two runners registered",
+      );
       const labels = s.double.runners(OWNER, REPO).map((r) =>
         r.labels.join(",")
       )

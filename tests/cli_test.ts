@@ -140,6 +140,33 @@ Deno.test("forrest config check reports a TOML syntax error with line and column
   });
 });
 
+Deno.test('forrest config check warns about network = "unsafe-host"', async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "open.toml"),
+      `[host]
+base_dir = "${dir}/base"
+ram = "4G"
+[repositories.acme.app.machines.trusted]
+base_image = "x.img"
+network = "unsafe-host"
+[repositories.acme.app.machines.default]
+base_image = "x.img"
+`,
+    );
+    const result = await runForrest([
+      "config",
+      "check",
+      join(dir, "open.toml"),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stderr,
+      'warning: acme/app/trusted has network = "unsafe-host": its jobs can reach every service on the host\'s loopback (10.0.2.2)\n',
+    );
+  });
+});
+
 Deno.test("forrest finds the config through -c, $FORREST_CONFIG, then ./forrest.toml", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "forrest.toml"), VALID);

@@ -39,6 +39,16 @@ export async function configCheck(
     return EXIT_USAGE;
   }
   for (const line of describeConfig(file, config)) output.out(line);
+  for (const machine of allMachines(config)) {
+    if (machine.network === "unsafe-host") {
+      output.err(
+        `warning: ${
+          tripletName(machine.triplet)
+        } has network = "unsafe-host": ` +
+          "its jobs can reach every service on the host's loopback (10.0.2.2)",
+      );
+    }
+  }
   return EXIT_OK;
 }
 

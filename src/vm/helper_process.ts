@@ -8,6 +8,7 @@
 
 import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
+import { settlesWithin } from "./settles_within.ts";
 
 /** What crash recovery needs to find a helper again. */
 export interface HelperRecord {
@@ -133,9 +134,9 @@ export class HelperProcess {
   }
 
   async #stop(): Promise<void> {
-    if (await exitsWithin(this.exited, 0)) return;
+    if (await settlesWithin(this.exited, 0)) return;
     signal(this.#child, "SIGTERM");
-    if (await exitsWithin(this.exited, STOP_GRACE)) return;
+    if (await settlesWithin(this.exited, STOP_GRACE)) return;
     getLogger(["forrest", "vm"]).warn(
       "Helper {name} (pid {pid}) ignored SIGTERM: killing it",
       { name: this.name, pid: this.pid },
@@ -150,23 +151,6 @@ function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
     child.kill(name);
   } catch {
     // Exited meanwhile.
-  }
-}
-
-async function exitsWithin(
-  exited: Promise<unknown>,
-  ms: number,
-): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      exited.then(() => true),
-      new Promise<false>((resolve) =>
-        timer = setTimeout(() => resolve(false), ms)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -11,6 +11,7 @@ export interface Attached {
   stop(): Promise<void>;
 }
 import { QmpClient, QmpError } from "./qmp.ts";
+import { settlesWithin } from "./settles_within.ts";
 
 export type StopStep = "powerdown" | "quit" | "kill";
 
@@ -175,7 +176,7 @@ export class QemuVm {
   }
 
   async #ladder(options: StopOptions): Promise<StopStep | undefined> {
-    if (await this.#exitsWithin(0)) return undefined;
+    if (await settlesWithin(this.exited, 0)) return undefined;
     const steps: [StopStep, () => Promise<unknown>, number][] = [
       [
         "powerdown",
@@ -191,7 +192,7 @@ export class QemuVm {
       // qemu that does not answer must not stretch the ladder. A failed
       // command means qemu is going away anyway; the wait tells.
       asked.push(ask().catch(() => {}));
-      if (await this.#exitsWithin(timeout)) {
+      if (await settlesWithin(this.exited, timeout)) {
         await Promise.all(asked);
         return step;
       }
@@ -205,18 +206,6 @@ export class QemuVm {
     await this.exited;
     await Promise.all(asked); // settled: the connection closed with qemu
     return "kill";
-  }
-
-  async #exitsWithin(ms: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<false>((resolve) =>
-      timer = setTimeout(() => resolve(false), ms)
-    );
-    try {
-      return await Promise.race([this.exited.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /**

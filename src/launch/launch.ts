@@ -7,7 +7,6 @@
  */
 
 import { basename, join } from "node:path";
-import { existsSync } from "node:fs";
 import { getLogger } from "@logtape/logtape";
 import type { Accel, Triplet } from "../config/mod.ts";
 import { type SetupTemplateContent, writeConfigDisks } from "../guest/mod.ts";
@@ -36,6 +35,7 @@ import {
   namespaceCommand,
   NETWORK_FILES,
   pastaArgs,
+  type PastaArgsOptions,
 } from "./guest_network.ts";
 
 export interface LaunchOptions {
@@ -128,8 +128,12 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   );
   try {
     await writeRecord(run, options, vm.pid, helpers);
-    if (isolated) {
-      const pasta = await startNetworkHelper(vm.pid, network, run);
+    if (isIsolated(network.mode)) {
+      const pasta = await startNetworkHelper(
+        vm.pid,
+        { mode: network.mode, forwards: network.forwards },
+        run,
+      );
       vm.attach(pasta);
       helpers.push(pasta.record);
       await writeRecord(run, options, vm.pid, helpers);
@@ -168,14 +172,16 @@ async function startQemu(
   run: RunDir,
   isolated: boolean,
 ): Promise<QemuVm> {
-  const qemu = "qemu-system-x86_64";
-  const blocked = isolated
-    ? hostAddressesToBlock(Deno.networkInterfaces())
-    : [];
-  const [binary, ...prefix] = isolated ? namespaceCommand(blocked) : [qemu];
+  const qemu = ["qemu-system-x86_64", ...argv];
+  const [binary, ...args] = isolated
+    ? [
+      ...namespaceCommand(hostAddressesToBlock(Deno.networkInterfaces())),
+      ...qemu,
+    ]
+    : qemu;
   try {
     return await QemuVm.start({
-      argv: isolated ? [...prefix, qemu, ...argv] : argv,
+      argv: args,
       binary: binary!,
       cwd: run.path,
       qmpSocket: run.socket("qmp"),
@@ -197,17 +203,15 @@ async function startQemu(
  */
 function startNetworkHelper(
   pid: number,
-  network: Network,
+  network: Pick<PastaArgsOptions, "mode" | "forwards">,
   run: RunDir,
 ): Promise<HelperProcess> {
-  if (!isIsolated(network.mode)) throw new TypeError("Not an isolated mode");
   const pidFile = join(run.path, NETWORK_FILES.pid);
   return HelperProcess.start({
     name: "network",
     binary: "pasta",
     args: pastaArgs({
-      mode: network.mode as "user" | "restricted",
-      forwards: network.forwards,
+      ...network,
       pid,
       dir: run.path,
       root: Deno.uid() === 0,
@@ -215,9 +219,7 @@ function startNetworkHelper(
     cwd: run.path,
     ready: async (_helper, signal) => {
       while (!signal.aborted) {
-        const text = existsSync(pidFile)
-          ? await Deno.readTextFile(pidFile)
-          : "";
+        const text = await Deno.readTextFile(pidFile).catch(() => "");
         if (text.trim()) return;
         await new Promise((resolve) => setTimeout(resolve, 5));
       }

@@ -42,7 +42,9 @@ export interface Network {
 }
 
 /** Whether the mode runs qemu in a network namespace of its own. */
-export function isIsolated(mode: NetworkMode): boolean {
+export function isIsolated(
+  mode: NetworkMode,
+): mode is Exclude<NetworkMode, "unsafe-host"> {
   return mode !== "unsafe-host";
 }
 

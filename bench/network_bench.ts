@@ -9,7 +9,7 @@
  * medians and ratios. Needs root (network namespaces).
  */
 
-import { runForrest } from "../tests/cli.ts";
+import { execArgs, runForrest } from "../tests/cli.ts";
 import { testDebianImage } from "../tests/debian_image.ts";
 import { INTERNET_V4, TestNetwork, unavailable } from "../tests/netns.ts";
 import { benchExperiment, median } from "./experiment.ts";
@@ -32,21 +32,15 @@ async function sample(
   const base = await Deno.makeTempDir({ prefix: "forrest-net-bench-" });
   try {
     const started = performance.now();
-    const result = await runForrest([
-      "exec",
-      "--image",
-      image,
-      "--base-dir",
-      base,
-      "--accel",
-      accel,
-      "--network",
-      mode,
-      "--",
-      "sh",
-      "-c",
-      `cut -d' ' -f1 /proc/uptime; curl -sS -o /dev/null -w '%{speed_download}\\n' http://${INTERNET_V4}:8080/bulk?mib=${MIB}`,
-    ], { prefix: net.hostPrefix });
+    const result = await runForrest(
+      execArgs({ image, baseDir: base, network: mode, accel }, [
+        "--",
+        "sh",
+        "-c",
+        `cut -d' ' -f1 /proc/uptime; curl -sS -o /dev/null -w '%{speed_download}\\n' http://${INTERNET_V4}:8080/bulk?mib=${MIB}`,
+      ]),
+      { prefix: net.hostPrefix },
+    );
     const wall = performance.now() - started;
     const [uptime, speed] = result.stdout.trim().split("\n").map(Number);
     if (result.code !== 0 || !uptime || !speed) {

@@ -83,6 +83,34 @@ export async function runForrest(
   };
 }
 
+export interface ExecArgsOptions {
+  readonly image: string;
+  readonly baseDir: string;
+  /** user, restricted or unsafe-host. */
+  readonly network: string;
+  /** tcg unless said otherwise: KVM does not boot guests on these machines. */
+  readonly accel?: string;
+}
+
+/** Arguments of `forrest exec` on an image, before the command's own. */
+export function execArgs(
+  options: ExecArgsOptions,
+  args: readonly string[],
+): string[] {
+  return [
+    "exec",
+    "--image",
+    options.image,
+    "--base-dir",
+    options.baseDir,
+    "--accel",
+    options.accel ?? "tcg",
+    "--network",
+    options.network,
+    ...args,
+  ];
+}
+
 /** The repository root, for files such as forrest.toml.example. */
 export const REPO_ROOT: string = ROOT;
 

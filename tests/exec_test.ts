@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { btrfsUnavailable, withBtrfs } from "./btrfs.ts";
-import { runForrest, startForrest, StreamText } from "./cli.ts";
+import { execArgs, runForrest, startForrest, StreamText } from "./cli.ts";
 import { testGuestImage } from "./guest/image.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
 import { pathOfLength, withTempDir } from "./temp.ts";
@@ -24,23 +24,12 @@ function withBaseDir(body: (base: string) => Promise<void>): Promise<void> {
 }
 
 /** `exec` on the test guest under TCG, without network, in `base`. */
-function execArgs(base: string, args: readonly string[]): string[] {
-  return [
-    "exec",
-    "--image",
-    image,
-    "--base-dir",
-    base,
-    "--accel",
-    "tcg",
-    "--network",
-    "restricted",
-    ...args,
-  ];
+function guestExecArgs(base: string, args: readonly string[]): string[] {
+  return execArgs({ image, baseDir: base, network: "restricted" }, args);
 }
 
 function exec(base: string, args: string[]) {
-  return runForrest(execArgs(base, args));
+  return runForrest(guestExecArgs(base, args));
 }
 
 Deno.test("forrest exec prints the command's output and exits with its code", async () => {
@@ -113,7 +102,7 @@ Deno.test("forrest exec stops its VM before it exits on SIGTERM and SIGINT", asy
   for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     await withBaseDir(async (base) => {
       const child = startForrest(
-        execArgs(base, ["--", "sh", "-c", "echo running; sleep 600"]),
+        guestExecArgs(base, ["--", "sh", "-c", "echo running; sleep 600"]),
       );
       await child.stdin.close();
       const stdout = new StreamText(child.stdout);

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runForrest } from "./cli.ts";
+import { execArgs, runForrest } from "./cli.ts";
 import { testDebianImage } from "./debian_image.ts";
 import {
   HOST_V4,
@@ -84,23 +84,17 @@ Deno.test({
       ]);
       const run = (mode: string, expected: Expected) =>
         withTempDir(async (base) => {
-          const result = await runForrest([
-            "exec",
-            "--image",
-            image,
-            "--base-dir",
-            base,
-            "--accel",
-            "tcg",
-            "--network",
-            mode,
-            "--forward",
-            `80:127.0.0.1:${FORWARD_PORT}`,
-            "--",
-            "sh",
-            "-c",
-            probeScript(Object.keys(expected)),
-          ], { prefix: net.hostPrefix });
+          const result = await runForrest(
+            execArgs({ image, baseDir: base, network: mode }, [
+              "--forward",
+              `80:127.0.0.1:${FORWARD_PORT}`,
+              "--",
+              "sh",
+              "-c",
+              probeScript(Object.keys(expected)),
+            ]),
+            { prefix: net.hostPrefix },
+          );
           assert.equal(result.code, 0, result.stderr);
           assert.deepEqual(parseProbes(result.stdout), expected, mode);
           assert.deepEqual(await processesUnder(base), [], "left running");

@@ -140,7 +140,7 @@ Deno.test("forrest config check reports a TOML syntax error with line and column
   });
 });
 
-Deno.test('forrest config check warns about network = "unsafe-host"', async () => {
+Deno.test('forrest config check warns about network = "unsafe-host" and machines without an image', async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       join(dir, "open.toml"),
@@ -152,6 +152,8 @@ base_image = "x.img"
 network = "unsafe-host"
 [repositories.acme.app.machines.default]
 base_image = "x.img"
+[repositories.acme.app.machines.own]
+cpus = 1
 `,
     );
     const result = await runForrest([
@@ -162,7 +164,8 @@ base_image = "x.img"
     assert.equal(result.code, 0, result.stderr);
     assert.equal(
       result.stderr,
-      'warning: acme/app/trusted has network = "unsafe-host": its jobs can reach every service on the host\'s loopback (10.0.2.2)\n',
+      'warning: acme/app/trusted has network = "unsafe-host": its jobs can reach every service on the host\'s loopback (10.0.2.2)\n' +
+        `warning: acme/app/own has no base_image or base_machine: it starts only from its own image, ${dir}/base/machines/acme/app/own.img, and waits while there is none\n`,
     );
   });
 });

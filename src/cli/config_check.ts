@@ -11,6 +11,7 @@ import {
   type MachineConfig,
   tripletName,
 } from "../config/mod.ts";
+import { machineImagePath } from "../images/mod.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import type { Output } from "./output.ts";
 import { formatTable } from "./table.ts";
@@ -46,6 +47,16 @@ export async function configCheck(
           tripletName(machine.triplet)
         } has network = "unsafe-host": ` +
           "its jobs can reach every service on the host's loopback (10.0.2.2)",
+      );
+    }
+    if (machine.baseImage === undefined && machine.baseMachine === undefined) {
+      output.err(
+        `warning: ${
+          tripletName(machine.triplet)
+        } has no base_image or base_machine: ` +
+          `it starts only from its own image, ${
+            machineImagePath(config.host.baseDir, machine.triplet)
+          }, and waits while there is none`,
       );
     }
   }

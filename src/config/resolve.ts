@@ -6,7 +6,8 @@
  * Every problem is collected; a Config comes out only when there are none.
  */
 
-import { isForwardHost } from "../launch/guest_network.ts";
+import { GUEST_API_PORT, isForwardHost } from "../launch/guest_network.ts";
+import { FORWARD_ADDRESS } from "../vm/argv.ts";
 import { isAbsolute, resolve } from "node:path";
 import { Secret } from "../log/secret.ts";
 import { checkSocketBaseDir } from "../run/socket_dir.ts";
@@ -38,6 +39,7 @@ import { closest } from "./suggest.ts";
 import {
   type Config,
   DEFAULT_API_URL,
+  DEFAULT_ARTIFACT_STORE,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
@@ -356,13 +358,6 @@ function buildMachine(
   const where = (key: string): KeyPath => origin.get(key) ?? entry.path;
   const ram = value.ram ?? MACHINE_DEFAULTS.ram;
   const cpus = value.cpus ?? MACHINE_DEFAULTS.cpus;
-  if (value.base_image === undefined && value.base_machine === undefined) {
-    problems.push({
-      path: entry.path,
-      message: "has no image to start from: set base_image or base_machine " +
-        "(here or in a snippet it extends)",
-    });
-  }
   if (host && ram > host.ram) {
     problems.push({
       path: origin.get("ram") ?? [...entry.path, "ram"],
@@ -427,6 +422,13 @@ function buildMachine(
         hostPort: Number(forward.to.slice(colon + 1)),
       };
     }),
+    artifacts: (value.artifacts ?? []).map((store) => ({
+      name: store.name ?? DEFAULT_ARTIFACT_STORE,
+      path: fromConfig(store.path),
+      url: store.url,
+      quota: store.quota,
+      token: store.token === undefined ? undefined : new Secret(store.token),
+    })),
     startTimeout: value.start_timeout ?? MACHINE_DEFAULTS.startTimeout,
   };
 }
@@ -467,6 +469,13 @@ function checkForwards(
       });
     }
     ports.add(forward.port);
+    if (forward.port === GUEST_API_PORT) {
+      problems.push({
+        path: [...where("forwards"), index, "port"],
+        message: `guest port ${GUEST_API_PORT} at ${FORWARD_ADDRESS} is ` +
+          "Forrest's guest API (FORREST_API_URL): pick another port",
+      });
+    }
     const host = forward.to.slice(0, forward.to.lastIndexOf(":"));
     if (value.network !== "unsafe-host" && !isForwardHost(host)) {
       problems.push({

@@ -125,6 +125,24 @@ const guestForward = z.strictObject({
   }),
 });
 
+const artifactStore = z.strictObject({
+  name: z.string().regex(/^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/, {
+    error: (issue) =>
+      `expected a store name of 1 to 64 letters, digits, ".", "_" or "-" (the path segment after /artifact/), found ${
+        describe(issue.input)
+      }`,
+  }).optional(),
+  path: nonEmpty,
+  url: z.string().regex(/^https?:\/\/\S+$/, {
+    error: (issue) =>
+      `expected the store's public http:// or https:// URL, found ${
+        describe(issue.input)
+      }`,
+  }),
+  quota: size(),
+  token: nonEmpty.optional(),
+});
+
 /** Every key a machine (or a snippet) may have; all optional before merging. */
 export const machineSchema = z.strictObject({
   extends: z.array(nonEmpty).optional(),
@@ -142,6 +160,7 @@ export const machineSchema = z.strictObject({
   }).optional(),
   shared: z.array(sharedDir).optional(),
   forwards: z.array(guestForward).optional(),
+  artifacts: z.array(artifactStore).optional(),
   start_timeout: duration(1_000, "1s").optional(),
 });
 export type RawMachine = z.output<typeof machineSchema>;

@@ -70,6 +70,23 @@ export interface SharedDir {
   readonly writable: boolean;
 }
 
+/**
+ * Where a run's guest may upload files through the guest API
+ * (`PUT /artifact/<name>/<path>`), as the original's `artifacts`.
+ */
+export interface ArtifactStoreConfig {
+  /** The first path segment after /artifact/; "artifact" by default. */
+  readonly name: string;
+  /** Absolute host folder; `<RUNNER_NAME>` is replaced per run. */
+  readonly path: string;
+  /** Public URL of the folder; `<RUNNER_NAME>` is replaced per run. */
+  readonly url: string;
+  /** Bytes one run may upload to this store. */
+  readonly quota: number;
+  /** A second bearer token an upload must present, when set. */
+  readonly token: Secret | undefined;
+}
+
 export interface GuestForwardConfig {
   readonly guestPort: number;
   readonly hostAddress: string;
@@ -83,7 +100,10 @@ export interface MachineConfig {
   readonly ram: number;
   /** Bytes the run's disk is grown to; the image's own size when undefined. */
   readonly disk: number | undefined;
-  /** Absolute path. */
+  /**
+   * Absolute path. With neither baseImage nor baseMachine a machine starts
+   * only from its own persisted image (the original's behaviour).
+   */
   readonly baseImage: string | undefined;
   readonly baseMachine: Triplet | undefined;
   readonly useBase: UseBase;
@@ -100,6 +120,8 @@ export interface MachineConfig {
   readonly shared: readonly SharedDir[];
   /** Guest connections to 10.0.2.100:guestPort reach hostAddress:hostPort. */
   readonly forwards: readonly GuestForwardConfig[];
+  /** Guest API upload targets, in config order (the first match wins). */
+  readonly artifacts: readonly ArtifactStoreConfig[];
   /** Milliseconds a machine may take to come online. */
   readonly startTimeout: number;
 }
@@ -157,4 +179,8 @@ export const FORREST_PLACEHOLDERS = [
   "MACHINE_NAME",
   "RUNNER_NAME",
   "JITCONFIG",
+  "RUN_TOKEN",
 ] as const;
+
+/** The name of an artifact store that names none. */
+export const DEFAULT_ARTIFACT_STORE = "artifact";

@@ -18,8 +18,13 @@ export interface ImageFacts {
   readonly own: ImageFile | undefined;
   /** Where the base would be; undefined when that file does not exist. */
   readonly base: ImageFile | undefined;
-  /** The base's path, for messages when it does not exist. */
-  readonly basePath: string;
+  /**
+   * The base's path, for messages when it does not exist; undefined for a
+   * machine without a base, which starts only from its own image.
+   */
+  readonly basePath: string | undefined;
+  /** Where the machine's own image would be, for messages. */
+  readonly ownPath: string;
   /** The base is a machine, and one of its runs is under way. */
   readonly baseMachineRunning: boolean;
 }
@@ -68,6 +73,14 @@ export function chooseImage(useBase: UseBase, facts: ImageFacts): ImageChoice {
   if (useOwn) return { kind: "start", image: own.path, from: "own" };
   if (base !== undefined) {
     return { kind: "start", image: base.path, from: "base" };
+  }
+  if (facts.basePath === undefined) {
+    return {
+      kind: "wait",
+      reason: "no-image",
+      message: `waiting for an image: ${facts.ownPath} does not exist, ` +
+        "and the machine has no base_image or base_machine to start from",
+    };
   }
   return {
     kind: "wait",

@@ -49,6 +49,7 @@ for (const [useBase, own, base, running, expected] of TABLE) {
         ? NEWER_BASE
         : undefined,
       basePath: OLDER_BASE.path,
+      ownPath: OWN.path,
       baseMachineRunning: running,
     };
     const choice = chooseImage(useBase, facts);
@@ -70,6 +71,7 @@ Deno.test("chooseImage() says what it waits for", () => {
     own: undefined,
     base: undefined,
     basePath: "/srv/images/debian.img",
+    ownPath: "/srv/forrest/machines/acme/app/build.img",
     baseMachineRunning: false,
   };
   assert.deepEqual(chooseImage("if_newer", facts), {
@@ -82,4 +84,28 @@ Deno.test("chooseImage() says what it waits for", () => {
     (chooseImage("always", facts) as { message: string }).message,
     "waiting for an image: /srv/images/debian.img does not exist",
   );
+});
+
+Deno.test("chooseImage() starts a machine without a base only from its own image", () => {
+  for (const useBase of ["if_newer", "always", "never"] as const) {
+    const facts: ImageFacts = {
+      own: undefined,
+      base: undefined,
+      basePath: undefined,
+      ownPath: OWN.path,
+      baseMachineRunning: false,
+    };
+    assert.deepEqual(chooseImage(useBase, facts), {
+      kind: "wait",
+      reason: "no-image",
+      message: `waiting for an image: ${OWN.path} does not exist, ` +
+        "and the machine has no base_image or base_machine to start from",
+    });
+    if (useBase === "always") continue;
+    assert.deepEqual(chooseImage(useBase, { ...facts, own: OWN }), {
+      kind: "start",
+      image: OWN.path,
+      from: "own",
+    });
+  }
 });

@@ -44,11 +44,13 @@ export async function imageFacts(
 ): Promise<ImageFacts> {
   const basePath = machine.baseMachine
     ? machineImagePath(baseDir, machine.baseMachine)
-    : machine.baseImage!;
+    : machine.baseImage;
+  const ownPath = machineImagePath(baseDir, machine.triplet);
   return {
-    own: await imageFile(machineImagePath(baseDir, machine.triplet)),
-    base: await imageFile(basePath),
+    own: await imageFile(ownPath),
+    base: basePath === undefined ? undefined : await imageFile(basePath),
     basePath,
+    ownPath,
     baseMachineRunning: machine.baseMachine !== undefined &&
       isRunning(machine.baseMachine),
   };

@@ -14,6 +14,8 @@
  * - each forward: pasta listens on the namespace's loopback at the guest
  *   port and connects to the host's 127.0.0.1 at the host port, one
  *   connection for each of the guest's;
+ * - the guest API (serve/guest_api.ts) at 10.0.2.100:8080, a forward like
+ *   the others, to the port the API listens on at the host's 127.0.0.1;
  * - nothing else. pasta does not map the gateway to the host (--no-map-gw),
  *   forwards no ports by itself (-t/-u/-T/-U none but the forwards), and every
  *   address of the host is a prohibited route in the namespace, so that a
@@ -24,7 +26,25 @@
 
 import { isIP } from "node:net";
 import { join } from "node:path";
-import type { GuestForward, NetworkMode } from "../vm/mod.ts";
+import {
+  FORWARD_ADDRESS,
+  type GuestForward,
+  type NetworkMode,
+} from "../vm/mod.ts";
+
+/**
+ * The guest port of the guest API at 10.0.2.100: the original's port (its
+ * template used http://10.0.2.2:8080), so it is reserved for no forward.
+ */
+export const GUEST_API_PORT = 8080;
+
+/** FORREST_API_URL: where a guest reaches the guest API. */
+export const GUEST_API_URL = `http://${FORWARD_ADDRESS}:${GUEST_API_PORT}`;
+
+/** The forward that carries the guest API to where it listens on the host. */
+export function guestApiForward(hostPort: number): GuestForward {
+  return { guestPort: GUEST_API_PORT, hostAddress: "127.0.0.1", hostPort };
+}
 
 /** Files of the network helper, in the run directory. */
 export const NETWORK_FILES = Object.freeze({

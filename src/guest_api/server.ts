@@ -1,0 +1,142 @@
+/**
+ * The guest API: what a guest may ask of the host, and nothing else. It
+ * listens on the host's 127.0.0.1 at a port of its own (never on the API's
+ * listeners, which serve /status and /metrics), and guests reach it at
+ * FORREST_API_URL through their network's one forward for it
+ * (launch/guest_network.ts). Every call shows a run token, which names the
+ * run; a request with an unknown token learns nothing but that.
+ *
+ * `PUT /artifact/<store>/<path…>`: the original's artifact upload, so that
+ * the forrest-runner/upload-artifact action works unchanged. 201 with
+ * Content-Location; 400 for a bad path; 404 for an unknown token or store;
+ * 405 for other methods; 409 where a file and a folder of the path collide;
+ * 507 when the run's quota for the store is used up.
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { errorText } from "../log/mod.ts";
+import {
+  isRefusal,
+  parseAuthorization,
+  parseUploadPath,
+  rawPathOf,
+} from "./request.ts";
+import { findStore, RunRegistry } from "./runs.ts";
+import { writeUpload } from "./upload.ts";
+
+export class GuestApi {
+  readonly runs = new RunRegistry();
+  readonly #log = getLogger(["forrest", "guest-api"]);
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+
+  /**
+   * Listens on 127.0.0.1 at a port the kernel picks; resolves to the port.
+   */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#server = Deno.serve({
+          hostname: "127.0.0.1",
+          port: 0,
+          onListen: ({ port }) => resolve(port),
+          onError: (error) => {
+            this.#log.error("Guest API: {error}", { error: errorText(error) });
+            return text(500, "internal error");
+          },
+        }, (request) => this.handle(request));
+      } catch (error) {
+        reject(error);
+      }
+    });
+  }
+
+  /** The port it listens on. */
+  get port(): number {
+    if (!this.#server) throw new Error("The guest API is not listening");
+    return this.#server.addr.port;
+  }
+
+  async close(): Promise<void> {
+    await this.#server?.shutdown();
+    this.#server = undefined;
+  }
+
+  async handle(request: Request): Promise<Response> {
+    const target = parseUploadPath(rawPathOf(request.url));
+    if (isRefusal(target) && target.status === 404) {
+      return text(404, target.message);
+    }
+    if (request.method !== "PUT") {
+      return text(405, "only artifact upload (PUT) is implemented", {
+        Allow: "PUT",
+      });
+    }
+    if (isRefusal(target)) return text(target.status, target.message);
+    const auth = parseAuthorization(request.headers.get("authorization"));
+    const run = auth && this.runs.find(auth.run);
+    if (!auth || !run) {
+      return text(404, "the run token does not belong to a known machine");
+    }
+    const store = findStore(run, target.store, auth.store);
+    if (!store) {
+      return text(
+        404,
+        "the artifact store is not configured for this machine (or its token does not match)",
+      );
+    }
+    const length = request.headers.get("content-length");
+    const declared = length !== null && /^\d+$/.test(length)
+      ? Number(length)
+      : undefined;
+    const result = await writeUpload(
+      store.path,
+      target.segments,
+      request.body,
+      store.quota,
+      declared,
+    );
+    switch (result.kind) {
+      case "written":
+        this.#log.info(
+          "{runner} uploaded {path} ({bytes} bytes) to artifact store {store}",
+          {
+            runner: run.runner,
+            path: target.segments.join("/"),
+            bytes: result.bytes,
+            store: store.name,
+          },
+        );
+        return new Response(null, {
+          status: 201,
+          headers: { "Content-Location": store.url + target.rawPath },
+        });
+      case "over-quota":
+        this.#log.warn("{runner}: upload of {path} refused: {why}", {
+          runner: run.runner,
+          path: target.segments.join("/"),
+          why: result.message,
+        });
+        return text(507, result.message);
+      case "conflict":
+        return text(409, result.message);
+      case "cut":
+        this.#log.warn("{runner}: upload of {path} failed: {why}", {
+          runner: run.runner,
+          path: target.segments.join("/"),
+          why: result.message,
+        });
+        return text(400, result.message);
+    }
+  }
+}
+
+function text(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(`${message}\n`, {
+    status,
+    headers: { "Content-Type": "text/plain; charset=utf-8", ...headers },
+  });
+}

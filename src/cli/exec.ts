@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import {
   type Accel,
+  type ArtifactStoreConfig,
   formatDuration,
   loadConfig,
   parseDuration,
@@ -10,7 +11,7 @@ import {
   tripletName,
 } from "../config/mod.ts";
 import { runEphemeral } from "../exec/mod.ts";
-import type { PersistRule } from "../launch/mod.ts";
+import { GUEST_API_PORT, type PersistRule } from "../launch/mod.ts";
 import type { GuestForward, NetworkMode } from "../vm/mod.ts";
 import { pathExists } from "../host/mod.ts";
 import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
@@ -135,6 +136,7 @@ export async function execCommand(
         ],
       },
       ...(target.persist ? { persist: target.persist } : {}),
+      artifacts: target.artifacts,
       output: context.write,
       ...(flags.verbose ? { bootLog: context.writeLog } : {}),
       signal: interrupt.signal,
@@ -188,6 +190,8 @@ interface ExecTarget {
   readonly network: NetworkMode;
   readonly forwards: readonly GuestForward[];
   readonly persist: PersistRule | undefined;
+  /** The guest API's upload targets (a machine's `artifacts`). */
+  readonly artifacts: readonly ArtifactStoreConfig[];
 }
 
 /**
@@ -225,6 +229,7 @@ async function execTarget(
       network: "user",
       forwards: [],
       persist: undefined,
+      artifacts: [],
     };
   }
   const file = flags.config ?? context.env("FORREST_CONFIG") ?? DEFAULT_CONFIG;
@@ -266,6 +271,7 @@ async function execTarget(
     disk: machine.disk,
     network: machine.network,
     forwards: machine.forwards,
+    artifacts: machine.artifacts,
     persist: {
       target: machineImagePath(baseDir, machine.triplet),
       token: repository.persistenceToken,
@@ -331,6 +337,11 @@ export function parseForward(text: string): GuestForward {
   ) {
     throw new SyntaxError(
       `Cannot parse forward "${text}": expected GUEST_PORT:127.0.0.1:HOST_PORT, such as "80:127.0.0.1:3142"`,
+    );
+  }
+  if (guestPort === GUEST_API_PORT) {
+    throw new SyntaxError(
+      `Cannot forward guest port ${GUEST_API_PORT} ("${text}"): it is Forrest's guest API (FORREST_API_URL)`,
     );
   }
   return { guestPort, hostAddress: match[2]!, hostPort };

@@ -7,7 +7,11 @@ Deno.test("parseForward() reads GUEST_PORT:127.0.0.1:HOST_PORT", () => {
     hostAddress: "127.0.0.1",
     hostPort: 3142,
   });
-  assert.deepEqual(parseForward("8080:localhost:1").hostPort, 1);
+  assert.deepEqual(parseForward("8081:localhost:1").hostPort, 1);
+  assert.throws(
+    () => parseForward("8080:127.0.0.1:3142"),
+    /Cannot forward guest port 8080 \("8080:127\.0\.0\.1:3142"\): it is Forrest's guest API/,
+  );
 });
 
 Deno.test("parseForward() rejects other hosts and bad ports", () => {

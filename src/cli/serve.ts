@@ -15,6 +15,7 @@ import {
 } from "../config/mod.ts";
 import { GitHubForge } from "../forge/mod.ts";
 import { Secret } from "../log/mod.ts";
+import { GuestApi } from "../guest_api/mod.ts";
 import { apiApp, Daemon, listenAll, notifySystemd } from "../serve/mod.ts";
 import { UsageError } from "./exit.ts";
 import { DEFAULT_CONFIG } from "./host_settings.ts";
@@ -44,7 +45,10 @@ export async function serveCommand(
     apiUrl: config.github.apiUrl,
     requestTimeout: config.github.requestTimeout,
   });
-  const daemon = new Daemon({ config, forge });
+  const guestApi = new GuestApi();
+  await guestApi.listen();
+  log.debug("Guest API on 127.0.0.1:{port}", { port: guestApi.port });
+  const daemon = new Daemon({ config, forge, guestApi });
   // The first signal stops gracefully; a second one hurries it along.
   const stop = new AbortController();
   const hurry = new AbortController();
@@ -92,6 +96,7 @@ export async function serveCommand(
     stop.abort();
     await daemon.stop(daemon.core.config.host.shutdownTimeout, hurry.signal);
     await listening.close();
+    await guestApi.close();
     await watching;
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);

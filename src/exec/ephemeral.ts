@@ -6,10 +6,17 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Accel } from "../config/mod.ts";
+import type { Accel, ArtifactStoreConfig } from "../config/mod.ts";
+import { GuestApi, newRunToken } from "../guest_api/mod.ts";
+import type { Secret } from "../log/mod.ts";
 import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import type { CloneSetting } from "../images/mod.ts";
-import { launchVm, persistIfWanted, type PersistRule } from "../launch/mod.ts";
+import {
+  guestApiForward,
+  launchVm,
+  persistIfWanted,
+  type PersistRule,
+} from "../launch/mod.ts";
 import { randomSuffix, RunDir } from "../run/mod.ts";
 import type { Network, StopStep } from "../vm/mod.ts";
 import { followFile } from "./follow.ts";
@@ -41,6 +48,8 @@ export interface EphemeralOptions {
   readonly onStarted?: (runDir: string, runner: string) => void;
   /** Where the disk goes when the run persists, and when it does. */
   readonly persist?: PersistRule;
+  /** Artifact stores the guest may upload to (exec --machine's). */
+  readonly artifacts?: readonly ArtifactStoreConfig[];
 }
 
 export type EphemeralOutcome =
@@ -74,7 +83,12 @@ export async function runEphemeral(
   const runner = `exec-${randomSuffix()}`;
   const run = await RunDir.create(options.baseDir, EXEC_TRIPLET, runner);
   let outcome: EphemeralOutcome = "no-exit-code";
+  // The same guest API as serve's, for this one run.
+  const guestApi = new GuestApi();
+  const runToken = newRunToken();
+  guestApi.runs.add(runToken, runner, options.artifacts ?? []);
   try {
+    await guestApi.listen();
     const { vm, fork, startedAt: started } = await launchVm({
       run,
       triplet: EXEC_TRIPLET,
@@ -85,9 +99,15 @@ export async function runEphemeral(
       disk: options.disk,
       accel: options.accel,
       clone: options.clone,
-      network: options.network,
+      network: {
+        mode: options.network.mode,
+        forwards: [
+          ...options.network.forwards,
+          guestApiForward(guestApi.port),
+        ],
+      },
       shared: [],
-      template: await jobTemplate(runner, options.command),
+      template: await jobTemplate(runner, runToken, options.command),
     });
     options.onStarted?.(run.path, runner);
 
@@ -159,6 +179,8 @@ export async function runEphemeral(
   } catch (error) {
     await cleanUp(run, options.keep, "no-exit-code");
     throw error;
+  } finally {
+    await guestApi.close();
   }
 }
 
@@ -184,14 +206,22 @@ async function cleanUp(
   return "logs";
 }
 
-async function jobTemplate(runner: string, command: readonly string[]) {
+async function jobTemplate(
+  runner: string,
+  runToken: Secret,
+  command: readonly string[],
+) {
   const rendered = await renderSetupTemplate(undefined, {
     triplet: EXEC_TRIPLET,
     runner,
     jitConfig: "",
+    runToken: runToken.reveal(),
   });
   return {
     cloudInit: rendered.cloudInit,
-    jobConfig: new Map([["job.sh", execJobScript(command)]]),
+    jobConfig: new Map([
+      ["job.sh", execJobScript(command)],
+      ["run-token", rendered.jobConfig.get("run-token")!],
+    ]),
   };
 }

@@ -29,6 +29,8 @@ Deno.test("execJobScript() runs the command in the home folder with exec", () =>
   assert.equal(
     execJobScript(["sh", "-c", "echo hello; exit 3"]),
     "#!/bin/sh\n# Written by forrest exec: runs the command it was given, as given.\n" +
+      "export FORREST_API_URL=http://10.0.2.100:8080\n" +
+      "export FORREST_RUN_TOKEN_FILE=/home/runner/config/run-token\n" +
       'cd "$HOME" 2>/dev/null || cd /\n' +
       "exec 'sh' '-c' 'echo hello; exit 3'\n",
   );

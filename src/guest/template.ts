@@ -153,6 +153,8 @@ export interface RunIdentity {
   readonly runner: string;
   /** The runner's JIT config; empty where there is no runner (exec). */
   readonly jitConfig: string;
+  /** The run's token for the guest API (guest_api/). */
+  readonly runToken: string;
 }
 
 /**
@@ -166,11 +168,31 @@ export async function renderSetupTemplate(
 ): Promise<SetupTemplateContent> {
   const content = await readTemplate(template?.path ?? BUILTIN_TEMPLATE_DIR);
   return renderTemplate(content, {
-    ...(template ? template.parameters : BUILTIN_TEMPLATE_DEFAULTS),
+    ...withHashAlias(
+      template ? template.parameters : BUILTIN_TEMPLATE_DEFAULTS,
+    ),
     REPO_OWNER: run.triplet.owner,
     REPO_NAME: run.triplet.repo,
     MACHINE_NAME: run.triplet.machine,
     RUNNER_NAME: run.runner,
     JITCONFIG: run.jitConfig,
+    RUN_TOKEN: run.runToken,
   });
+}
+
+/**
+ * The original's generic template names the runner's checksum RUNNER_HASH,
+ * Forrest's RUNNER_SHA256: either parameter fills both placeholders, so
+ * each template works with the other's config.
+ */
+export function withHashAlias(
+  parameters: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const values = { ...parameters };
+  const hash = values["RUNNER_SHA256"] || values["RUNNER_HASH"];
+  if (hash !== undefined) {
+    values["RUNNER_SHA256"] ||= hash;
+    values["RUNNER_HASH"] ||= hash;
+  }
+  return values;
 }

@@ -4,11 +4,14 @@ import {
   BUILTIN_TEMPLATE_DEFAULTS,
   BUILTIN_TEMPLATE_DIR,
   readTemplate,
+  renderSetupTemplate,
   renderTemplate,
   substitute,
   TemplateError,
   unfilledPlaceholders,
+  withHashAlias,
 } from "./template.ts";
+import { withTempDir } from "../../tests/temp.ts";
 
 async function withTemplate(
   files: Record<string, string | Uint8Array>,
@@ -138,7 +141,7 @@ Deno.test("readTemplate() refuses symbolic links and other non-regular files", a
 Deno.test("the built-in template renders with no placeholder left", async () => {
   const template = await readTemplate(BUILTIN_TEMPLATE_DIR);
   assert.deepEqual([...template.cloudInit.keys()], ["meta-data", "user-data"]);
-  assert.deepEqual([...template.jobConfig.keys()], ["job.sh"]);
+  assert.deepEqual([...template.jobConfig.keys()], ["job.sh", "run-token"]);
   const values = {
     ...BUILTIN_TEMPLATE_DEFAULTS,
     REPO_OWNER: "acme",
@@ -146,6 +149,7 @@ Deno.test("the built-in template renders with no placeholder left", async () => 
     MACHINE_NAME: "build",
     RUNNER_NAME: "forrest-build-0123456789abcdef",
     JITCONFIG: "eyJhIjoxfQ==",
+    RUN_TOKEN: "tokentokentoken",
   };
   const files = new Map([...template.cloudInit, ...template.jobConfig]);
   assert.deepEqual(unfilledPlaceholders(files, values), []);
@@ -156,4 +160,40 @@ Deno.test("the built-in template renders with no placeholder left", async () => 
   );
   assert.match(rendered.jobConfig.get("job.sh")!, /--jitconfig "eyJhIjoxfQ=="/);
   assert.match(rendered.cloudInit.get("user-data")!, /^#cloud-config\n/);
+  assert.equal(rendered.jobConfig.get("run-token"), "tokentokentoken");
+  assert.match(
+    rendered.jobConfig.get("job.sh")!,
+    /export FORREST_API_URL="http:\/\/10\.0\.2\.100:8080"\nexport FORREST_RUN_TOKEN_FILE="\/home\/runner\/config\/run-token"/,
+  );
+});
+
+Deno.test("renderSetupTemplate() fills in the run token and takes RUNNER_HASH for RUNNER_SHA256", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "job-config"));
+    await Deno.writeTextFile(
+      join(dir, "job-config/job.sh"),
+      "hash=<RUNNER_HASH> sha=<RUNNER_SHA256> token=<RUN_TOKEN>",
+    );
+    const run = {
+      triplet: { owner: "acme", repo: "app", machine: "build" },
+      runner: "forrest-build-x",
+      jitConfig: "",
+      runToken: "abc123",
+    };
+    for (const key of ["RUNNER_HASH", "RUNNER_SHA256"]) {
+      const rendered = await renderSetupTemplate(
+        { path: dir, parameters: { [key]: "f00d" } },
+        run,
+      );
+      assert.equal(
+        rendered.jobConfig.get("job.sh"),
+        "hash=f00d sha=f00d token=abc123",
+      );
+    }
+  });
+  assert.deepEqual(withHashAlias({ RUNNER_HASH: "a", RUNNER_SHA256: "b" }), {
+    RUNNER_HASH: "a",
+    RUNNER_SHA256: "b",
+  });
+  assert.deepEqual(withHashAlias({ X: "1" }), { X: "1" });
 });

@@ -66,7 +66,11 @@ i=0
 while [ ! -c "$out" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ -c "$out" ] || out=/dev/ttyS0
 cd /home/runner
-runuser -u runner -- /bin/sh /home/runner/config/job.sh </dev/null >"$out" 2>&1
+# job.sh runs by its own #! line (bash where it says bash: the original's
+# templates need that); one without a #! line runs with /bin/sh.
+job=/home/runner/config/job.sh
+if [ "$(head -c 2 "$job")" = "#!" ]; then set -- "$job"; else set -- /bin/sh "$job"; fi
+runuser -u runner -- "$@" </dev/null >"$out" 2>&1
 echo "$?" >/home/runner/config/exit-code
 sync
 `,

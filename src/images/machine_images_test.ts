@@ -17,6 +17,8 @@ ram = "8G"
 base_image = "images/debian.img"
 [repositories.acme.app.machines.build]
 base_machine = "acme/images/debian-base"
+[repositories.acme.app.machines.own]
+cpus = 1
 `;
 
 Deno.test("imageFacts() finds own and base images, and whether the base machine runs", async () => {
@@ -25,7 +27,9 @@ Deno.test("imageFacts() finds own and base images, and whether the base machine 
       file: "forrest.toml",
       cwd: base,
     });
-    const [debianBase, build] = config.repositories.flatMap((r) => r.machines);
+    const [debianBase, build, own] = config.repositories.flatMap((r) =>
+      r.machines
+    );
     await Deno.mkdir(join(base, "images"));
     await Deno.writeTextFile(join(base, "images/debian.img"), "src");
     const running = new Set<string>();
@@ -39,6 +43,7 @@ Deno.test("imageFacts() finds own and base images, and whether the base machine 
           .getTime(),
       },
       basePath: join(base, "images/debian.img"),
+      ownPath: join(base, "machines/acme/images/debian-base.img"),
       baseMachineRunning: false,
     });
 
@@ -49,6 +54,12 @@ Deno.test("imageFacts() finds own and base images, and whether the base machine 
     assert.equal(facts.base, undefined);
     assert.equal(facts.basePath, baseImage);
     assert.equal(facts.baseMachineRunning, true);
+
+    // No base at all: only the machine's own image counts.
+    const ownFacts = await imageFacts(own!, base, isRunning);
+    assert.equal(ownFacts.basePath, undefined);
+    assert.equal(ownFacts.base, undefined);
+    assert.equal(ownFacts.ownPath, join(base, "machines/acme/app/own.img"));
   }, "fm-"); // short: the config refuses base_dirs too deep for sockets
 });
 

@@ -1,3 +1,8 @@
 /** Starting a VM in a run directory, and the rule for persisting its disk. */
 export { type Launched, type LaunchOptions, launchVm } from "./launch.ts";
 export { persistIfWanted, type PersistRule } from "./persist_rule.ts";
+export {
+  GUEST_API_PORT,
+  GUEST_API_URL,
+  guestApiForward,
+} from "./guest_network.ts";

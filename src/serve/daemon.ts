@@ -23,6 +23,7 @@ import {
 import { randomSuffix } from "../run/mod.ts";
 import type { Forge, RepoRef } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
+import type { GuestApi } from "../guest_api/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
 import { recoverRuns } from "./recovery.ts";
@@ -30,6 +31,8 @@ import { recoverRuns } from "./recovery.ts";
 export interface DaemonOptions {
   readonly config: Config;
   readonly forge: Forge;
+  /** Listening already: machines' runs are added to it as they are made. */
+  readonly guestApi: GuestApi;
 }
 
 export interface WebhookAnswer {
@@ -75,6 +78,7 @@ export class Daemon {
       core: this.core,
       wake: () => this.wake(),
       now: Date.now,
+      guestApi: options.guestApi,
     });
   }
 

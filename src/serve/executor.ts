@@ -22,7 +22,14 @@ import {
   machineImagePath,
   quarantineImage,
 } from "../images/mod.ts";
-import { type Launched, launchVm, persistIfWanted } from "../launch/mod.ts";
+import {
+  guestApiForward,
+  type Launched,
+  launchVm,
+  persistIfWanted,
+} from "../launch/mod.ts";
+import { type GuestApi, newRunToken } from "../guest_api/mod.ts";
+import type { Secret } from "../log/mod.ts";
 import { RunDir } from "../run/mod.ts";
 
 export interface ExecutorDeps {
@@ -33,6 +40,8 @@ export interface ExecutorDeps {
   readonly now: () => number;
   /** How long a killed VM gets to power off before it is quit. */
   readonly powerdownTimeout?: number;
+  /** Knows each machine's run token from creation until it stops. */
+  readonly guestApi: Pick<GuestApi, "runs" | "port">;
 }
 
 /** What the executor knows about one machine while it works on it. */
@@ -44,6 +53,10 @@ interface Work {
   killed: { readonly quarantine: boolean } | undefined;
   /** Its run directory, once made, for cleanup after an unexpected error. */
   run: RunDir | undefined;
+  /** The run token the guest shows the guest API. */
+  readonly runToken: Secret;
+  /** Ends the token's life (the machine has stopped). */
+  readonly forgetToken: () => void;
   readonly abort: AbortController;
   task: Promise<void> | undefined;
 }
@@ -84,12 +97,19 @@ export class Executor {
   }
 
   #register(machine: Machine): void {
+    const runToken = newRunToken();
     const work: Work = {
       machine,
       runner: undefined,
       phase: "registering",
       killed: undefined,
       run: undefined,
+      runToken,
+      forgetToken: this.#deps.guestApi.runs.add(
+        runToken,
+        machine.runnerName,
+        machine.config.artifacts,
+      ),
       abort: new AbortController(),
       task: undefined,
     };
@@ -178,13 +198,17 @@ export class Executor {
         clone: config.host.clone,
         network: {
           mode: machine.config.network,
-          forwards: machine.config.forwards,
+          forwards: [
+            ...machine.config.forwards,
+            guestApiForward(this.#deps.guestApi.port),
+          ],
         },
         shared: machine.config.shared,
         template: await renderSetupTemplate(machine.config.setupTemplate, {
           triplet: machine.triplet,
           runner: machine.runnerName,
           jitConfig: runner.jitConfig.reveal(),
+          runToken: work.runToken.reveal(),
         }),
       });
     } catch (error) {
@@ -339,6 +363,7 @@ export class Executor {
   }
 
   #finish(work: Work): void {
+    work.forgetToken();
     this.#work.delete(work.machine.id);
     this.#deps.wake();
   }

@@ -2,7 +2,8 @@
 # Forrest's built-in job: one GitHub Actions job on a just-in-time runner.
 # The runner comes from /home/runner/actions-runner when the image has it
 # (forrest image build --runner-version), else it is downloaded and checked
-# against setup_template.parameters RUNNER_VERSION and RUNNER_SHA256.
+# against setup_template.parameters RUNNER_VERSION and RUNNER_SHA256 (or
+# RUNNER_HASH, the original's name).
 set -eu
 
 runner_dir=/home/runner/actions-runner
@@ -27,6 +28,11 @@ if [ ! -x "$runner_dir/run.sh" ]; then
   tar -xzf "$tarball" -C "$runner_dir"
   rm -f "$tarball"
 fi
+
+# The guest API (docs/guest.md): the forrest-runner/upload-artifact action
+# reads these, as with the original's template.
+export FORREST_API_URL="http://10.0.2.100:8080"
+export FORREST_RUN_TOKEN_FILE="/home/runner/config/run-token"
 
 cd "$runner_dir"
 exec ./run.sh --jitconfig "<JITCONFIG>"

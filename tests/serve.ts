@@ -34,6 +34,10 @@ export interface ServeOptions {
   readonly requestTimeout?: string;
   /** More `[repositories…]` TOML. */
   readonly extraToml?: string;
+  /** The Debian machine's setup_template, as a TOML value. */
+  readonly setupTemplate?: string;
+  /** More keys of the Debian machine, as TOML lines. */
+  readonly machineToml?: string;
   /** A TCP address (127.0.0.1:PORT) to serve on too; webhooks go there. */
   readonly tcp?: string;
   /** Environment variables for the daemon. */
@@ -140,7 +144,10 @@ ram = "1G"
 cpus = 1
 network = "restricted"
 forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
-setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
+setup_template = ${
+          options.setupTemplate ?? `{ path = "${STANDIN_TEMPLATE_DIR}" }`
+        }
+${options.machineToml ?? ""}
 ${options.extraToml ?? ""}`,
       );
       let exited = false;

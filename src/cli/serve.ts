@@ -45,7 +45,9 @@ export async function serveCommand(
     apiUrl: config.github.apiUrl,
     requestTimeout: config.github.requestTimeout,
   });
-  const guestApi = new GuestApi();
+  const guestApi = new GuestApi({
+    observe: (outcome, bytes) => daemon.metrics.guestApiAnswer(outcome, bytes),
+  });
   await guestApi.listen();
   log.debug("Guest API on 127.0.0.1:{port}", { port: guestApi.port });
   const daemon = new Daemon({ config, forge, guestApi });

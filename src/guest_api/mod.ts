@@ -2,6 +2,10 @@
  * The guest API: run tokens, the runs they name, and the artifact upload
  * that guests reach at FORREST_API_URL.
  */
-export { GuestApi } from "./server.ts";
+export {
+  GuestApi,
+  type GuestApiOptions,
+  type GuestApiOutcome,
+} from "./server.ts";
 export { newRunToken, RUN_TOKEN_LENGTH } from "./run_token.ts";
 export { type GuestRun, Quota, RunRegistry } from "./runs.ts";

@@ -24,10 +24,32 @@ import {
 import { findStore, RunRegistry } from "./runs.ts";
 import { writeUpload } from "./upload.ts";
 
+/** What became of a guest API request, for metrics. */
+export type GuestApiOutcome =
+  | "stored"
+  | "over_quota"
+  | "unknown_token"
+  | "unknown_store"
+  | "bad_request"
+  | "cut"
+  | "conflict"
+  | "not_found"
+  | "bad_method";
+
+export interface GuestApiOptions {
+  /** Told of every answer, with the bytes stored (0 unless "stored"). */
+  readonly observe?: (outcome: GuestApiOutcome, bytes: number) => void;
+}
+
 export class GuestApi {
   readonly runs = new RunRegistry();
   readonly #log = getLogger(["forrest", "guest-api"]);
+  readonly #observe: NonNullable<GuestApiOptions["observe"]>;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+
+  constructor(options: GuestApiOptions = {}) {
+    this.#observe = options.observe ?? (() => {});
+  }
 
   /**
    * Listens on 127.0.0.1 at a port the kernel picks; resolves to the port.
@@ -62,26 +84,52 @@ export class GuestApi {
   }
 
   async handle(request: Request): Promise<Response> {
+    const { response, outcome, bytes } = await this.#answer(request);
+    this.#observe(outcome, bytes);
+    return response;
+  }
+
+  async #answer(
+    request: Request,
+  ): Promise<
+    { response: Response; outcome: GuestApiOutcome; bytes: number }
+  > {
+    const answer = (
+      outcome: GuestApiOutcome,
+      response: Response,
+      bytes = 0,
+    ) => ({ response, outcome, bytes });
     const target = parseUploadPath(rawPathOf(request.url));
     if (isRefusal(target) && target.status === 404) {
-      return text(404, target.message);
+      return answer("not_found", text(404, target.message));
     }
     if (request.method !== "PUT") {
-      return text(405, "only artifact upload (PUT) is implemented", {
-        Allow: "PUT",
-      });
+      return answer(
+        "bad_method",
+        text(405, "only artifact upload (PUT) is implemented", {
+          Allow: "PUT",
+        }),
+      );
     }
-    if (isRefusal(target)) return text(target.status, target.message);
+    if (isRefusal(target)) {
+      return answer("bad_request", text(target.status, target.message));
+    }
     const auth = parseAuthorization(request.headers.get("authorization"));
     const run = auth && this.runs.find(auth.run);
     if (!auth || !run) {
-      return text(404, "the run token does not belong to a known machine");
+      return answer(
+        "unknown_token",
+        text(404, "the run token does not belong to a known machine"),
+      );
     }
     const store = findStore(run, target.store, auth.store);
     if (!store) {
-      return text(
-        404,
-        "the artifact store is not configured for this machine (or its token does not match)",
+      return answer(
+        "unknown_store",
+        text(
+          404,
+          "the artifact store is not configured for this machine (or its token does not match)",
+        ),
       );
     }
     const length = request.headers.get("content-length");
@@ -106,26 +154,30 @@ export class GuestApi {
             store: store.name,
           },
         );
-        return new Response(null, {
-          status: 201,
-          headers: { "Content-Location": store.url + target.rawPath },
-        });
+        return answer(
+          "stored",
+          new Response(null, {
+            status: 201,
+            headers: { "Content-Location": store.url + target.rawPath },
+          }),
+          result.bytes,
+        );
       case "over-quota":
         this.#log.warn("{runner}: upload of {path} refused: {why}", {
           runner: run.runner,
           path: target.segments.join("/"),
           why: result.message,
         });
-        return text(507, result.message);
+        return answer("over_quota", text(507, result.message));
       case "conflict":
-        return text(409, result.message);
+        return answer("conflict", text(409, result.message));
       case "cut":
         this.#log.warn("{runner}: upload of {path} failed: {why}", {
           runner: run.runner,
           path: target.segments.join("/"),
           why: result.message,
         });
-        return text(400, result.message);
+        return answer("cut", text(400, result.message));
     }
   }
 }

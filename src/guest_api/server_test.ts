@@ -376,3 +376,38 @@ Deno.test("guest API answers 409 where a file and a folder of the path collide",
     assert.deepEqual(await tree(join(dir, "store")), ["forrest-build-abc/a/b"]);
   });
 });
+
+Deno.test("guest API tells every answer's outcome, with the bytes stored", async () => {
+  await withTempDir(async (dir) => {
+    const seen: string[] = [];
+    const api = new GuestApi({
+      observe: (outcome, bytes) => seen.push(`${outcome} ${bytes}`),
+    });
+    const port = await api.listen();
+    const token = newRunToken();
+    api.runs.add(token, "forrest-build-abc", [store(dir, { quota: 10 })]);
+    const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+    const auth = `Bearer ${token.reveal()}`;
+    try {
+      await put(url("/artifact/artifact/a"), auth, "12345");
+      await put(url("/artifact/artifact/b"), auth, "123456");
+      await put(url("/artifact/artifact/c"), "Bearer x", "1");
+      await put(url("/artifact/other/c"), auth, "1");
+      await put(url("/artifact/artifact/%2e%2e"), auth, "1");
+      await put(url("/nothing"), auth, "1");
+      const get = await fetch(url("/artifact/artifact/a"));
+      await get.body?.cancel();
+    } finally {
+      await api.close();
+    }
+    assert.deepEqual(seen, [
+      "stored 5",
+      "over_quota 0",
+      "unknown_token 0",
+      "unknown_store 0",
+      "bad_request 0",
+      "not_found 0",
+      "bad_method 0",
+    ]);
+  });
+});

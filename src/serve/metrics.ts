@@ -5,6 +5,7 @@
  */
 
 import { type Status, TRACKED_JOB_STATUSES } from "../core/mod.ts";
+import type { GuestApiOutcome } from "../guest_api/mod.ts";
 
 /** Bucket bounds in seconds: pickup and boot take seconds to minutes. */
 const BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800];
@@ -56,11 +57,18 @@ const MACHINE_STATES = [
 
 export class Metrics {
   readonly webhooks = new Map<WebhookOutcome, number>();
+  readonly guestApi = new Map<GuestApiOutcome, number>();
+  uploadedBytes = 0;
   readonly pickup = new Histogram();
   readonly boot = new Histogram();
 
   webhook(outcome: WebhookOutcome): void {
     this.webhooks.set(outcome, (this.webhooks.get(outcome) ?? 0) + 1);
+  }
+
+  guestApiAnswer(outcome: GuestApiOutcome, bytes: number): void {
+    this.guestApi.set(outcome, (this.guestApi.get(outcome) ?? 0) + 1);
+    this.uploadedBytes += bytes;
   }
 
   /** The exposition text, with the core's current status as gauges. */
@@ -87,6 +95,20 @@ export class Metrics {
     for (const [outcome, n] of [...this.webhooks].sort()) {
       lines.push(`forrest_webhooks_total{outcome="${outcome}"} ${n}`);
     }
+    metric(
+      "forrest_guest_api_requests_total",
+      "counter",
+      "Guest API requests (artifact uploads) by outcome.",
+    );
+    for (const [outcome, n] of [...this.guestApi].sort()) {
+      lines.push(`forrest_guest_api_requests_total{outcome="${outcome}"} ${n}`);
+    }
+    metric(
+      "forrest_artifact_bytes_total",
+      "counter",
+      "Bytes stored in artifact stores.",
+    );
+    lines.push(`forrest_artifact_bytes_total ${this.uploadedBytes}`);
     metric("forrest_budget_ram_bytes", "gauge", "RAM budget: used and total.");
     lines.push(
       `forrest_budget_ram_bytes{kind="used"} ${status.budget.ram.used}`,

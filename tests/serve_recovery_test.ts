@@ -2,7 +2,8 @@
  * Crash recovery: `forrest serve` is killed with SIGKILL while a VM runs a
  * job. The new one stops the VM the old one left, deletes its disk (logs
  * stay), removes a half-done persist's temp file without touching the
- * machine image, deletes the dead runner, and serves new jobs as usual.
+ * machine image and the temporary file of an upload the crash cut off,
+ * deletes the dead runner, and serves new jobs as usual.
  */
 
 import assert from "node:assert/strict";
@@ -14,8 +15,18 @@ import { LABELS, OWNER, REPO, runningJob, withServe } from "./serve.ts";
 
 Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up", async () => {
   const image = await testDebianImage();
-  await withServe({ image }, async (s) => {
-    const { job, runDir } = await runningJob(s, "sleep 600");
+  await withServe({
+    image,
+    machineToml:
+      `artifacts = [{ path = "store/<RUNNER_NAME>", url = "https://ci.example.org/", quota = "1M" }]`,
+  }, async (s) => {
+    const { job, runner, runDir } = await runningJob(s, "sleep 600");
+    // An upload that the crash will cut off, and one that was done.
+    const store = join(s.configFile, "..", "store", runner);
+    await Deno.mkdir(store, { recursive: true });
+    const upload = join(store, ".forrest-upload-0123456789abcdef");
+    await Deno.writeTextFile(upload, "half an upload");
+    await Deno.writeTextFile(join(store, "done.txt"), "a whole upload");
     const runnerId = s.double.runners(OWNER, REPO)[0]!.id;
     // A persist that died half-way left a temp file beside the image.
     const machines = join(s.baseDir, "machines", OWNER, REPO);
@@ -42,6 +53,11 @@ Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up
     assert.deepEqual(left.filter((n) => n.startsWith("disk")), []);
     assert.ok(left.includes("log.txt"), "the boot log stays");
     assert.equal(await pathExists(temp), false, "persist temp file removed");
+    assert.equal(await pathExists(upload), false, "cut-off upload removed");
+    assert.equal(
+      await Deno.readTextFile(join(store, "done.txt")),
+      "a whole upload",
+    );
     assert.equal(await Deno.readTextFile(image_), "the machine image, whole");
     // The dead runner is deleted once GitHub no longer has it busy; here
     // the double keeps it busy, so Forrest has at least tried.

@@ -7,5 +7,6 @@ export {
   type GuestApiOptions,
   type GuestApiOutcome,
 } from "./server.ts";
+export { sweepUploads } from "./upload.ts";
 export { newRunToken, RUN_TOKEN_LENGTH } from "./run_token.ts";
 export { type GuestRun, Quota, RunRegistry } from "./runs.ts";

@@ -5,6 +5,7 @@ import type { ArtifactStoreConfig } from "../config/mod.ts";
 import { Secret } from "../log/secret.ts";
 import { newRunToken, RUN_TOKEN_LENGTH } from "./run_token.ts";
 import { GuestApi } from "./server.ts";
+import { sweepUploads } from "./upload.ts";
 
 const MiB = 1024 * 1024;
 
@@ -409,5 +410,28 @@ Deno.test("guest API tells every answer's outcome, with the bytes stored", async
       "not_found 0",
       "bad_method 0",
     ]);
+  });
+});
+
+Deno.test("sweepUploads() removes what cut-off uploads left, and nothing else", async () => {
+  await withTempDir(async (dir) => {
+    const files = [
+      "a/.forrest-upload-0123456789abcdef",
+      "a/b/.forrest-upload-fedcba9876543210",
+      "a/.forrest-upload-short",
+      "a/kept.bin",
+      ".forrest-upload-0123456789abcdeg",
+    ];
+    for (const file of files) {
+      await Deno.mkdir(join(dir, file, ".."), { recursive: true });
+      await Deno.writeTextFile(join(dir, file), "x");
+    }
+    assert.equal(await sweepUploads(dir), 2);
+    assert.deepEqual(await tree(dir), [
+      ".forrest-upload-0123456789abcdeg",
+      "a/.forrest-upload-short",
+      "a/kept.bin",
+    ]);
+    assert.equal(await sweepUploads(join(dir, "missing")), 0);
   });
 });

@@ -18,6 +18,8 @@ export type UploadResult =
     readonly message: string;
   };
 
+const TEMPORARY = /^\.forrest-upload-[0-9a-f]{16}$/;
+
 /** A name no upload can have: it starts with "." and holds random hex. */
 function temporaryName(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
@@ -127,4 +129,31 @@ function overQuota(quota: Quota): UploadResult {
     message:
       `the run's quota for this store is used up (${quota.remaining} bytes left)`,
   };
+}
+
+/**
+ * Removes the temporary files of uploads that a crash cut off, below
+ * `root`; resolves to how many there were. Only while no upload runs.
+ */
+export async function sweepUploads(root: string): Promise<number> {
+  let removed = 0;
+  const walk = async (dir: string): Promise<void> => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile && TEMPORARY.test(entry.name)) {
+        await Deno.remove(path);
+        removed++;
+      }
+    }
+  };
+  await walk(root);
+  return removed;
 }

@@ -7,9 +7,11 @@
 import { getLogger } from "@logtape/logtape";
 import { errorText } from "../log/mod.ts";
 import {
+  allMachines,
   type Config,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_POLLING_INTERVAL,
+  tripletName,
 } from "../config/mod.ts";
 import {
   Core,
@@ -23,10 +25,10 @@ import {
 import { randomSuffix } from "../run/mod.ts";
 import type { Forge, RepoRef } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
-import type { GuestApi } from "../guest_api/mod.ts";
+import { type GuestApi, sweepUploads } from "../guest_api/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
-import { recoverRuns } from "./recovery.ts";
+import { type RecoveredRun, recoverRuns } from "./recovery.ts";
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -95,6 +97,7 @@ export class Daemon {
         repo: run.triplet.repo,
       });
     }
+    await this.#sweepUploads(recovered);
     try {
       await this.#forge.connect(this.#repos());
     } catch (error) {
@@ -352,6 +355,39 @@ export class Daemon {
     await rounds;
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
+  }
+
+  /**
+   * Uploads that a crash cut off left temporary files in the stores of the
+   * runs it left; no upload runs yet, so they can go.
+   */
+  async #sweepUploads(recovered: readonly RecoveredRun[]): Promise<void> {
+    const folders = new Set<string>();
+    for (const run of recovered) {
+      const machine = allMachines(this.core.config).find((m) =>
+        tripletName(m.triplet).toLowerCase() ===
+          tripletName(run.triplet).toLowerCase()
+      );
+      for (const store of machine?.artifacts ?? []) {
+        folders.add(store.path.replaceAll("<RUNNER_NAME>", run.runner));
+      }
+    }
+    for (const folder of folders) {
+      try {
+        const removed = await sweepUploads(folder);
+        if (removed > 0) {
+          this.#log.info(
+            "Removed {count} upload(s) a crash cut off in {folder}",
+            { count: removed, folder },
+          );
+        }
+      } catch (error) {
+        this.#log.warn("Cannot sweep {folder}: {error}", {
+          folder,
+          error: errorText(error),
+        });
+      }
+    }
   }
 
   #repos(): RepoRef[] {

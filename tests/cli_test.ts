@@ -162,6 +162,7 @@ cpus = 1
       join(dir, "open.toml"),
     ]);
     assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /acme\/app\/own .* its own image only /);
     assert.equal(
       result.stderr,
       'warning: acme/app/trusted has network = "unsafe-host": its jobs can reach every service on the host\'s loopback (10.0.2.2)\n' +

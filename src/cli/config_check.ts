@@ -109,7 +109,9 @@ function machineRow(machine: MachineConfig): string[] {
     machine.disk === undefined ? "image" : formatSize(machine.disk),
     machine.baseMachine
       ? `machine ${tripletName(machine.baseMachine)}`
-      : `image ${machine.baseImage}`,
+      : machine.baseImage
+      ? `image ${machine.baseImage}`
+      : "its own image only",
     machine.useBase,
   ];
 }

@@ -19,6 +19,7 @@ import {
 } from "../log/mod.ts";
 import { versionLine } from "../version.ts";
 import { configCheck } from "./config_check.ts";
+import { configImport, type ConfigImportFlags } from "./config_import.ts";
 import { execCommand, type ExecFlags, EXIT_EXEC_FAILED } from "./exec.ts";
 import { UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
@@ -132,6 +133,34 @@ export function createProgram(context: ProgramContext): Command {
         await configCheck(chosen ?? DEFAULT_CONFIG, output, {
           isDefault: chosen === undefined,
         }),
+      );
+    });
+
+  withCommonOptions(config.command("import"))
+    .description(
+      "turn the original forrest's YAML config into TOML with the same machines",
+    )
+    .argument("<file>", "the original's config.yaml")
+    .option(
+      "-o, --output <file>",
+      "write the TOML to this file (atomically, mode 0600) instead of stdout",
+    )
+    .option("--force", "with -o: replace the file if it exists")
+    .addHelpText(
+      "after",
+      `
+Notes on stderr (FILE:LINE: note: key: message) say where Forrest means
+something else; the same notes stand as # NOTE: comments in the TOML. The
+result is checked as \`config check\` would; exit 2 if it has problems.
+Merge lists are reversed into extends: in YAML the earlier mapping wins,
+in extends the later snippet. docs/moving.md has the details.
+
+Example:
+  forrest config import /etc/forrest/config.yaml -o /etc/forrest/forrest.toml`,
+    )
+    .action(async (file: string, _options, command: Command) => {
+      setExit(
+        await configImport(file, command.opts<ConfigImportFlags>(), output),
       );
     });
 

@@ -1,12 +1,14 @@
 /**
  * No secret leaks: a full job, persisted, with logging at debug level. The
  * App's private key, the installation tokens and JIT configs GitHub handed
- * out, the webhook secret and the persistence token appear nowhere in the
- * daemon's log, its /status or its /metrics.
+ * out, the webhook secret, the persistence token and the run's guest API
+ * token appear nowhere in the daemon's log, its /status or its /metrics.
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { testDebianImage } from "./debian_image.ts";
+import { filesUnder } from "./processes.ts";
 import {
   LABELS,
   OWNER,
@@ -25,7 +27,8 @@ Deno.test("serve: no secret in the debug log, /status or /metrics", async () => 
         owner: OWNER,
         repo: REPO,
         labels: LABELS,
-        script: `echo ${TOKEN} > ~/config/persist`,
+        script: `echo ${TOKEN} > ~/config/persist; ` +
+          `echo "run-token=$(cat ~/config/run-token)"`,
       });
       await s.double.waitFor(
         () => s.double.job(job.id)?.status === "completed",
@@ -38,6 +41,16 @@ Deno.test("serve: no secret in the debug log, /status or /metrics", async () => 
       const metrics = await (await s.fetch("/metrics")).text();
       const log = s.log();
       assert.match(log, /\[DBG\]/, "debug logging is on");
+      // The run token, as the guest saw it (its output stays in the run's
+      // folder).
+      const outputs = (await filesUnder(s.baseDir)).filter((f) =>
+        f.endsWith("/output.txt")
+      );
+      assert.equal(outputs.length, 1);
+      const runToken = /run-token=([A-Za-z0-9]{32})\b/.exec(
+        await Deno.readTextFile(join(s.baseDir, outputs[0]!)),
+      )?.[1];
+      assert.ok(runToken, "the guest read a run token");
 
       // The PEM's body, line by line: any part of the key is a leak.
       const keyLines = s.privateKeyPem.split("\n")
@@ -45,6 +58,7 @@ Deno.test("serve: no secret in the debug log, /status or /metrics", async () => 
       const secrets: [string, string][] = [
         ["webhook secret", WEBHOOK_SECRET],
         ["persistence token", TOKEN],
+        ["run token", runToken],
         ...keyLines.map((line): [string, string] => ["private key", line]),
         ...s.double.issuedSecrets.map((x): [string, string] => [
           "GitHub token or JIT config",

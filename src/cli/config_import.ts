@@ -11,8 +11,10 @@ import {
   type Config,
   ConfigError,
   parseConfig,
+  readFailure,
 } from "../config/mod.ts";
 import { formatImportNote, importConfig } from "../config/import/mod.ts";
+import { pathExists } from "../host/mod.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
 
@@ -125,28 +127,4 @@ function exists(path: string): UsageError {
   return new UsageError(
     `${path} exists: pass --force to replace it, or name another file`,
   );
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-function readFailure(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "cannot read: no such file";
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return "cannot read: permission denied";
-  }
-  if (error instanceof Deno.errors.IsADirectory) {
-    return "cannot read: it is a directory";
-  }
-  if (error instanceof TypeError) return "cannot read: not valid UTF-8 text";
-  return `cannot read: ${
-    error instanceof Error ? error.message : String(error)
-  }`;
 }

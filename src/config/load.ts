@@ -85,7 +85,8 @@ export async function readConfig(
   return { config: parseConfig(text, { file, cwd }), text };
 }
 
-function readFailure(error: unknown): string {
+/** Why a config file could not be read, for a problem line. */
+export function readFailure(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "cannot read: no such file";
   if (error instanceof Deno.errors.PermissionDenied) {
     return "cannot read: permission denied";

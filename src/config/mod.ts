@@ -10,6 +10,7 @@ export {
   parseConfig,
   type ParseConfigOptions,
   readConfig,
+  readFailure,
 } from "./load.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./problem.ts";
 export { formatKeyPath, type KeyPath } from "./key_path.ts";

@@ -162,22 +162,18 @@ export class GuestApi {
           }),
           result.bytes,
         );
-      case "over-quota":
-        this.#log.warn("{runner}: upload of {path} refused: {why}", {
-          runner: run.runner,
-          path: target.segments.join("/"),
-          why: result.message,
-        });
-        return answer("over_quota", text(507, result.message));
       case "conflict":
         return answer("conflict", text(409, result.message));
+      case "over-quota":
       case "cut":
         this.#log.warn("{runner}: upload of {path} failed: {why}", {
           runner: run.runner,
           path: target.segments.join("/"),
           why: result.message,
         });
-        return answer("cut", text(400, result.message));
+        return result.kind === "cut"
+          ? answer("cut", text(400, result.message))
+          : answer("over_quota", text(507, result.message));
     }
   }
 }

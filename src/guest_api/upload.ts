@@ -115,8 +115,11 @@ export async function writeUpload(
       }
       throw error;
     }
+    // Stored: whatever happens now, its bytes stay taken.
+    const bytes = taken;
+    taken = 0;
     await fsync(dirname(target));
-    return { kind: "written", bytes: taken };
+    return { kind: "written", bytes };
   } catch (error) {
     await fail({ kind: "cut", message: "" });
     throw error;

@@ -48,9 +48,10 @@ export async function serveCommand(
   const guestApi = new GuestApi({
     observe: (outcome, bytes) => daemon.metrics.guestApiAnswer(outcome, bytes),
   });
+  const daemon = new Daemon({ config, forge, guestApi });
+  // After the daemon: the first request's outcome goes to its metrics.
   await guestApi.listen();
   log.debug("Guest API on 127.0.0.1:{port}", { port: guestApi.port });
-  const daemon = new Daemon({ config, forge, guestApi });
   // The first signal stops gracefully; a second one hurries it along.
   const stop = new AbortController();
   const hurry = new AbortController();

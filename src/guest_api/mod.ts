@@ -9,4 +9,4 @@ export {
 } from "./server.ts";
 export { sweepUploads } from "./upload.ts";
 export { newRunToken, RUN_TOKEN_LENGTH } from "./run_token.ts";
-export { type GuestRun, Quota, RunRegistry } from "./runs.ts";
+export { type GuestRun, Quota, RunRegistry, storeFolder } from "./runs.ts";

@@ -18,12 +18,17 @@ export interface UploadTarget {
   readonly store: string;
   /** Decoded file path segments below the store, at least one. */
   readonly segments: readonly string[];
-  /** The same segments as sent, for Content-Location. */
+  /** The same segments, percent-encoded, for Content-Location. */
   readonly rawPath: string;
 }
 
 /** Longest file name Linux allows, in bytes. */
 const NAME_MAX = 255;
+/** Most folders deep a path may go, and most bytes it may have. */
+const MAX_DEPTH = 32;
+const MAX_PATH = 1024;
+/** The temporary names of uploads in progress (upload.ts). */
+export const TEMPORARY = /^\.forrest-upload-[0-9a-f]{16}$/;
 
 /** The path and query of a request URL, as sent by the client. */
 export function rawPathOf(url: string): string {
@@ -51,6 +56,13 @@ export function parseUploadPath(rawPath: string): UploadTarget | Refusal {
       message: "request did not contain an artifact store name and a path",
     };
   }
+  if (rawSegments.length > MAX_DEPTH || rawPath.length > MAX_PATH) {
+    return {
+      status: 400,
+      message:
+        `the path is longer than ${MAX_DEPTH} segments or ${MAX_PATH} bytes`,
+    };
+  }
   const decoded: string[] = [];
   for (const raw of [parts[1], ...rawSegments]) {
     let segment: string;
@@ -65,10 +77,17 @@ export function parseUploadPath(rawPath: string): UploadTarget | Refusal {
     if (segment === "." || segment === "..") {
       return { status: 400, message: "path segments may not be . or .." };
     }
-    if (segment.includes("/") || segment.includes("\0")) {
+    // Control characters would make file names that forge log lines.
+    if (segment.includes("/") || /[\x00-\x1f\x7f]/.test(segment)) {
       return {
         status: 400,
-        message: `path segment "${raw}" holds a / or NUL`,
+        message: `path segment "${raw}" holds a / or a control character`,
+      };
+    }
+    if (TEMPORARY.test(segment)) {
+      return {
+        status: 400,
+        message: `"${raw}" is the name of an upload in progress`,
       };
     }
     if (new TextEncoder().encode(segment).length > NAME_MAX) {
@@ -84,7 +103,7 @@ export function parseUploadPath(rawPath: string): UploadTarget | Refusal {
   return {
     store: decoded[0]!,
     segments: decoded.slice(1),
-    rawPath: rawSegments.join("/"),
+    rawPath: decoded.slice(1).map(encodeURIComponent).join("/"),
   };
 }
 

@@ -24,6 +24,13 @@ const GOOD: [string, string, string[], string][] = [
   ["//artifact/a/b/", "a", ["b"], "b"],
   ["/artifact/a/with%20space", "a", ["with space"], "with%20space"],
   ["/artifact/a/%C3%A4.txt", "a", ["ä.txt"], "%C3%A4.txt"],
+  ["/artifact/a/ä.txt", "a", ["ä.txt"], "%C3%A4.txt"],
+  [
+    `/artifact/a/${"d/".repeat(31)}f`,
+    "a",
+    [...Array(31).fill("d"), "f"],
+    `${"d/".repeat(31)}f`,
+  ],
   ["/artifact/a/...", "a", ["..."], "..."],
   ["/artifact/a/.hidden", "a", [".hidden"], ".hidden"],
 ];
@@ -50,6 +57,17 @@ const BAD: [string, number][] = [
   ["/artifact/a/b%2F..%2Fc", 400],
   ["/artifact/a/b%00c", 400],
   ["/artifact/a/%zz", 400],
+  ["/artifact/a/line%0aFAKE", 400],
+  ["/artifact/a/x%0d%0aX-Injected:%201", 400],
+  ["/artifact/a/del%7f", 400],
+  ["/artifact/a/.forrest-upload-0123456789abcdef", 400],
+  [`/artifact/a/${"d/".repeat(32)}f`, 400],
+  [
+    `/artifact/a/${"x".repeat(200)}/${"y".repeat(200)}/${"z".repeat(200)}/${
+      "w".repeat(200)
+    }/${"v".repeat(200)}/${"u".repeat(200)}`,
+    400,
+  ],
   ["/artifact/a/%C3", 400],
   [`/artifact/a/${"x".repeat(256)}`, 400],
   [`/artifact/a/${"%C3%A4".repeat(128)}`, 400],

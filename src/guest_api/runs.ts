@@ -47,6 +47,13 @@ export interface RunStore {
 export interface GuestRun {
   readonly runner: string;
   readonly stores: readonly RunStore[];
+  /** Uploads under way, and files stored: both are limited per run. */
+  readonly uploads: { active: number; stored: number };
+}
+
+/** A store's folder for one run. */
+export function storeFolder(path: string, runner: string): string {
+  return path.replaceAll("<RUNNER_NAME>", runner);
 }
 
 /** A run's stores, its name put in for `<RUNNER_NAME>`. */
@@ -54,7 +61,7 @@ export function runStores(
   stores: readonly ArtifactStoreConfig[],
   runner: string,
 ): RunStore[] {
-  const fill = (text: string) => text.replaceAll("<RUNNER_NAME>", runner);
+  const fill = (text: string) => storeFolder(text, runner);
   return stores.map((store) => {
     const url = fill(store.url);
     return {
@@ -95,7 +102,11 @@ export class RunRegistry {
     runner: string,
     stores: readonly ArtifactStoreConfig[],
   ): () => void {
-    const run: GuestRun = { runner, stores: runStores(stores, runner) };
+    const run: GuestRun = {
+      runner,
+      stores: runStores(stores, runner),
+      uploads: { active: 0, stored: 0 },
+    };
     this.#runs.set(run, tokenDigest(token.reveal()));
     return () => this.#runs.delete(run);
   }

@@ -34,21 +34,40 @@ export type GuestApiOutcome =
   | "cut"
   | "conflict"
   | "not_found"
-  | "bad_method";
+  | "bad_method"
+  | "busy";
+
+/**
+ * Limits per run, so that one job cannot take the daemon's file
+ * descriptors (each upload holds a socket and a file) or a store's inodes
+ * (empty files cost no quota).
+ */
+export const UPLOAD_LIMITS = Object.freeze({
+  /** Uploads of one run at the same time. */
+  active: 8,
+  /** Files one run may store, over all its stores. */
+  files: 10_000,
+  /** A read that brings nothing for this long cuts an upload off; ms. */
+  idleTimeout: 60_000,
+});
 
 export interface GuestApiOptions {
   /** Told of every answer, with the bytes stored (0 unless "stored"). */
   readonly observe?: (outcome: GuestApiOutcome, bytes: number) => void;
+  /** UPLOAD_LIMITS.idleTimeout unless set (tests). */
+  readonly idleTimeout?: number;
 }
 
 export class GuestApi {
   readonly runs = new RunRegistry();
   readonly #log = getLogger(["forrest", "guest-api"]);
   readonly #observe: NonNullable<GuestApiOptions["observe"]>;
+  readonly #idleTimeout: number;
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
 
   constructor(options: GuestApiOptions = {}) {
     this.#observe = options.observe ?? (() => {});
+    this.#idleTimeout = options.idleTimeout ?? UPLOAD_LIMITS.idleTimeout;
   }
 
   /**
@@ -99,6 +118,12 @@ export class GuestApi {
       response: Response,
       bytes = 0,
     ) => ({ response, outcome, bytes });
+    // Deno puts the Host header into request.url: one that holds more than
+    // a host and port would change the path read from it.
+    const host = request.headers.get("host") ?? "";
+    if (!/^[A-Za-z0-9.:[\]-]*$/.test(host)) {
+      return answer("bad_request", text(400, "bad Host header"));
+    }
     const target = parseUploadPath(rawPathOf(request.url));
     if (isRefusal(target) && target.status === 404) {
       return answer("not_found", text(404, target.message));
@@ -132,17 +157,40 @@ export class GuestApi {
         ),
       );
     }
+    if (run.uploads.active >= UPLOAD_LIMITS.active) {
+      return answer(
+        "busy",
+        text(
+          429,
+          `this run has ${UPLOAD_LIMITS.active} uploads under way already`,
+        ),
+      );
+    }
+    if (run.uploads.stored >= UPLOAD_LIMITS.files) {
+      return answer(
+        "over_quota",
+        text(507, `this run has stored ${UPLOAD_LIMITS.files} files already`),
+      );
+    }
     const length = request.headers.get("content-length");
     const declared = length !== null && /^\d+$/.test(length)
       ? Number(length)
       : undefined;
-    const result = await writeUpload(
-      store.path,
-      target.segments,
-      request.body,
-      store.quota,
-      declared,
-    );
+    run.uploads.active++;
+    let result;
+    try {
+      result = await writeUpload({
+        root: store.path,
+        segments: target.segments,
+        body: request.body,
+        quota: store.quota,
+        declared,
+        idleTimeout: this.#idleTimeout,
+      });
+    } finally {
+      run.uploads.active--;
+    }
+    if (result.kind === "written") run.uploads.stored++;
     switch (result.kind) {
       case "written":
         this.#log.info(

@@ -435,3 +435,155 @@ Deno.test("sweepUploads() removes what cut-off uploads left, and nothing else", 
     assert.equal(await sweepUploads(join(dir, "missing")), 0);
   });
 });
+
+Deno.test("guest API refuses a Host header that would change the path", async () => {
+  await withApi((dir) => [store(dir)], async ({ dir, token, url }) => {
+    const { port } = new URL(url("/"));
+    const curl = await new Deno.Command("curl", {
+      args: [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PUT",
+        "--data-binary",
+        "x",
+        "-H",
+        `Authorization: Bearer ${token}`,
+        "-H",
+        "Host: x/artifact/artifact/hosty",
+        `http://127.0.0.1:${port}/f`,
+      ],
+    }).output();
+    assert.equal(new TextDecoder().decode(curl.stdout), "400");
+    assert.deepEqual(await tree(dir), []);
+  });
+});
+
+Deno.test("guest API refuses a path through a symbolic link out of the store", async () => {
+  await withApi((dir) => [store(dir)], async ({ dir, token, url }) => {
+    const folder = join(dir, "store/forrest-build-abc");
+    await Deno.mkdir(folder, { recursive: true });
+    await Deno.mkdir(join(dir, "outside"));
+    await Deno.symlink(join(dir, "outside"), join(folder, "link"));
+    const response = await put(
+      url("/artifact/artifact/link/x"),
+      `Bearer ${token}`,
+      "x",
+    );
+    assert.equal(response.status, 409);
+    assert.deepEqual(await tree(join(dir, "outside")), []);
+  });
+});
+
+Deno.test("guest API takes a declared length from the quota before reading", async () => {
+  await withApi(
+    (dir) => [store(dir, { quota: 1000 })],
+    async ({ dir, token, url }) => {
+      const { port } = new URL(url("/"));
+      // An upload that declares 600 bytes and has sent 100 holds all 600...
+      const connection = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: Number(port),
+      });
+      try {
+        await connection.write(new TextEncoder().encode(
+          `PUT /artifact/artifact/slow HTTP/1.1\r\nHost: x\r\n` +
+            `Authorization: Bearer ${token}\r\nContent-Length: 600\r\n\r\n${
+              "a".repeat(100)
+            }`,
+        ));
+        for (let i = 0; i < 100 && (await tree(dir)).length === 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        // ...so one of 500 does not fit, though only 100 have arrived.
+        assert.equal(
+          (await put(
+            url("/artifact/artifact/second"),
+            `Bearer ${token}`,
+            new Uint8Array(500),
+          )).status,
+          507,
+        );
+        await connection.write(new TextEncoder().encode("b".repeat(500)));
+        const buffer = new Uint8Array(1024);
+        const n = await connection.read(buffer);
+        assert.match(
+          new TextDecoder().decode(buffer.subarray(0, n ?? 0)),
+          /^HTTP\/1\.1 201 /,
+        );
+      } finally {
+        connection.close();
+      }
+      assert.equal(
+        (await put(
+          url("/artifact/artifact/rest"),
+          `Bearer ${token}`,
+          new Uint8Array(400),
+        )).status,
+        201,
+      );
+      assert.equal(
+        (await put(url("/artifact/artifact/more"), `Bearer ${token}`, "x"))
+          .status,
+        507,
+      );
+    },
+  );
+});
+
+Deno.test("guest API cuts off an upload that stalls, and limits uploads under way per run", async () => {
+  await withTempDir(async (dir) => {
+    const api = new GuestApi({ idleTimeout: 300 });
+    const port = await api.listen();
+    const token = newRunToken();
+    api.runs.add(token, "forrest-build-abc", [store(dir)]);
+    const connections: Deno.TcpConn[] = [];
+    try {
+      const stall = async (name: string) => {
+        const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+        connections.push(connection);
+        await connection.write(new TextEncoder().encode(
+          `PUT /artifact/artifact/${name} HTTP/1.1\r\nHost: x\r\n` +
+            `Authorization: Bearer ${token.reveal()}\r\nContent-Length: 1000\r\n\r\nxx`,
+        ));
+        return connection;
+      };
+      const stalled = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => stall(`stalled-${i}`)),
+      );
+      for (let i = 0; i < 100 && (await tree(dir)).length < 8; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const ninth = await put(
+        `http://127.0.0.1:${port}/artifact/artifact/ninth`,
+        `Bearer ${token.reveal()}`,
+        "x",
+      );
+      assert.equal(ninth.status, 429);
+      // Each stalled upload is cut off: an answer, and nothing left.
+      for (const connection of stalled) {
+        const buffer = new Uint8Array(1024);
+        const n = await connection.read(buffer);
+        assert.match(
+          new TextDecoder().decode(buffer.subarray(0, n ?? 0)),
+          /^HTTP\/1\.1 400 /,
+        );
+      }
+      assert.deepEqual(await tree(dir), []);
+      assert.equal(
+        (await put(
+          `http://127.0.0.1:${port}/artifact/artifact/later`,
+          `Bearer ${token.reveal()}`,
+          "x",
+        )).status,
+        201,
+      );
+    } finally {
+      for (const connection of connections) connection.close();
+      await api.close();
+    }
+  });
+});

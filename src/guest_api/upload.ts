@@ -9,6 +9,7 @@
 
 import { dirname, join } from "node:path";
 import { fsync } from "../host/mod.ts";
+import { TEMPORARY } from "./request.ts";
 import type { Quota } from "./runs.ts";
 
 export type UploadResult =
@@ -18,9 +19,11 @@ export type UploadResult =
     readonly message: string;
   };
 
-const TEMPORARY = /^\.forrest-upload-[0-9a-f]{16}$/;
-
-/** A name no upload can have: it starts with "." and holds random hex. */
+/**
+ * The temporary name of an upload in progress: uploads may not use such a
+ * name themselves (request.ts), so that the sweep after a crash removes
+ * only what uploads left.
+ */
 function temporaryName(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return `.forrest-upload-${
@@ -28,59 +31,96 @@ function temporaryName(): string {
   }`;
 }
 
+export interface UploadOptions {
+  /** The store's folder. */
+  readonly root: string;
+  /** The file's path below it, checked segments (request.ts). */
+  readonly segments: readonly string[];
+  readonly body: ReadableStream<Uint8Array> | null;
+  readonly quota: Quota;
+  /**
+   * The Content-Length, when the client sent one: it is taken from the
+   * quota before a byte is read (refused when more than is left), so an
+   * upload that fits when it starts is not starved by concurrent ones.
+   */
+  readonly declared: number | undefined;
+  /** A read that brings nothing for this long cuts the upload off; ms. */
+  readonly idleTimeout: number;
+}
+
 /**
- * Writes `body` to `root/segments…`, making folders as needed.
- *
- * @param declared the Content-Length, when the client sent one: more than
- *   the quota has left is refused before a byte is read
+ * Writes the body to `root/segments…`, making folders as needed, never
+ * outside `root`: a folder of the path that resolves elsewhere (a symbolic
+ * link someone else put there) is refused.
  */
 export async function writeUpload(
-  root: string,
-  segments: readonly string[],
-  body: ReadableStream<Uint8Array> | null,
-  quota: Quota,
-  declared: number | undefined,
+  options: UploadOptions,
 ): Promise<UploadResult> {
-  if (declared !== undefined && declared > quota.remaining) {
+  const { root, quota, declared } = options;
+  if (declared !== undefined && !quota.take(declared)) {
     return overQuota(quota);
   }
-  const target = join(root, ...segments);
+  // What this upload holds of the quota; given back when it fails.
+  let taken = declared ?? 0;
+  const target = join(root, ...options.segments);
+  const folder = dirname(target);
+  const refuse = (result: UploadResult) => {
+    quota.give(taken);
+    return result;
+  };
   try {
-    await Deno.mkdir(dirname(target), { recursive: true });
+    await Deno.mkdir(folder, { recursive: true });
   } catch (error) {
     if (
       error instanceof Deno.errors.AlreadyExists ||
       error instanceof Deno.errors.NotADirectory
     ) {
-      return {
+      return refuse({
         kind: "conflict",
         message: "a folder of the path is a file in the store",
-      };
+      });
     }
+    quota.give(taken);
     throw error;
   }
-  const temporary = join(dirname(target), temporaryName());
+  if (!isWithin(await Deno.realPath(folder), await Deno.realPath(root))) {
+    return refuse({
+      kind: "conflict",
+      message: "a folder of the path leads out of the store",
+    });
+  }
+  const temporary = join(folder, temporaryName());
   const file = await Deno.open(temporary, {
     write: true,
     createNew: true,
     mode: 0o644,
+  }).catch((error) => {
+    quota.give(taken);
+    throw error;
   });
-  let taken = 0;
-  let closed = false;
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    file.close();
+  };
   const fail = async (result: UploadResult): Promise<UploadResult> => {
-    if (!closed) file.close();
-    closed = true;
+    try {
+      close();
+    } catch { /* closing is all that is left to do with it */ }
     await Deno.remove(temporary).catch(() => {});
     quota.give(taken);
+    taken = 0;
     return result;
   };
   try {
-    if (body) {
-      const reader = body.getReader();
+    let received = 0;
+    if (options.body) {
+      const reader = options.body.getReader();
       while (true) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
+        let chunk: ReadableStreamReadResult<Uint8Array> | undefined;
         try {
-          chunk = await reader.read();
+          chunk = await readWithin(reader, options.idleTimeout);
         } catch (error) {
           return await fail({
             kind: "cut",
@@ -89,12 +129,25 @@ export async function writeUpload(
             }`,
           });
         }
-        if (chunk.done) break;
-        if (!quota.take(chunk.value.length)) {
+        if (chunk === undefined) {
           await reader.cancel().catch(() => {});
-          return await fail(overQuota(quota));
+          return await fail({
+            kind: "cut",
+            message: `the upload was cut off: nothing came for ${
+              options.idleTimeout / 1000
+            } s`,
+          });
         }
-        taken += chunk.value.length;
+        if (chunk.done) break;
+        received += chunk.value.length;
+        // Beyond what was declared (or with nothing declared): take more.
+        if (received > taken) {
+          if (!quota.take(received - taken)) {
+            await reader.cancel().catch(() => {});
+            return await fail(overQuota(quota));
+          }
+          taken = received;
+        }
         let written = 0;
         while (written < chunk.value.length) {
           written += await file.write(chunk.value.subarray(written));
@@ -102,8 +155,7 @@ export async function writeUpload(
       }
     }
     await file.syncData();
-    file.close();
-    closed = true;
+    close();
     try {
       await Deno.rename(temporary, target);
     } catch (error) {
@@ -115,15 +167,39 @@ export async function writeUpload(
       }
       throw error;
     }
-    // Stored: whatever happens now, its bytes stay taken.
-    const bytes = taken;
+    // Stored: what was declared but not sent goes back; the rest stays
+    // taken, whatever happens now.
+    quota.give(taken - received);
     taken = 0;
-    await fsync(dirname(target));
-    return { kind: "written", bytes };
+    await fsync(folder);
+    return { kind: "written", bytes: received };
   } catch (error) {
     await fail({ kind: "cut", message: "" });
     throw error;
   }
+}
+
+/** The next chunk, or undefined when none came within `ms`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+): Promise<ReadableStreamReadResult<Uint8Array> | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      reader.read(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isWithin(path: string, root: string): boolean {
+  return path === root ||
+    path.startsWith(root.endsWith("/") ? root : `${root}/`);
 }
 
 function overQuota(quota: Quota): UploadResult {

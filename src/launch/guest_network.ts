@@ -14,7 +14,7 @@
  * - each forward: pasta listens on the namespace's loopback at the guest
  *   port and connects to the host's 127.0.0.1 at the host port, one
  *   connection for each of the guest's;
- * - the guest API (serve/guest_api.ts) at 10.0.2.100:8080, a forward like
+ * - the guest API (guest_api/server.ts) at 10.0.2.100:8080, a forward like
  *   the others, to the port the API listens on at the host's 127.0.0.1;
  * - nothing else. pasta does not map the gateway to the host (--no-map-gw),
  *   forwards no ports by itself (-t/-u/-T/-U none but the forwards), and every

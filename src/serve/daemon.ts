@@ -25,7 +25,7 @@ import {
 import { randomSuffix } from "../run/mod.ts";
 import type { Forge, RepoRef } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
-import { type GuestApi, sweepUploads } from "../guest_api/mod.ts";
+import { type GuestApi, storeFolder, sweepUploads } from "../guest_api/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
 import { type RecoveredRun, recoverRuns } from "./recovery.ts";
@@ -369,7 +369,7 @@ export class Daemon {
           tripletName(run.triplet).toLowerCase()
       );
       for (const store of machine?.artifacts ?? []) {
-        folders.add(store.path.replaceAll("<RUNNER_NAME>", run.runner));
+        folders.add(storeFolder(store.path, run.runner));
       }
     }
     for (const folder of folders) {

@@ -241,6 +241,8 @@ export class Executor {
       });
     }
     const exit = await launched.vm.exited;
+    // The guest is gone: its token names nothing from now on.
+    work.forgetToken();
     core.vmEnded(machine.id, now());
     this.#deps.wake();
     this.#log.info("{runner} stopped after {seconds} s (qemu exit {code})", {
@@ -377,6 +379,8 @@ export class Executor {
         runner: work.machine.runnerName,
         error: errorText(error),
       });
+      // Ended however #end fares: the token goes first.
+      work.forgetToken();
       if (this.#work.has(work.machine.id)) await this.#end(work, work.run);
     } finally {
       this.#deps.wake();

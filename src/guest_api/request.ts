@@ -78,7 +78,7 @@ export function parseUploadPath(rawPath: string): UploadTarget | Refusal {
       return { status: 400, message: "path segments may not be . or .." };
     }
     // Control characters would make file names that forge log lines.
-    if (segment.includes("/") || /[\x00-\x1f\x7f]/.test(segment)) {
+    if (segment.includes("/") || hasControl(segment)) {
       return {
         status: 400,
         message: `path segment "${raw}" holds a / or a control character`,
@@ -105,6 +105,14 @@ export function parseUploadPath(rawPath: string): UploadTarget | Refusal {
     segments: decoded.slice(1),
     rawPath: decoded.slice(1).map(encodeURIComponent).join("/"),
   };
+}
+
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }
 
 export function isRefusal(value: object): value is Refusal {

@@ -2,11 +2,7 @@
  * The guest API: run tokens, the runs they name, and the artifact upload
  * that guests reach at FORREST_API_URL.
  */
-export {
-  GuestApi,
-  type GuestApiOptions,
-  type GuestApiOutcome,
-} from "./server.ts";
+export { GuestApi, type GuestApiOutcome } from "./server.ts";
 export { sweepUploads } from "./upload.ts";
 export { newRunToken, RUN_TOKEN_LENGTH } from "./run_token.ts";
-export { type GuestRun, Quota, RunRegistry, storeFolder } from "./runs.ts";
+export { storeFolder } from "./runs.ts";

@@ -81,6 +81,32 @@ function chunked(
   });
 }
 
+/** A one-byte PUT with curl, which sends what fetch() would tidy up. */
+async function curlPut(
+  url: string,
+  token: string,
+  extra: readonly string[],
+): Promise<string> {
+  const curl = await new Deno.Command("curl", {
+    args: [
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-X",
+      "PUT",
+      "--data-binary",
+      "x",
+      "-H",
+      `Authorization: Bearer ${token}`,
+      ...extra,
+      url,
+    ],
+  }).output();
+  return new TextDecoder().decode(curl.stdout);
+}
+
 async function put(
   url: string,
   token: string | undefined,
@@ -208,24 +234,13 @@ Deno.test("guest API refuses hostile paths and writes nothing outside the store"
     ];
     for (const path of paths) {
       // curl sends the path as given; fetch() would resolve the dots first.
-      const curl = await new Deno.Command("curl", {
-        args: [
-          "-s",
+      assert.equal(
+        await curlPut(`http://127.0.0.1:${port}${path}`, token, [
           "--path-as-is",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          "-X",
-          "PUT",
-          "--data-binary",
-          "x",
-          "-H",
-          `Authorization: Bearer ${token}`,
-          `http://127.0.0.1:${port}${path}`,
-        ],
-      }).output();
-      assert.equal(new TextDecoder().decode(curl.stdout), "400", path);
+        ]),
+        "400",
+        path,
+      );
     }
     assert.deepEqual(await tree(dir), []);
   });
@@ -439,25 +454,13 @@ Deno.test("sweepUploads() removes what cut-off uploads left, and nothing else", 
 Deno.test("guest API refuses a Host header that would change the path", async () => {
   await withApi((dir) => [store(dir)], async ({ dir, token, url }) => {
     const { port } = new URL(url("/"));
-    const curl = await new Deno.Command("curl", {
-      args: [
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "PUT",
-        "--data-binary",
-        "x",
-        "-H",
-        `Authorization: Bearer ${token}`,
+    assert.equal(
+      await curlPut(`http://127.0.0.1:${port}/f`, token, [
         "-H",
         "Host: x/artifact/artifact/hosty",
-        `http://127.0.0.1:${port}/f`,
-      ],
-    }).output();
-    assert.equal(new TextDecoder().decode(curl.stdout), "400");
+      ]),
+      "400",
+    );
     assert.deepEqual(await tree(dir), []);
   });
 });

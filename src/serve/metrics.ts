@@ -55,6 +55,13 @@ const MACHINE_STATES = [
   "stopping",
 ] as const;
 
+/** A counter's lines, one per outcome, in a stable order. */
+function byOutcome(name: string, counts: ReadonlyMap<string, number>) {
+  return [...counts].sort().map(([outcome, n]) =>
+    `${name}{outcome="${outcome}"} ${n}`
+  );
+}
+
 export class Metrics {
   readonly webhooks = new Map<WebhookOutcome, number>();
   readonly guestApi = new Map<GuestApiOutcome, number>();
@@ -92,17 +99,15 @@ export class Metrics {
       "counter",
       "Webhook deliveries by outcome.",
     );
-    for (const [outcome, n] of [...this.webhooks].sort()) {
-      lines.push(`forrest_webhooks_total{outcome="${outcome}"} ${n}`);
-    }
+    lines.push(...byOutcome("forrest_webhooks_total", this.webhooks));
     metric(
       "forrest_guest_api_requests_total",
       "counter",
       "Guest API requests (artifact uploads) by outcome.",
     );
-    for (const [outcome, n] of [...this.guestApi].sort()) {
-      lines.push(`forrest_guest_api_requests_total{outcome="${outcome}"} ${n}`);
-    }
+    lines.push(
+      ...byOutcome("forrest_guest_api_requests_total", this.guestApi),
+    );
     metric(
       "forrest_artifact_bytes_total",
       "counter",

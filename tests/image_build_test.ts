@@ -20,7 +20,7 @@ async function sha512(bytes: Uint8Array): Promise<string> {
   ).join("");
 }
 
-const NAME = "debian-12-genericcloud-amd64.qcow2";
+const NAME = "debian-12-generic-amd64.qcow2";
 
 async function cloudImage(dir: string): Promise<Uint8Array> {
   const qcow2 = join(dir, "cloud.qcow2");
@@ -71,7 +71,7 @@ Deno.test("image build --method cloud checks, converts, smoke-boots and publishe
       assert.equal(result.code, 0, result.stderr);
       assert.match(
         result.stderr,
-        /forrest: downloading debian-12-genericcloud-amd64\.qcow2: done in/,
+        /forrest: downloading debian-12-generic-amd64\.qcow2: done in/,
       );
       assert.match(
         result.stderr,
@@ -98,7 +98,7 @@ Deno.test("image build --method cloud publishes nothing when the checksum is wro
       assert.equal(result.code, 1);
       assert.match(
         result.stderr,
-        /debian-12-genericcloud-amd64\.qcow2 does not match its sha512: expected (ab){64}, got /,
+        /debian-12-generic-amd64\.qcow2 does not match its sha512: expected (ab){64}, got /,
       );
     });
     assert.deepEqual(await leftovers(dir), []);

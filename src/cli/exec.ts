@@ -11,7 +11,12 @@ import {
   tripletName,
 } from "../config/mod.ts";
 import { runEphemeral } from "../exec/mod.ts";
-import { GUEST_API_PORT, type PersistRule } from "../launch/mod.ts";
+import {
+  GUEST_API_PORT,
+  type MachineDevices,
+  machineTpmState,
+  type PersistRule,
+} from "../launch/mod.ts";
 import type { GuestForward, NetworkMode } from "../vm/mod.ts";
 import { pathExists } from "../host/mod.ts";
 import { chooseImage, imageFacts, machineImagePath } from "../images/mod.ts";
@@ -137,6 +142,7 @@ export async function execCommand(
       },
       ...(target.persist ? { persist: target.persist } : {}),
       artifacts: target.artifacts,
+      ...(target.devices ? { devices: target.devices } : {}),
       output: context.write,
       ...(flags.verbose ? { bootLog: context.writeLog } : {}),
       signal: interrupt.signal,
@@ -192,6 +198,8 @@ interface ExecTarget {
   readonly persist: PersistRule | undefined;
   /** The guest API's upload targets (a machine's `artifacts`). */
   readonly artifacts: readonly ArtifactStoreConfig[];
+  /** A machine's shared folders, extra NICs and TPM state. */
+  readonly devices?: MachineDevices;
 }
 
 /**
@@ -272,6 +280,11 @@ async function execTarget(
     network: machine.network,
     forwards: machine.forwards,
     artifacts: machine.artifacts,
+    devices: {
+      shared: machine.shared,
+      networkInterfaces: machine.networkInterfaces,
+      tpmState: await machineTpmState(baseDir, machine.triplet),
+    },
     persist: {
       target: machineImagePath(baseDir, machine.triplet),
       token: repository.persistenceToken,

@@ -33,6 +33,7 @@ import {
 import { imageListCommand, type ImageListFlags } from "./image_list.ts";
 import { serveCommand, type ServeFlags } from "./serve.ts";
 import { statusCommand, type StatusFlags } from "./status.ts";
+import { tpmInitCommand, type TpmInitFlags } from "./tpm_init.ts";
 import { DEBIAN_RELEASES } from "../images/mod.ts";
 
 export interface ProgramContext {
@@ -334,6 +335,26 @@ Examples:
     .action(async (_options, cmd: Command) => {
       setExit(
         await imageListCommand(cmd.optsWithGlobals<ImageListFlags>(), {
+          output,
+          env,
+        }),
+      );
+    });
+
+  const tpm = program.command("tpm").description("machines' software TPMs");
+  withCommonOptions(tpm.command("init"))
+    .description(
+      "make a machine type's TPM state (machines/OWNER/REPO/MACHINE.swtpm): each run gets a copy",
+    )
+    .argument("<machine>", "OWNER/REPO/MACHINE")
+    .option("--force", "replace existing state (its keys are lost)")
+    .option(
+      "--base-dir <dir>",
+      "default: host.base_dir, else $XDG_DATA_HOME/forrest",
+    )
+    .action(async (machine: string, _options, cmd: Command) => {
+      setExit(
+        await tpmInitCommand(machine, cmd.optsWithGlobals<TpmInitFlags>(), {
           output,
           env,
         }),

@@ -422,6 +422,10 @@ function buildMachine(
         hostPort: Number(forward.to.slice(colon + 1)),
       };
     }),
+    networkInterfaces: (value.network_interfaces ?? []).map((nic) => ({
+      type: nic.type,
+      path: fromConfig(nic.path),
+    })),
     artifacts: (value.artifacts ?? []).map((store) => ({
       name: store.name ?? DEFAULT_ARTIFACT_STORE,
       path: fromConfig(store.path),

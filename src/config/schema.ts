@@ -115,6 +115,18 @@ const sharedDir = z.strictObject({
   writable: z.boolean().optional(),
 });
 
+/** Only VDE today, as in the original; `type` leaves room for more. */
+const networkInterface = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("vde"), path: nonEmpty }),
+], {
+  error: (issue) =>
+    issue.code === "invalid_union"
+      ? `expected type = "vde" (the only kind of extra network card), found ${
+        describe((issue.input as Record<string, unknown> | undefined)?.type)
+      }`
+      : undefined,
+});
+
 const guestForward = z.strictObject({
   port: z.int().min(1).max(65535),
   to: z.string().regex(/^[^\s:]+:\d{1,5}$/, {
@@ -160,6 +172,7 @@ export const machineSchema = z.strictObject({
   }).optional(),
   shared: z.array(sharedDir).optional(),
   forwards: z.array(guestForward).optional(),
+  network_interfaces: z.array(networkInterface).optional(),
   artifacts: z.array(artifactStore).optional(),
   start_timeout: duration(1_000, "1s").optional(),
 });

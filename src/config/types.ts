@@ -87,6 +87,13 @@ export interface ArtifactStoreConfig {
   readonly token: Secret | undefined;
 }
 
+/** An extra virtio-net card on a VDE switch (the original's `network_interfaces`). */
+export interface NetworkInterfaceConfig {
+  readonly type: "vde";
+  /** Absolute path of the switch's control socket. */
+  readonly path: string;
+}
+
 export interface GuestForwardConfig {
   readonly guestPort: number;
   readonly hostAddress: string;
@@ -120,6 +127,8 @@ export interface MachineConfig {
   readonly shared: readonly SharedDir[];
   /** Guest connections to 10.0.2.100:guestPort reach hostAddress:hostPort. */
   readonly forwards: readonly GuestForwardConfig[];
+  /** Extra network cards, beyond the user network, in config order. */
+  readonly networkInterfaces: readonly NetworkInterfaceConfig[];
   /** Guest API upload targets, in config order (the first match wins). */
   readonly artifacts: readonly ArtifactStoreConfig[];
   /** Milliseconds a machine may take to come online. */

@@ -14,6 +14,7 @@ import type { CloneSetting } from "../images/mod.ts";
 import {
   guestApiForward,
   launchVm,
+  type MachineDevices,
   persistIfWanted,
   type PersistRule,
 } from "../launch/mod.ts";
@@ -50,6 +51,8 @@ export interface EphemeralOptions {
   readonly persist?: PersistRule;
   /** Artifact stores the guest may upload to (exec --machine's). */
   readonly artifacts?: readonly ArtifactStoreConfig[];
+  /** A configured machine's devices (exec --machine's). */
+  readonly devices?: MachineDevices;
 }
 
 export type EphemeralOutcome =
@@ -106,7 +109,9 @@ export async function runEphemeral(
           guestApiForward(guestApi.port),
         ],
       },
-      shared: [],
+      shared: options.devices?.shared ?? [],
+      networkInterfaces: options.devices?.networkInterfaces ?? [],
+      tpmState: options.devices?.tpmState,
       template: await jobTemplate(runner, runToken, options.command),
     });
     options.onStarted?.(run.path, runner);

@@ -196,7 +196,9 @@ async function fetchCloudImage(
   const base = `${
     options.cloudUrl.replace(/\/+$/, "")
   }/${options.release}/latest`;
-  const name = `debian-${number}-genericcloud-amd64.qcow2`;
+  // "generic", not "genericcloud": the cloud kernel has no 9p, so shared
+  // folders could not be mounted.
+  const name = `debian-${number}-generic-amd64.qcow2`;
   const sums = await fetchText(`${base}/SHA512SUMS`, options.signal);
   const hex = sums.split("\n").map((line) => line.trim().split(/\s+/))
     .find(([, file]) => file === name)?.[0];

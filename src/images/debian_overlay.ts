@@ -10,6 +10,23 @@ export interface OverlayFile {
   readonly mode: number;
 }
 
+/**
+ * Mounts each shared folder (a 9p device; qemu gives its tag) at
+ * /mnt/<tag> before the job starts. Permissions are the host folder's; a
+ * read-only share refuses writes with EROFS.
+ */
+export const MOUNT_SHARES = `#!/bin/sh
+modprobe -q 9pnet_virtio 2>/dev/null
+for dev in /sys/bus/virtio/drivers/9pnet_virtio/virtio*; do
+  [ -r "$dev/mount_tag" ] || continue
+  tag=$(tr -d '\\000' <"$dev/mount_tag")
+  case "$tag" in "" | . | .. | */*) continue ;; esac
+  mkdir -p "/mnt/$tag"
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 "$tag" "/mnt/$tag" ||
+    echo "forrest: cannot mount shared folder $tag" >&2
+done
+`;
+
 /** Paths relative to the root; symlinks to /dev/null mask units. */
 export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
   "etc/hostname": { mode: 0o644, content: "forrest\n" },
@@ -56,6 +73,7 @@ export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
       "[Service]\nType=oneshot\nExecStart=/usr/local/lib/forrest/run-job\n\n" +
       "[Install]\nWantedBy=multi-user.target\n",
   },
+  "usr/local/lib/forrest/mount-shares": { mode: 0o755, content: MOUNT_SHARES },
   "usr/local/lib/forrest/run-job": {
     mode: 0o755,
     content: `#!/bin/sh
@@ -65,6 +83,7 @@ out=/dev/virtio-ports/forrest.output
 i=0
 while [ ! -c "$out" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ -c "$out" ] || out=/dev/ttyS0
+/usr/local/lib/forrest/mount-shares
 cd /home/runner
 # job.sh runs by its own #! line (bash where it says bash: the original's
 # templates need that); one without a #! line runs with /bin/sh.
@@ -100,7 +119,7 @@ export const DEBIAN_PACKAGES = [
   "systemd-sysv",
   "udev",
   "dbus",
-  "linux-image-cloud-amd64",
+  "linux-image-amd64",
   "systemd-resolved",
   "iproute2",
   "sudo",

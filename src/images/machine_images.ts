@@ -20,6 +20,15 @@ export function machineImagePath(baseDir: string, triplet: Triplet): string {
   );
 }
 
+/**
+ * The machine type's TPM state (`machines/<owner>/<repo>/<machine>.swtpm`,
+ * as the original has it): a swtpm state folder, or the original's single
+ * state file. Its machine gets a TPM when it exists.
+ */
+export function machineTpmPath(baseDir: string, triplet: Triplet): string {
+  return machineImagePath(baseDir, triplet).replace(/\.img$/, ".swtpm");
+}
+
 async function imageFile(path: string): Promise<ImageFile | undefined> {
   try {
     const info = await Deno.stat(path);

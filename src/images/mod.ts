@@ -18,6 +18,7 @@ export {
 export {
   imageFacts,
   machineImagePath,
+  machineTpmPath,
   quarantineImage,
 } from "./machine_images.ts";
 export {

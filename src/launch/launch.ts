@@ -23,12 +23,16 @@ import {
   isExtFileSystem,
   isIsolated,
   kernelCommandLine,
+  MacPool,
   type Network,
   QemuVm,
   resolveAccelerator,
   type Share,
   VmStartError,
 } from "../vm/mod.ts";
+import type { NetworkInterfaceConfig } from "../config/mod.ts";
+import { pathExists } from "../host/mod.ts";
+import { startTpm } from "./tpm.ts";
 import { LOG_LIMIT, LogGuard } from "./log_guard.ts";
 import {
   hostAddressesToBlock,
@@ -52,9 +56,19 @@ export interface LaunchOptions {
   readonly clone: CloneSetting;
   readonly network: Network;
   readonly shared: readonly Share[];
+  /** Extra network cards on VDE switches. */
+  readonly networkInterfaces?: readonly NetworkInterfaceConfig[];
+  /** The machine's TPM state, when it has one (copied for the run). */
+  readonly tpmState?: string | undefined;
   /** The setup template, placeholders already filled in. */
   readonly template: SetupTemplateContent;
 }
+
+/** What a configured machine adds to its VM beyond CPUs, RAM and disk. */
+export type MachineDevices = Pick<
+  LaunchOptions,
+  "shared" | "networkInterfaces" | "tpmState"
+>;
 
 export interface Launched {
   readonly vm: QemuVm;
@@ -64,6 +78,8 @@ export interface Launched {
 }
 
 const forker = new DiskForker();
+/** One pool per process: a DHCP server sees the same few addresses again. */
+const macs = new MacPool();
 
 /**
  * Starts the VM. On failure nothing is left running; the run directory is
@@ -96,21 +112,58 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
       { runner: options.runner },
     );
   }
-  const argv = buildQemuArgv({
-    accel,
-    cpus: options.cpus,
-    ram: options.ram,
-    files: run.vmFiles(basename(fork.path), fork.format),
-    boot,
-    network,
-    shared: options.shared,
-    // Its CPUs wait until the network helper is in place.
-    paused: isolated,
-  });
-  log.debug("Starting qemu-system-x86_64 {argv}", { argv: argv.join(" ") });
-  const startedAt = performance.now();
-  const vm = await startQemu(argv, run, isolated);
+  for (const nic of options.networkInterfaces ?? []) {
+    if (!(await pathExists(nic.path))) {
+      throw new VmStartError(
+        `The VDE switch ${nic.path} does not exist (start it with vde_switch --sock ${nic.path})`,
+      );
+    }
+  }
   const helpers: HelperRecord[] = [];
+  // swtpm first: qemu connects to it as it starts.
+  const tpm = options.tpmState === undefined
+    ? undefined
+    : await startTpm(options.tpmState, run);
+  const nics = (options.networkInterfaces ?? []).map((nic) => ({
+    socket: nic.path,
+    mac: macs.take(),
+  }));
+  const giveBack = {
+    stop: () => {
+      for (const nic of nics.splice(0)) macs.give(nic.mac);
+      return Promise.resolve();
+    },
+  };
+  let vm: QemuVm;
+  let startedAt: number;
+  try {
+    if (tpm) {
+      helpers.push(tpm.record);
+      await writeRecord(run, options, undefined, helpers);
+    }
+    const argv = buildQemuArgv({
+      accel,
+      cpus: options.cpus,
+      ram: options.ram,
+      files: run.vmFiles(basename(fork.path), fork.format),
+      boot,
+      network,
+      shared: options.shared,
+      nics,
+      tpmSocket: tpm ? run.socket("tpm") : undefined,
+      // Its CPUs wait until the network helper is in place.
+      paused: isolated,
+    });
+    log.debug("Starting qemu-system-x86_64 {argv}", { argv: argv.join(" ") });
+    startedAt = performance.now();
+    vm = await startQemu(argv, run, isolated);
+  } catch (error) {
+    await tpm?.stop();
+    await giveBack.stop();
+    throw error;
+  }
+  if (tpm) vm.attach(tpm);
+  vm.attach(giveBack);
   vm.attach(
     new LogGuard(
       { stop: () => vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 }) },
@@ -151,13 +204,13 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
 function writeRecord(
   run: RunDir,
   options: LaunchOptions,
-  pid: number,
+  pid: number | undefined,
   helpers: readonly HelperRecord[],
 ): Promise<void> {
   return run.writeRecord({
     triplet: options.triplet,
     runner: options.runner,
-    pid,
+    ...(pid === undefined ? {} : { pid }),
     startedAt: new Date().toISOString(),
     helpers: [...helpers],
   });

@@ -1,6 +1,7 @@
 /** Run directories: one per VM, with its disk, config disks, logs and sockets. */
 export {
   checkRunnerName,
+  KEPT_RUN_FILES,
   RUN_FILES,
   RunDir,
   RunDirError,

@@ -38,7 +38,19 @@ export const RUN_FILES = Object.freeze({
   diskStem: "disk",
   /** A link to the run's socket folder, for people debugging it. */
   socketLink: "sockets",
+  /** The run's copy of its machine's TPM state: removed with the disk. */
+  tpmState: "tpm.swtpm",
+  tpmLog: "tpm.log",
 });
+
+/** What a finished run keeps: logs and the record, for debugging. */
+export const KEPT_RUN_FILES: ReadonlySet<string> = new Set([
+  RUN_FILES.log,
+  RUN_FILES.output,
+  RUN_FILES.record,
+  RUN_FILES.tpmLog,
+  "qemu.log",
+]);
 
 const RUNNER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -46,7 +58,8 @@ const RUNNER_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export interface RunRecord {
   readonly triplet: Triplet;
   readonly runner: string;
-  readonly pid: number;
+  /** qemu's; absent while helpers that start before it (swtpm) come up. */
+  readonly pid?: number;
   /** ISO 8601. */
   readonly startedAt: string;
   /** Processes beside qemu (the network helper), to stop after a crash. */
@@ -216,19 +229,13 @@ export class RunDir {
 
   /**
    * Removes what a finished run no longer needs: its disk (the large part),
-   * the kernel and initrd copies, config disks and sockets. The logs and the
+   * the kernel and initrd copies, config disks, TPM state and sockets. The logs and the
    * record stay for debugging.
    */
   async removeDisks(): Promise<void> {
     await this.removeSockets();
     for (const entry of await Array.fromAsync(Deno.readDir(this.path))) {
-      const keep = [
-        RUN_FILES.log,
-        RUN_FILES.output,
-        RUN_FILES.record,
-        "qemu.log",
-      ];
-      if (!keep.includes(entry.name)) {
+      if (!KEPT_RUN_FILES.has(entry.name)) {
         await Deno.remove(join(this.path, entry.name), { recursive: true })
           .catch((error) => {
             if (!(error instanceof Deno.errors.NotFound)) throw error;

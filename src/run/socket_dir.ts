@@ -26,6 +26,8 @@ export const RUN_SOCKETS = Object.freeze({
   shell: "shell.sock",
   /** qemu's control socket. */
   qmp: "qmp.sock",
+  /** swtpm's control socket, which qemu's TPM connects to. */
+  tpm: "tpm.sock",
 });
 
 export type RunSocket = keyof typeof RUN_SOCKETS;

@@ -26,6 +26,7 @@ import {
   guestApiForward,
   type Launched,
   launchVm,
+  machineTpmState,
   persistIfWanted,
 } from "../launch/mod.ts";
 import { type GuestApi, newRunToken } from "../guest_api/mod.ts";
@@ -204,6 +205,8 @@ export class Executor {
           ],
         },
         shared: machine.config.shared,
+        networkInterfaces: machine.config.networkInterfaces,
+        tpmState: await machineTpmState(baseDir, machine.triplet),
         template: await renderSetupTemplate(machine.config.setupTemplate, {
           triplet: machine.triplet,
           runner: machine.runnerName,

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import type { Triplet } from "../config/mod.ts";
 import { removePersistLeftovers } from "../images/mod.ts";
-import { RUN_FILES, RunDir } from "../run/mod.ts";
+import { KEPT_RUN_FILES, RunDir } from "../run/mod.ts";
 import { QmpClient, stopLeftoverHelper } from "../vm/mod.ts";
 
 /** A run an earlier Forrest left unfinished. */
@@ -23,14 +23,6 @@ export interface RecoveredRun {
   readonly stoppedPid: number | undefined;
 }
 
-/** Files a finished run keeps; anything else means it did not finish. */
-const KEPT = new Set<string>([
-  RUN_FILES.log,
-  RUN_FILES.output,
-  RUN_FILES.record,
-  "qemu.log",
-]);
-
 export async function recoverRuns(baseDir: string): Promise<RecoveredRun[]> {
   const log = getLogger(["forrest", "recovery"]);
   const recovered: RecoveredRun[] = [];
@@ -40,7 +32,8 @@ export async function recoverRuns(baseDir: string): Promise<RecoveredRun[]> {
     const record = await run.readRecord();
     const pid = record?.pid;
     const alive = pid !== undefined && await isQemuIn(pid, dir.path);
-    const unfinished = entries.some((e) => !KEPT.has(e.name));
+    // Anything but what a finished run keeps means it did not finish.
+    const unfinished = entries.some((e) => !KEPT_RUN_FILES.has(e.name));
     if (!alive && !unfinished) continue;
     if (alive) {
       log.warn("Stopping qemu {pid} of {runner}, left by an earlier Forrest", {

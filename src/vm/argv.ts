@@ -54,6 +54,14 @@ export interface Share {
   readonly writable: boolean;
 }
 
+/** A virtio-net card on a VDE switch, beside the user network. */
+export interface VdeNic {
+  /** The switch's control socket (folder), as `vde_switch -sock` names it. */
+  readonly socket: string;
+  /** Locally administered unicast, "02:…" style (mac_pool.ts). */
+  readonly mac: string;
+}
+
 /** Files of a run directory that qemu uses; qemu runs with it as its cwd. */
 export interface VmFiles {
   readonly disk: string;
@@ -81,6 +89,10 @@ export interface QemuArgvOptions {
   readonly boot: Boot;
   readonly network: Network;
   readonly shared: readonly Share[];
+  /** Extra network cards, in config order. */
+  readonly nics?: readonly VdeNic[];
+  /** A TPM 2.0 backed by the swtpm whose control socket this is. */
+  readonly tpmSocket?: string | undefined;
   /**
    * Start with the CPUs stopped (`-S`), for a `cont` over QMP once what the
    * guest may reach is in place.
@@ -142,7 +154,6 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     "-device",
     `virtserialport,bus=serial0.0,chardev=output,name=${OUTPUT_PORT_NAME}`,
   ];
-  if (options.paused) argv.push("-S");
   options.shared.forEach((share, index) => {
     argv.push(
       "-virtfs",
@@ -156,12 +167,36 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
       ].join(","),
     );
   });
+  (options.nics ?? []).forEach((nic, index) => {
+    argv.push(
+      "-netdev",
+      `vde,id=nic${index},sock=${escapeOption(nic.socket)}`,
+      "-device",
+      `virtio-net-pci,netdev=nic${index},mac=${nic.mac}`,
+    );
+  });
+  if (options.tpmSocket !== undefined) {
+    argv.push(
+      "-chardev",
+      `socket,id=tpm,path=${escapeOption(options.tpmSocket)}`,
+      "-tpmdev",
+      "emulator,id=tpm0,chardev=tpm",
+      "-device",
+      "tpm-tis,tpmdev=tpm0",
+    );
+  }
+  if (options.boot.kind === "firmware") {
+    // Debian trixie's cloud images loop between SeaBIOS and GRUB without a
+    // display adapter (the original's commit 0845734).
+    argv.push("-device", "VGA,vgamem_mb=4");
+  }
   if (options.boot.kind === "kernel") {
     argv.push("-kernel", options.boot.kernel, "-append", options.boot.append);
     if (options.boot.initrd !== undefined) {
       argv.push("-initrd", options.boot.initrd);
     }
   }
+  if (options.paused) argv.push("-S");
   return argv;
 }
 

@@ -82,6 +82,8 @@ Deno.test("buildQemuArgv() describes the whole VM for firmware boot", () => {
     "file,id=output,path=output.txt",
     "-device",
     "virtserialport,bus=serial0.0,chardev=output,name=forrest.output",
+    "-device",
+    "VGA,vgamem_mb=4",
   ]);
 });
 
@@ -176,4 +178,48 @@ Deno.test("buildQemuArgv() escapes commas in paths and uses qcow2 forks as such"
     "if=none,id=disk,file=disk,,1.qcow2,format=qcow2,discard=unmap,detect-zeroes=unmap",
   );
   assert.match(values(argv, "-virtfs")[0]!, /path=\/srv\/a,,b,/);
+});
+
+Deno.test("buildQemuArgv() puts each extra NIC on its VDE switch with its MAC", () => {
+  const argv = buildQemuArgv({
+    ...BASE,
+    nics: [
+      { socket: "/run/vde/lab.ctl", mac: "02:00:00:00:00:01" },
+      { socket: "/run/vde,2", mac: "06:12:34:56:78:9a" },
+    ],
+  });
+  assert.deepEqual(values(argv, "-netdev").slice(1), [
+    "vde,id=nic0,sock=/run/vde/lab.ctl",
+    "vde,id=nic1,sock=/run/vde,,2",
+  ]);
+  assert.deepEqual(
+    values(argv, "-device").filter((d) => d.includes("netdev=nic")),
+    [
+      "virtio-net-pci,netdev=nic0,mac=02:00:00:00:00:01",
+      "virtio-net-pci,netdev=nic1,mac=06:12:34:56:78:9a",
+    ],
+  );
+});
+
+Deno.test("buildQemuArgv() gives a TPM 2.0 on swtpm's socket only when asked", () => {
+  assert.deepEqual(values(buildQemuArgv(BASE), "-tpmdev"), []);
+  const argv = buildQemuArgv({ ...BASE, tpmSocket: "/s/ab,c/tpm.sock" });
+  assert.deepEqual(values(argv, "-tpmdev"), ["emulator,id=tpm0,chardev=tpm"]);
+  assert.ok(
+    values(argv, "-chardev").includes(
+      "socket,id=tpm,path=/s/ab,,c/tpm.sock",
+    ),
+  );
+  assert.ok(values(argv, "-device").includes("tpm-tis,tpmdev=tpm0"));
+});
+
+Deno.test("buildQemuArgv() adds a display adapter only for firmware boot", () => {
+  const vga = (argv: string[]) =>
+    values(argv, "-device").filter((d) => d.startsWith("VGA"));
+  assert.deepEqual(vga(buildQemuArgv(BASE)), ["VGA,vgamem_mb=4"]);
+  const kernel = buildQemuArgv({
+    ...BASE,
+    boot: { kind: "kernel", kernel: "k", initrd: undefined, append: "" },
+  });
+  assert.deepEqual(vga(kernel), []);
 });

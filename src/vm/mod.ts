@@ -16,8 +16,10 @@ export {
   OUTPUT_PORT_NAME,
   type QemuArgvOptions,
   type Share,
+  type VdeNic,
   type VmFiles,
 } from "./argv.ts";
+export { MacPool } from "./mac_pool.ts";
 export {
   probeAccelerator,
   probeFirmware,

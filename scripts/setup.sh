@@ -3,8 +3,9 @@
 #
 #   1. Deno 2.9.x: the one on PATH if it fits, else deno@2.9.6 from npm into
 #      .tools/ (git-ignored). .tools/bin/deno points at the one chosen.
-#   2. The Debian packages Forrest runs (qemu, image and FAT tools) and its
-#      tests need (btrfs-progs for the reflink tests); apt-get update once,
+#   2. The Debian packages Forrest runs (qemu, image and FAT tools, pasta,
+#      swtpm for TPMs, vde2 for extra NICs) and its tests need (btrfs-progs
+#      for the reflink tests); apt-get update once,
 #      only when something is missing. Skip with --no-packages.
 #   3. Forrest's npm dependencies, pinned by deno.lock.
 #   4. ./forrest: `deno compile`d; where deno compile cannot fetch its runtime
@@ -13,7 +14,7 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 DENO_SERIES=2.9.
-PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap btrfs-progs passt)
+PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap btrfs-progs passt swtpm swtpm-tools vde2)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -22,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-packages) install_packages=0 ;;
     -h | --help)
-      sed -n '2,12s/^# \{0,1\}//p' "$0"
+      sed -n '2,13s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     *)

@@ -117,6 +117,11 @@ export const DEBIAN_MASK = [
 /** Installed beyond Debian's essential packages and apt. */
 export const DEBIAN_PACKAGES = [
   "systemd-sysv",
+  // useradd: essential up to bookworm, not in trixie's minimal set.
+  "passwd",
+  // libicu, which the actions runner needs, whatever its version is named
+  // in the release (libicu72 in bookworm, libicu76 in trixie).
+  "icu-devtools",
   "udev",
   "dbus",
   "linux-image-amd64",

@@ -264,10 +264,9 @@ Deno.test("importConfig() keeps every machine of a config with every key", async
       ["ACME/tools", undefined],
     ],
   );
-  // Not supported yet: kept as a comment, with a warning.
   assert.match(
     result.toml,
-    /\n# network_interfaces = \[\{ type = "vde", path = "\/run\/vde\/lab.ctl" \}\]\n/,
+    /\nnetwork_interfaces = \[\{ type = "vde", path = "\/run\/vde\/lab.ctl" \}\]\n/,
   );
   const lines = yaml.split("\n");
   const lineOf = (text: string) => lines.findIndex((l) => l.includes(text)) + 1;
@@ -280,11 +279,6 @@ Deno.test("importConfig() keeps every machine of a config with every key", async
         "note",
         lineOf("use_base: never"),
         "repositories.acme.images.machines.offline.use_base",
-      ],
-      [
-        "warning",
-        lineOf("network_interfaces:"),
-        "repositories.acme.images.machines.offline.network_interfaces",
       ],
       [
         "note",

@@ -26,9 +26,6 @@ export interface ImportResult {
   readonly notes: readonly ImportNote[];
 }
 
-/** Keys that are written as comments: Forrest does not have them yet. */
-const NOT_SUPPORTED_YET = ["network_interfaces"];
-
 /**
  * Turns the original's YAML config into Forrest's TOML.
  *
@@ -56,7 +53,6 @@ export function importConfig(
       table: table.layer.table,
       notes: table.layer.notes,
       ...(table.comments ? { comments: table.comments } : {}),
-      commentedOut: NOT_SUPPORTED_YET,
     })),
   ];
   const toml = writeToml(headerOf(options.file), sections);

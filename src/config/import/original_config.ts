@@ -345,19 +345,13 @@ class Reader {
           this.#set(table, key, this.artifacts(pair, at(pair, key), notes));
           break;
         case "network_interfaces": {
-          const interfaces = this.networkInterfaces(pair, at(pair, key));
+          const interfaces = this.networkInterfaces(
+            pair,
+            at(pair, key),
+            notes,
+          );
           if (interfaces !== undefined && interfaces.length > 0) {
             table[key] = interfaces;
-            notes.push({
-              ...note(
-                pair,
-                [key],
-                "network_interfaces is not supported by Forrest yet: it is " +
-                  "written as a comment, and the machine starts without " +
-                  "the extra interfaces",
-              ),
-              level: "warning",
-            });
           }
           break;
         }
@@ -508,7 +502,11 @@ class Reader {
     });
   }
 
-  networkInterfaces(pair: YPair, place: Place): TomlValue[] | undefined {
+  networkInterfaces(
+    pair: YPair,
+    place: Place,
+    notes: PlacedNote[],
+  ): TomlValue[] | undefined {
     const before = this.#problems.length;
     const interfaces = this.list(pair.value, place).flatMap((item, index) => {
       const itemPlace = { path: [...place.path, index], line: item.line };
@@ -527,9 +525,15 @@ class Reader {
         path.value,
         placeOf(path, [...itemPlace.path, "path"]),
       );
-      return kind === undefined || text === undefined
-        ? []
-        : [{ type: kind, path: text }];
+      if (kind === undefined || text === undefined) return [];
+      relativeNote(
+        text,
+        path,
+        ["network_interfaces"],
+        notes,
+        "the TOML file's folder",
+      );
+      return [{ type: kind, path: text }];
     });
     return this.#problems.length > before ? undefined : interfaces;
   }

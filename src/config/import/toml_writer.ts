@@ -22,8 +22,6 @@ export interface TomlSection {
   readonly notes?: readonly PlacedNote[];
   /** Plain comment lines above a key. */
   readonly comments?: Readonly<Record<string, readonly string[]>>;
-  /** Keys Forrest does not read yet, written as comments. */
-  readonly commentedOut?: readonly string[];
 }
 
 /** The document: a comment at the top, then the sections. */
@@ -67,10 +65,7 @@ function writeSection(section: TomlSection): string[] {
       lines.push(...wrap(comment, "# ", "# "));
     }
     for (const note of notesAt([key])) lines.push(...noteLines(note));
-    const line = keyValue(key, value);
-    if (section.commentedOut?.includes(key)) {
-      lines.push(...line.split("\n").map((part) => `# ${part}`));
-    } else lines.push(line);
+    lines.push(keyValue(key, value));
   }
   return [lines.join("\n"), ...subSections.flatMap(writeSection)];
 }

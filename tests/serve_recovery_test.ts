@@ -1,14 +1,15 @@
 /**
  * Crash recovery: `forrest serve` is killed with SIGKILL while a VM runs a
- * job. The new one stops the VM the old one left, deletes its disk (logs
- * stay), removes a half-done persist's temp file without touching the
+ * job. The new one stops the VM the old one left and its helpers (network,
+ * TPM), deletes its disk and its copy of the TPM state (logs stay), removes a half-done persist's temp file without touching the
  * machine image and the temporary file of an upload the crash cut off,
  * deletes the dead runner, and serves new jobs as usual.
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { pathExists } from "../src/host/mod.ts";
+import { runForrest } from "./cli.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { processesUnder } from "./processes.ts";
 import { LABELS, OWNER, REPO, runningJob, withServe } from "./serve.ts";
@@ -20,6 +21,15 @@ Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up
     machineToml:
       `artifacts = [{ path = "store/<RUNNER_NAME>", url = "https://ci.example.org/", quota = "1M" }]`,
   }, async (s) => {
+    // The machine has a TPM: its swtpm is one more process a crash leaves.
+    const init = await runForrest([
+      "tpm",
+      "init",
+      `${OWNER}/${REPO}/debian`,
+      "--base-dir",
+      s.baseDir,
+    ]);
+    assert.equal(init.code, 0, init.stderr);
     const { job, runner, runDir } = await runningJob(s, "sleep 600");
     // An upload that the crash will cut off, and one that was done.
     const store = join(s.configFile, "..", "store", runner);
@@ -36,15 +46,18 @@ Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up
     const temp = join(machines, ".debian.img.tmp-4f2a");
     await Deno.writeTextFile(temp, "half a new image");
 
-    // qemu, and its network helper (pasta), which a crash leaves too.
+    // qemu, and its helpers (pasta, swtpm), which a crash leaves too.
     const before = await processesUnder(runDir);
     const programs = await Promise.all(
       before.map((pid) => Deno.readLink(`/proc/${pid}/exe`)),
     );
+    // pasta's binary is passt (passt.avx2 where the CPU has AVX2).
     assert.deepEqual(
-      programs.map((path) => path.includes("qemu") ? "qemu" : "pasta").sort(),
-      ["pasta", "qemu"],
+      programs.map((path) => basename(path).replace(/^passt.*/, "pasta"))
+        .sort(),
+      ["pasta", "qemu-system-x86_64", "swtpm"],
     );
+    assert.ok(await pathExists(join(runDir, "tpm.swtpm")));
     await s.crashAndRestart();
     assert.match(s.log(), /Stopping qemu \d+ of "forrest-debian-/);
     assert.deepEqual(await processesUnder(runDir), [], "the old VM stopped");
@@ -52,6 +65,8 @@ Deno.test("serve: after a crash, the next start stops leftover VMs and cleans up
       .map((e) => e.name).sort();
     assert.deepEqual(left.filter((n) => n.startsWith("disk")), []);
     assert.ok(left.includes("log.txt"), "the boot log stays");
+    assert.ok(!left.includes("tpm.swtpm"), "the TPM state copy is deleted");
+    assert.ok(left.includes("tpm.log"), "swtpm's log stays");
     assert.equal(await pathExists(temp), false, "persist temp file removed");
     assert.equal(await pathExists(upload), false, "cut-off upload removed");
     assert.equal(

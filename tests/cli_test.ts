@@ -140,7 +140,7 @@ Deno.test("forrest config check reports a TOML syntax error with line and column
   });
 });
 
-Deno.test('forrest config check warns about network = "unsafe-host" and machines without an image', async () => {
+Deno.test('forrest config check warns about network = "unsafe-host", machines without an image and missing VDE switches', async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       join(dir, "open.toml"),
@@ -152,8 +152,12 @@ base_image = "x.img"
 network = "unsafe-host"
 [repositories.acme.app.machines.default]
 base_image = "x.img"
+network_interfaces = [{ type = "vde", path = "${dir}" }]
 [repositories.acme.app.machines.own]
 cpus = 1
+[repositories.acme.app.machines.lab]
+base_image = "x.img"
+network_interfaces = [{ type = "vde", path = "lab.ctl" }]
 `,
     );
     const result = await runForrest([
@@ -166,7 +170,8 @@ cpus = 1
     assert.equal(
       result.stderr,
       'warning: acme/app/trusted has network = "unsafe-host": its jobs can reach every service on the host\'s loopback (10.0.2.2)\n' +
-        `warning: acme/app/own has no base_image or base_machine: it starts only from its own image, ${dir}/base/machines/acme/app/own.img, and waits while there is none\n`,
+        `warning: acme/app/own has no base_image or base_machine: it starts only from its own image, ${dir}/base/machines/acme/app/own.img, and waits while there is none\n` +
+        `warning: acme/app/lab: VDE switch ${dir}/lab.ctl does not exist (yet): its runs fail to start until it does\n`,
     );
   });
 });

@@ -11,6 +11,7 @@ import {
   type MachineConfig,
   tripletName,
 } from "../config/mod.ts";
+import { pathExists } from "../host/mod.ts";
 import { machineImagePath } from "../images/mod.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import type { Output } from "./output.ts";
@@ -41,6 +42,14 @@ export async function configCheck(
   }
   for (const line of describeConfig(file, config)) output.out(line);
   for (const machine of allMachines(config)) {
+    for (const nic of machine.networkInterfaces) {
+      if (!(await pathExists(nic.path))) {
+        output.err(
+          `warning: ${tripletName(machine.triplet)}: VDE switch ${nic.path} ` +
+            "does not exist (yet): its runs fail to start until it does",
+        );
+      }
+    }
     if (machine.network === "unsafe-host") {
       output.err(
         `warning: ${

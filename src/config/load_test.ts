@@ -491,6 +491,7 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     labels: [],
     setupTemplate: undefined,
     shared: [],
+    networkInterfaces: [],
     artifacts: [],
     startTimeout: 15 * 60_000,
   });
@@ -727,6 +728,31 @@ forwards = [{ port = 0, to = "localhost" }]
       'forrest.toml:6: server.socket_mode: expected an octal file mode such as "0660", found "rw"',
       "forrest.toml:9: repositories.acme.app.machines.build.forwards[0].port: must be at least 1, found 0",
       'forrest.toml:9: repositories.acme.app.machines.build.forwards[0].to: expected HOST:PORT (for example "127.0.0.1:3128"), found "localhost"',
+    ],
+  );
+});
+
+Deno.test("parseConfig() reads network_interfaces and names a bad one", () => {
+  const m = machine(
+    `${HOST}[repositories.acme.app.machines.hil]
+base_image = "x.img"
+network_interfaces = [{ type = "vde", path = "/run/vde/lab.ctl" }, { type = "vde", path = "lab2" }]
+`,
+    "hil",
+  );
+  assert.deepEqual(m.networkInterfaces, [
+    { type: "vde", path: "/run/vde/lab.ctl" },
+    { type: "vde", path: "/etc/forrest/lab2" },
+  ]);
+  assert.deepEqual(
+    problems(`${HOST}[repositories.acme.app.machines.hil]
+base_image = "x.img"
+network_interfaces = [{ type = "tap", path = "tap0" }, { type = "vde" }, { type = "vde", path = "x", mac = "02:00:00:00:00:01" }]
+`),
+    [
+      'forrest.toml:7: repositories.acme.app.machines.hil.network_interfaces[0].type: expected type = "vde" (the only kind of extra network card), found "tap"',
+      "forrest.toml:7: repositories.acme.app.machines.hil.network_interfaces[1].path: required key is missing",
+      "forrest.toml:7: repositories.acme.app.machines.hil.network_interfaces[2].mac: unknown key (expected one of type, path)",
     ],
   );
 });

@@ -19,7 +19,7 @@ import {
   type PersistRule,
 } from "../launch/mod.ts";
 import { randomSuffix, RunDir } from "../run/mod.ts";
-import type { Network, StopStep } from "../vm/mod.ts";
+import type { DiskCache, Network, StopStep } from "../vm/mod.ts";
 import { followFile } from "./follow.ts";
 import { execJobScript } from "./job_script.ts";
 
@@ -51,6 +51,8 @@ export interface EphemeralOptions {
   readonly persist?: PersistRule;
   /** Artifact stores the guest may upload to (exec --machine's). */
   readonly artifacts?: readonly ArtifactStoreConfig[];
+  /** The run disk's cache mode (benchmarks compare them). */
+  readonly diskCache?: DiskCache;
   /** A configured machine's devices (exec --machine's). */
   readonly devices?: MachineDevices;
 }
@@ -112,6 +114,7 @@ export async function runEphemeral(
       shared: options.devices?.shared ?? [],
       networkInterfaces: options.devices?.networkInterfaces ?? [],
       tpmState: options.devices?.tpmState,
+      ...(options.diskCache ? { diskCache: options.diskCache } : {}),
       template: await jobTemplate(runner, runToken, options.command),
     });
     options.onStarted?.(run.path, runner);

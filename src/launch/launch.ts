@@ -15,6 +15,7 @@ import { RUN_FILES, type RunDir } from "../run/mod.ts";
 import {
   type Boot,
   buildQemuArgv,
+  type DiskCache,
   extractFile,
   findKernel,
   HelperProcess,
@@ -58,6 +59,8 @@ export interface LaunchOptions {
   readonly shared: readonly Share[];
   /** Extra network cards on VDE switches. */
   readonly networkInterfaces?: readonly NetworkInterfaceConfig[];
+  /** The run disk's cache mode ("host" when undefined). */
+  readonly diskCache?: DiskCache;
   /** The machine's TPM state, when it has one (copied for the run). */
   readonly tpmState?: string | undefined;
   /** The setup template, placeholders already filled in. */
@@ -150,6 +153,7 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
       network,
       shared: options.shared,
       nics,
+      ...(options.diskCache ? { diskCache: options.diskCache } : {}),
       tpmSocket: tpm ? run.socket("tpm") : undefined,
       // Its CPUs wait until the network helper is in place.
       paused: isolated,

@@ -80,6 +80,14 @@ export interface VmFiles {
   readonly output: string;
 }
 
+/**
+ * How qemu writes the run's disk. "host": through the host's page cache
+ * (qemu's default). "direct": O_DIRECT, so the host does not cache what the
+ * guest caches already, and guest flushes are not passed on: a run's disk
+ * is thrown away or fsynced before it is persisted.
+ */
+export type DiskCache = "host" | "direct";
+
 export interface QemuArgvOptions {
   readonly accel: Accelerator;
   readonly cpus: number;
@@ -91,6 +99,8 @@ export interface QemuArgvOptions {
   readonly shared: readonly Share[];
   /** Extra network cards, in config order. */
   readonly nics?: readonly VdeNic[];
+  /** The run disk's cache mode; "host" when undefined. */
+  readonly diskCache?: DiskCache;
   /** A TPM 2.0 backed by the swtpm whose control socket this is. */
   readonly tpmSocket?: string | undefined;
   /**
@@ -127,7 +137,7 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     // A reboot ends the VM: jobs are one-shot, and a guest that panics must
     // not loop.
     "-no-reboot",
-    ...drive("disk", files.disk, files.diskFormat, false),
+    ...drive("disk", files.disk, files.diskFormat, false, options.diskCache),
     ...drive("cidata", files.cidata, "raw", true),
     ...drive("jobdata", files.jobdata, "raw", false),
     "-device",
@@ -205,6 +215,7 @@ function drive(
   file: string,
   format: "raw" | "qcow2",
   readOnly: boolean,
+  cache: DiskCache = "host",
 ): string[] {
   const options = [
     "if=none",
@@ -216,6 +227,9 @@ function drive(
     "detect-zeroes=unmap",
   ];
   if (readOnly) options.push("readonly=on");
+  if (cache === "direct") {
+    options.push("cache.direct=on", "cache.no-flush=on");
+  }
   return ["-drive", options.join(","), "-device", `virtio-blk-pci,drive=${id}`];
 }
 

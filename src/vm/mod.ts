@@ -6,6 +6,7 @@ export {
   type Accelerator,
   type Boot,
   buildQemuArgv,
+  type DiskCache,
   FORWARD_ADDRESS,
   type GuestForward,
   isIsolated,

@@ -11,15 +11,19 @@ import { runForrest } from "./cli.ts";
 const SOURCES = [
   "../src/images/build_debian.ts",
   "../src/images/debian_overlay.ts",
+  "../src/images/initrd.ts",
 ];
 
-async function key(packages: readonly string[]): Promise<string> {
+async function key(
+  packages: readonly string[],
+  release: string,
+): Promise<string> {
   const texts = await Promise.all(
     SOURCES.map((path) => Deno.readTextFile(new URL(path, import.meta.url))),
   );
   const digest = await crypto.subtle.digest(
     "SHA-256",
-    new TextEncoder().encode(["bookworm", ...packages, ...texts].join("\n")),
+    new TextEncoder().encode([release, ...packages, ...texts].join("\n")),
   );
   return Array.from(
     new Uint8Array(digest).slice(0, 8),
@@ -31,17 +35,22 @@ async function key(packages: readonly string[]): Promise<string> {
 const building = new Map<string, Promise<string>>();
 
 /**
- * The image, built with `packages` added (the benchmark adds cloud-init).
+ * The image of `release`, built with `packages` added (the benchmark adds
+ * cloud-init).
  */
 export function testDebianImage(
   packages: readonly string[] = [],
+  release: "bookworm" | "trixie" = "bookworm",
 ): Promise<string> {
-  const id = packages.join(",");
-  if (!building.has(id)) building.set(id, build(packages));
+  const id = [release, ...packages].join(",");
+  if (!building.has(id)) building.set(id, build(packages, release));
   return building.get(id)!;
 }
 
-async function build(packages: readonly string[]): Promise<string> {
+async function build(
+  packages: readonly string[],
+  release: string,
+): Promise<string> {
   const cache = join(
     Deno.env.get("XDG_CACHE_HOME") ??
       join(Deno.env.get("HOME") ?? "/tmp", ".cache"),
@@ -50,7 +59,7 @@ async function build(packages: readonly string[]): Promise<string> {
   const suffix = packages.length ? `-${packages.join("-")}` : "";
   const image = join(
     cache,
-    `debian-bookworm${suffix}-${await key(packages)}.img`,
+    `debian-${release}${suffix}-${await key(packages, release)}.img`,
   );
   if (await pathExists(image)) return image;
   await Deno.mkdir(cache, { recursive: true });
@@ -60,6 +69,8 @@ async function build(packages: readonly string[]): Promise<string> {
       "image",
       "build",
       "debian",
+      "--release",
+      release,
       "--out",
       image,
       "--base-dir",
@@ -72,7 +83,7 @@ async function build(packages: readonly string[]): Promise<string> {
       throw new Error(`image build failed:\n${result.stderr}`);
     }
     // Images of earlier builders are stale: ~500 MB each on disk.
-    const stale = new RegExp(`^debian-bookworm${suffix}-[0-9a-f]{16}\\.img$`);
+    const stale = new RegExp(`^debian-${release}${suffix}-[0-9a-f]{16}\\.img$`);
     for await (const entry of Deno.readDir(cache)) {
       if (stale.test(entry.name) && join(cache, entry.name) !== image) {
         await Deno.remove(join(cache, entry.name));

@@ -31,11 +31,13 @@ async function cloudImage(dir: string): Promise<Uint8Array> {
   return await Deno.readFile(qcow2);
 }
 
-function build(dir: string, url: string) {
+function build(dir: string, url: string, release = "bookworm") {
   return runForrest([
     "image",
     "build",
     "debian",
+    "--release",
+    release,
     "--method",
     "cloud",
     "--cloud-url",
@@ -80,6 +82,24 @@ Deno.test("image build --method cloud checks, converts, smoke-boots and publishe
     });
     const image = join(dir, "images/cloud.img");
     assert.equal((await Deno.stat(image)).size, 256 * 1024 * 1024);
+    assert.deepEqual(await leftovers(dir), ["cloud.img"]);
+  });
+});
+
+Deno.test("image build --method cloud --release trixie takes Debian 13's generic image", async () => {
+  await withTempDir(async (dir) => {
+    const qcow2 = await cloudImage(dir);
+    const name = "debian-13-generic-amd64.qcow2";
+    await withServer({
+      [`/trixie/latest/${name}`]: qcow2,
+      "/trixie/latest/SHA512SUMS": new TextEncoder().encode(
+        `${await sha512(qcow2)}  ${name}\n`,
+      ),
+    }, async (url) => {
+      const result = await build(dir, url, "trixie");
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /downloading debian-13-generic-amd64\.qcow2/);
+    });
     assert.deepEqual(await leftovers(dir), ["cloud.img"]);
   });
 });

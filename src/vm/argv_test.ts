@@ -223,3 +223,16 @@ Deno.test("buildQemuArgv() adds a display adapter only for firmware boot", () =>
   });
   assert.deepEqual(vga(kernel), []);
 });
+
+Deno.test("buildQemuArgv() bypasses the host's page cache for the run disk only when asked", () => {
+  const drives = (argv: string[]) => values(argv, "-drive");
+  assert.ok(drives(buildQemuArgv(BASE)).every((d) => !d.includes("cache.")));
+  const [disk, ...config] = drives(
+    buildQemuArgv({ ...BASE, diskCache: "direct" }),
+  );
+  assert.match(
+    disk!,
+    /^if=none,id=disk,.*,cache\.direct=on,cache\.no-flush=on$/,
+  );
+  assert.ok(config.every((d) => !d.includes("cache.")));
+});

@@ -168,3 +168,60 @@ network_interfaces = [{ type = "vde", path = "${lab.socket}" }]
       );
     }, "forrest-devices-"),
 });
+
+Deno.test({
+  name: "the original's single-file TPM state works as it is",
+  ignore: skip !== undefined,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const base = join(dir, "base");
+      const state = join(base, "machines/acme/app/hil.swtpm");
+      await Deno.mkdir(join(state, ".."), { recursive: true });
+      // What the original's contrib/tpm-setup/setup.sh runs.
+      const setup = await new Deno.Command("swtpm_setup", {
+        args: [
+          "--tpm2",
+          "--ecc",
+          "--createek",
+          "--tpmstate",
+          `file://${state}`,
+          "--config",
+          "/dev/null",
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.ok(setup.success, new TextDecoder().decode(setup.stderr));
+      assert.ok((await Deno.stat(state)).isFile);
+      const ek = await hostTpmCall(state, readPublic(EK));
+      assert.equal(responseCode(ek), "00000000");
+      const config = join(dir, "forrest.toml");
+      await Deno.writeTextFile(
+        config,
+        `[host]
+base_dir = "${base}"
+ram = "4G"
+accel = "tcg"
+
+[repositories.acme.app.machines.hil]
+base_image = "${await testDebianImage()}"
+ram = "1G"
+network = "restricted"
+`,
+      );
+      const result = await runForrest([
+        "exec",
+        "-c",
+        config,
+        "--machine",
+        MACHINE,
+        "--",
+        "sh",
+        "-c",
+        `echo "ek: $(${guestTpmCall(readPublic(EK))})"`,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(lines(result.stdout).get("ek"), ek);
+      assert.deepEqual(await processesUnder(dir), [], "qemu or swtpm left");
+    }, "forrest-devices-"),
+});

@@ -54,8 +54,8 @@ export function hex(bytes: Uint8Array): string {
 }
 
 /**
- * Sends `command` to a swtpm serving a copy of `state` (a state folder)
- * and returns the response as hex.
+ * Sends `command` to a swtpm serving a copy of `state` (a state folder, or
+ * the original's single state file) and returns the response as hex.
  */
 export async function hostTpmCall(
   state: string,
@@ -72,7 +72,9 @@ export async function hostTpmCall(
         "socket",
         "--tpm2",
         "--tpmstate",
-        `dir=${dir}/state`,
+        (await Deno.stat(state)).isDirectory
+          ? `dir=${dir}/state`
+          : `backend-uri=file://${dir}/state`,
         "--server",
         `type=unixio,path=${server}`,
         "--ctrl",

@@ -757,6 +757,41 @@ network_interfaces = [{ type = "tap", path = "tap0" }, { type = "vde" }, { type 
   );
 });
 
+Deno.test("parseConfig() keeps artifact stores apart from writable shared folders", () => {
+  const toml = (shared: string, store: string) =>
+    `${HOST}[repositories.acme.app.machines.hil]
+base_image = "x.img"
+shared = [${shared}]
+artifacts = [{ path = "${store}", url = "https://ci.example.org/", quota = "1G" }]
+`;
+  assert.deepEqual(
+    problems(toml(
+      '{ path = "/srv/cache", tag = "cache", writable = true }',
+      "/srv/cache/uploads/<RUNNER_NAME>",
+    )),
+    [
+      "forrest.toml:8: repositories.acme.app.machines.hil.artifacts[0].path: the artifact store /srv/cache/uploads/<RUNNER_NAME> overlaps the writable shared folder /srv/cache: a job could redirect uploads through links there; keep them apart",
+    ],
+  );
+  assert.equal(
+    problems(toml(
+      '{ path = "/srv/store/a", tag = "a", writable = true }',
+      "/srv/store/<RUNNER_NAME>",
+    )).length,
+    1,
+    "a share inside the store's shared folder",
+  );
+  // Read-only shares and separate folders are fine.
+  config(toml(
+    '{ path = "/srv/cache", tag = "cache" }',
+    "/srv/cache/uploads",
+  ));
+  config(toml(
+    '{ path = "/srv/cache", tag = "cache", writable = true }',
+    "/srv/cache-uploads/<RUNNER_NAME>",
+  ));
+});
+
 Deno.test("parseConfig() keeps forwards on the host's loopback, each guest port once", () => {
   assert.deepEqual(
     problems(`${HOST}[repositories.acme.app.machines.build]

@@ -380,6 +380,7 @@ function buildMachine(
   checkSharedTags(value, where, problems);
   checkForwards(value, where, problems);
   const fromConfig = (path: string) => resolve(options.configDir, path);
+  checkStoresApartFromShares(value, where, problems, fromConfig);
   const template = value.setup_template;
   if (template && template.path === undefined) {
     problems.push({
@@ -451,6 +452,42 @@ function checkSharedTags(
       });
     }
     tags.add(dir.tag);
+  });
+}
+
+/**
+ * An artifact store and a writable shared folder must not overlap: the
+ * guest could swap a folder of the store for a link while Forrest writes an
+ * upload there, and put the upload anywhere Forrest may write.
+ */
+function checkStoresApartFromShares(
+  value: Expanded["value"],
+  where: (key: string) => KeyPath,
+  problems: RawProblem[],
+  fromConfig: (path: string) => string,
+): void {
+  const within = (inner: string, outer: string) =>
+    inner === outer || inner.startsWith(`${outer.replace(/\/+$/, "")}/`);
+  (value.artifacts ?? []).forEach((store, index) => {
+    // The folder above the first per-run part is what all runs share.
+    const path = fromConfig(store.path);
+    const fixed = path.includes("<RUNNER_NAME>")
+      ? path.slice(0, path.indexOf("<RUNNER_NAME>")).replace(/\/[^/]*$/, "")
+      : path;
+    const share = (value.shared ?? []).find((dir) =>
+      dir.writable &&
+      (within(fixed, fromConfig(dir.path)) ||
+        within(fromConfig(dir.path), fixed))
+    );
+    if (share) {
+      problems.push({
+        path: [...where("artifacts"), index, "path"],
+        message:
+          `the artifact store ${path} overlaps the writable shared folder ${
+            fromConfig(share.path)
+          }: a job could redirect uploads through links there; keep them apart`,
+      });
+    }
   });
 }
 

@@ -11,40 +11,11 @@
  */
 
 import { join } from "node:path";
-import { runEphemeral } from "../src/exec/mod.ts";
 import { runChecked } from "../src/host/mod.ts";
-import { resolveAccelerator } from "../src/vm/mod.ts";
 import { testDebianImage } from "../tests/debian_image.ts";
-import { benchExperiment, median } from "./experiment.ts";
+import { benchExperiment, bootToJob, median } from "./experiment.ts";
 
 const RUNS = Number(Deno.env.get("BOOT_BENCH_RUNS") ?? 5);
-
-/** Milliseconds from qemu's start to the job's first output. */
-async function bootToJob(image: string, baseDir: string): Promise<number> {
-  let started = 0;
-  let firstOutput = 0;
-  const result = await runEphemeral({
-    baseDir,
-    image,
-    command: ["echo", "job started"],
-    cpus: 2,
-    ram: 2 * 1024 ** 3,
-    disk: undefined,
-    timeout: 10 * 60_000,
-    keep: false,
-    accel: await resolveAccelerator("auto"),
-    clone: "auto",
-    network: { mode: "restricted", forwards: [] },
-    onStarted: () => started = performance.now(),
-    output: () => {
-      firstOutput ||= performance.now();
-    },
-  });
-  if (result.outcome !== "exited" || result.exitCode !== 0 || !firstOutput) {
-    throw new Error(`boot failed (${result.outcome}); logs: ${result.runDir}`);
-  }
-  return firstOutput - started;
-}
 
 benchExperiment(
   `boot to job start, built image vs cloud-init, ${RUNS} runs each, A/B alternated`,

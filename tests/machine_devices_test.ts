@@ -65,6 +65,40 @@ function lines(stdout: string): Map<string, string> {
 
 const skip = await unavailable();
 
+/** A config in `dir` with machine acme/app/hil; `extra` adds its keys. */
+async function writeConfig(dir: string, extra = ""): Promise<string> {
+  const config = join(dir, "forrest.toml");
+  await Deno.writeTextFile(
+    config,
+    `[host]
+base_dir = "${join(dir, "base")}"
+ram = "4G"
+accel = "tcg"
+
+[repositories.acme.app.machines.hil]
+base_image = "${await testDebianImage()}"
+ram = "1G"
+network = "restricted"
+${extra}`,
+  );
+  return config;
+}
+
+/** `forrest exec --machine acme/app/hil -- sh -c SCRIPT`. */
+function execOnMachine(config: string, script: string) {
+  return runForrest([
+    "exec",
+    "-c",
+    config,
+    "--machine",
+    MACHINE,
+    "--",
+    "sh",
+    "-c",
+    script,
+  ]);
+}
+
 Deno.test({
   name:
     "a machine's guest mounts its shares, uses its TPM without keeping changes, and reaches a VDE switch",
@@ -78,21 +112,11 @@ Deno.test({
       await Deno.mkdir(rw);
       await Deno.chmod(rw, 0o777); // the guest's runner (uid 1001) writes here
       await Deno.writeTextFile(join(ro, "hello.txt"), "from the host\n");
-      const config = join(dir, "forrest.toml");
       const lab = await VdeLab.start(dir);
       try {
-        await Deno.writeTextFile(
-          config,
-          `[host]
-base_dir = "${base}"
-ram = "4G"
-accel = "tcg"
-
-[repositories.acme.app.machines.hil]
-base_image = "${await testDebianImage()}"
-ram = "1G"
-network = "restricted"
-shared = [
+        const config = await writeConfig(
+          dir,
+          `shared = [
   { path = "${ro}", tag = "ro" },
   { path = "${rw}", tag = "rw", writable = true },
 ]
@@ -105,17 +129,7 @@ network_interfaces = [{ type = "vde", path = "${lab.socket}" }]
         const ek = await hostTpmCall(state, readPublic(EK));
         assert.equal(responseCode(ek), "00000000");
 
-        const first = await runForrest([
-          "exec",
-          "-c",
-          config,
-          "--machine",
-          MACHINE,
-          "--",
-          "sh",
-          "-c",
-          JOB,
-        ]);
+        const first = await execOnMachine(config, JOB);
         assert.equal(first.code, 0, first.stderr);
         const said = lines(first.stdout);
         assert.equal(said.get("read"), "from the host", first.stdout);
@@ -144,17 +158,10 @@ network_interfaces = [{ type = "vde", path = "${lab.socket}" }]
         // The next run starts from init's state again, on the host as in
         // the guest.
         assert.equal(await hostTpmCall(state, readPublic(EK)), ek);
-        const second = await runForrest([
-          "exec",
-          "-c",
+        const second = await execOnMachine(
           config,
-          "--machine",
-          MACHINE,
-          "--",
-          "sh",
-          "-c",
           `echo "ek: $(${guestTpmCall(readPublic(EK))})"`,
-        ]);
+        );
         assert.equal(second.code, 0, second.stderr);
         assert.equal(lines(second.stdout).get("ek"), ek);
       } finally {
@@ -195,31 +202,10 @@ Deno.test({
       assert.ok((await Deno.stat(state)).isFile);
       const ek = await hostTpmCall(state, readPublic(EK));
       assert.equal(responseCode(ek), "00000000");
-      const config = join(dir, "forrest.toml");
-      await Deno.writeTextFile(
-        config,
-        `[host]
-base_dir = "${base}"
-ram = "4G"
-accel = "tcg"
-
-[repositories.acme.app.machines.hil]
-base_image = "${await testDebianImage()}"
-ram = "1G"
-network = "restricted"
-`,
-      );
-      const result = await runForrest([
-        "exec",
-        "-c",
-        config,
-        "--machine",
-        MACHINE,
-        "--",
-        "sh",
-        "-c",
+      const result = await execOnMachine(
+        await writeConfig(dir),
         `echo "ek: $(${guestTpmCall(readPublic(EK))})"`,
-      ]);
+      );
       assert.equal(result.code, 0, result.stderr);
       assert.equal(lines(result.stdout).get("ek"), ek);
       assert.deepEqual(await processesUnder(dir), [], "qemu or swtpm left");

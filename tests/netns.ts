@@ -22,7 +22,8 @@ const SERVER = fileURLToPath(
   new URL("./fixtures/net_server.ts", import.meta.url),
 );
 
-async function ip(...args: string[]): Promise<string> {
+/** Runs `ip` and returns what it printed; throws with its stderr. */
+export async function ip(...args: string[]): Promise<string> {
   const out = await new Deno.Command("ip", {
     args,
     stdin: "null",

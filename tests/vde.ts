@@ -7,23 +7,10 @@
  */
 
 import { join } from "node:path";
+import { ip } from "./netns.ts";
 
 export const LAB_HOST_V4 = "203.0.113.1";
 export const LAB_GUEST_V4 = "203.0.113.2";
-
-async function ip(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("ip", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${text.decode(out.stderr)}`);
-  }
-  return text.decode(out.stdout);
-}
 
 export class VdeLab {
   /** The switch's control socket folder, for `network_interfaces`. */

@@ -281,3 +281,47 @@ Deno.test("./forrest built by setup runs the same CLI", async () => {
     /^forrest\.toml\.example: OK, 3 machines/,
   );
 });
+
+Deno.test("forrest tpm init makes a machine's TPM state once, and again only with --force", async () => {
+  await withTempDir(async (dir) => {
+    const init = (...args: string[]) =>
+      runForrest(["tpm", "init", ...args, "--base-dir", dir]);
+    const state = join(dir, "machines/acme/app/hil.swtpm");
+    const made = await init("acme/app/hil");
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(
+      made.stdout,
+      /Made .*hil\.swtpm: a TPM 2\.0 with an endorsement key/,
+    );
+    assert.equal((await Deno.stat(state)).mode! & 0o777, 0o700);
+    const first = await Deno.readFile(join(state, "tpm2-00.permall"));
+
+    const again = await init("acme/app/hil");
+    assert.equal(again.code, 2);
+    assert.match(
+      again.stderr,
+      /hil\.swtpm exists already; --force replaces it/,
+    );
+    assert.deepEqual(
+      await Deno.readFile(join(state, "tpm2-00.permall")),
+      first,
+    );
+
+    const forced = await init("acme/app/hil", "--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.notDeepEqual(
+      await Deno.readFile(join(state, "tpm2-00.permall")),
+      first,
+      "new keys",
+    );
+    for (const bad of ["acme/app", "acme/app/../x", "acme/a b/hil"]) {
+      const result = await init(bad);
+      assert.equal(result.code, 2, bad);
+    }
+    // Nothing but the one state, no temporary folder left.
+    assert.deepEqual(
+      [...Deno.readDirSync(join(dir, "machines/acme/app"))].map((e) => e.name),
+      ["hil.swtpm"],
+    );
+  });
+});

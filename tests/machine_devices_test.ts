@@ -84,14 +84,19 @@ ${extra}`,
   return config;
 }
 
-/** `forrest exec --machine acme/app/hil -- sh -c SCRIPT`. */
-function execOnMachine(config: string, script: string) {
+/** `forrest exec --machine acme/app/hil [FLAGS] -- sh -c SCRIPT`. */
+function execOnMachine(
+  config: string,
+  script: string,
+  flags: readonly string[] = [],
+) {
   return runForrest([
     "exec",
     "-c",
     config,
     "--machine",
     MACHINE,
+    ...flags,
     "--",
     "sh",
     "-c",
@@ -158,21 +163,30 @@ network_interfaces = [{ type = "vde", path = "${lab.socket}" }]
         // The next run starts from init's state again, on the host as in
         // the guest.
         assert.equal(await hostTpmCall(state, readPublic(EK)), ek);
+        // Kept for inspection, the run still loses its copy of the keys.
         const second = await execOnMachine(
           config,
           `echo "ek: $(${guestTpmCall(readPublic(EK))})"`,
+          ["--keep"],
         );
         assert.equal(second.code, 0, second.stderr);
         assert.equal(lines(second.stdout).get("ek"), ek);
+        const kept = await filesUnder(join(base, "runs"));
+        assert.ok(
+          kept.some((file) =>
+            file.endsWith("/disk.qcow2") || file.endsWith("/disk.img")
+          ),
+          `${kept}`,
+        );
+        assert.ok(kept.some((file) => file.endsWith("/tpm.log")), `${kept}`);
+        assert.ok(
+          kept.every((file) => !file.includes("tpm.swtpm")),
+          `TPM state kept: ${kept}`,
+        );
       } finally {
         await lab.stop();
       }
       assert.deepEqual(await processesUnder(dir), [], "qemu or swtpm left");
-      const left = await filesUnder(join(base, "runs"));
-      assert.ok(
-        left.every((file) => !file.includes("tpm.swtpm")),
-        `TPM state left in a run: ${left}`,
-      );
     }, "forrest-devices-"),
 });
 

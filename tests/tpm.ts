@@ -64,8 +64,10 @@ export async function hostTpmCall(
   const dir = await Deno.makeTempDir({ prefix: "forrest-tpm-" });
   let child: Deno.ChildProcess | undefined;
   try {
-    await new Deno.Command("cp", { args: ["-a", state, `${dir}/state`] })
-      .output();
+    const copied = await new Deno.Command("cp", {
+      args: ["-a", state, `${dir}/state`],
+    }).output();
+    if (!copied.success) throw new Error(`cannot copy ${state}`);
     const server = `${dir}/server.sock`;
     child = new Deno.Command("swtpm", {
       args: [
@@ -112,7 +114,11 @@ export async function hostTpmCall(
     }
   } finally {
     if (child) {
-      child.kill("SIGTERM");
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // exited already
+      }
       await child.status;
     }
     await Deno.remove(dir, { recursive: true });

@@ -9,6 +9,7 @@
  */
 
 import { dirname } from "node:path";
+import { tripletName } from "../config/mod.ts";
 import { fsync, pathExists, runChecked } from "../host/mod.ts";
 import { machineTpmPath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
@@ -65,14 +66,27 @@ export async function tpmInitCommand(
       "--config",
       "/dev/null",
     ]);
-    await Deno.remove(target, { recursive: true }).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
+    // The old state aside first, so that there is always one whole state
+    // under the name (a rename cannot replace a folder that has files).
+    const old = `${temp}.old`;
+    const replacing = await pathExists(target);
+    if (replacing) await Deno.rename(target, old);
     await Deno.rename(temp, target);
     await fsync(dirname(target));
+    if (replacing) await Deno.remove(old, { recursive: true });
   } catch (error) {
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw error;
+  }
+  const configured = host.config?.repositories.some((repository) =>
+    repository.machines.some((m) =>
+      tripletName(m.triplet).toLowerCase() === machine.toLowerCase()
+    )
+  );
+  if (configured === false) {
+    context.output.err(
+      `forrest: warning: ${machine} is not a machine of ${host.config?.file}: no run uses this TPM until it is`,
+    );
   }
   context.output.out(
     `Made ${target}: a TPM 2.0 with an endorsement key (0x81010001 RSA, ` +

@@ -408,11 +408,12 @@ shared = [
 ]
 [repositories.acme.app.machines.n]
 base_image = "x.img"
-shared = [{ path = "/c", tag = "has space" }]
+shared = [{ path = "/c", tag = "has space" }, { path = "/d", tag = ".." }]
 `,
     problems: [
       'forrest.toml:9: repositories.acme.app.machines.m.shared[1].tag: tag "data" is used twice in this machine',
-      'forrest.toml:13: repositories.acme.app.machines.n.shared[0].tag: expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", found "has space"',
+      'forrest.toml:13: repositories.acme.app.machines.n.shared[0].tag: expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", not "." or "..", found "has space"',
+      'forrest.toml:13: repositories.acme.app.machines.n.shared[1].tag: expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", not "." or "..", found ".."',
     ],
   },
   {
@@ -770,7 +771,7 @@ artifacts = [{ path = "${store}", url = "https://ci.example.org/", quota = "1G" 
       "/srv/cache/uploads/<RUNNER_NAME>",
     )),
     [
-      "forrest.toml:8: repositories.acme.app.machines.hil.artifacts[0].path: the artifact store /srv/cache/uploads/<RUNNER_NAME> overlaps the writable shared folder /srv/cache: a job could redirect uploads through links there; keep them apart",
+      "forrest.toml:8: repositories.acme.app.machines.hil.artifacts[0].path: the artifact store /srv/cache/uploads/<RUNNER_NAME> overlaps /srv/cache, a writable shared folder of acme/app/hil: a job could redirect uploads through links there; keep them apart",
     ],
   );
   assert.equal(
@@ -780,6 +781,29 @@ artifacts = [{ path = "${store}", url = "https://ci.example.org/", quota = "1G" 
     )).length,
     1,
     "a share inside the store's shared folder",
+  );
+  // Another machine's writable share counts as much.
+  assert.deepEqual(
+    problems(`${HOST}[repositories.acme.app.machines.a]
+base_image = "x.img"
+artifacts = [{ path = "/data/up", url = "https://ci.example.org/", quota = "1G" }]
+[repositories.acme.other.machines.b]
+base_image = "x.img"
+shared = [{ path = "/data", tag = "all", writable = true }]
+`),
+    [
+      "forrest.toml:7: repositories.acme.app.machines.a.artifacts[0].path: the artifact store /data/up overlaps /data, a writable shared folder of acme/other/b: a job could redirect uploads through links there; keep them apart",
+    ],
+  );
+  // No share, read-only or not, reaches into base_dir (/srv/forrest).
+  assert.deepEqual(
+    problems(toml(
+      '{ path = "/srv/forrest/machines", tag = "m" }',
+      "/data/uploads",
+    )),
+    [
+      "forrest.toml:7: repositories.acme.app.machines.hil.shared[0].path: /srv/forrest/machines overlaps Forrest's base_dir /srv/forrest: jobs would see machine images and TPM keys; share a folder outside it",
+    ],
   );
   // Read-only shares and separate folders are fine.
   config(toml(

@@ -101,6 +101,12 @@ export function resolveConfig(
     )
   );
   checkBaseMachines(repositories.flatMap((r) => r.machines), problems);
+  checkSharesApart(
+    repositories.flatMap((r) => r.machines),
+    machines.flat(),
+    host?.baseDir,
+    problems,
+  );
   if (host) {
     const problem = checkSocketBaseDir(host.baseDir);
     if (problem) {
@@ -380,7 +386,6 @@ function buildMachine(
   checkSharedTags(value, where, problems);
   checkForwards(value, where, problems);
   const fromConfig = (path: string) => resolve(options.configDir, path);
-  checkStoresApartFromShares(value, where, problems, fromConfig);
   const template = value.setup_template;
   if (template && template.path === undefined) {
     problems.push({
@@ -456,39 +461,58 @@ function checkSharedTags(
 }
 
 /**
- * An artifact store and a writable shared folder must not overlap: the
- * guest could swap a folder of the store for a link while Forrest writes an
- * upload there, and put the upload anywhere Forrest may write.
+ * What shared folders must not reach, across all machines: Forrest's own
+ * base_dir (machine images, TPM keys, run directories with JIT configs),
+ * and, for a writable share, any machine's artifact store, where a guest
+ * could swap a folder for a link while Forrest writes an upload.
+ * Paths are compared as written (resolved, not followed through links).
  */
-function checkStoresApartFromShares(
-  value: Expanded["value"],
-  where: (key: string) => KeyPath,
+function checkSharesApart(
+  entries: readonly MachineEntry[],
+  machines: readonly MachineConfig[],
+  baseDir: string | undefined,
   problems: RawProblem[],
-  fromConfig: (path: string) => string,
 ): void {
-  const within = (inner: string, outer: string) =>
-    inner === outer || inner.startsWith(`${outer.replace(/\/+$/, "")}/`);
-  (value.artifacts ?? []).forEach((store, index) => {
-    // The folder above the first per-run part is what all runs share.
-    const path = fromConfig(store.path);
-    const fixed = path.includes("<RUNNER_NAME>")
-      ? path.slice(0, path.indexOf("<RUNNER_NAME>")).replace(/\/[^/]*$/, "")
-      : path;
-    const share = (value.shared ?? []).find((dir) =>
-      dir.writable &&
-      (within(fixed, fromConfig(dir.path)) ||
-        within(fromConfig(dir.path), fixed))
-    );
-    if (share) {
-      problems.push({
-        path: [...where("artifacts"), index, "path"],
-        message:
-          `the artifact store ${path} overlaps the writable shared folder ${
-            fromConfig(share.path)
-          }: a job could redirect uploads through links there; keep them apart`,
-      });
-    }
+  const overlap = (a: string, b: string) => within(a, b) || within(b, a);
+  const at = (entry: MachineEntry, key: string): KeyPath =>
+    entry.expanded.origin.get(key) ?? [...entry.path, key];
+  const writable = machines.flatMap((m) =>
+    m.shared.filter((dir) => dir.writable).map((dir) => ({ dir, machine: m }))
+  );
+  machines.forEach((machine, i) => {
+    const entry = entries[i]!;
+    machine.shared.forEach((dir, index) => {
+      if (baseDir !== undefined && overlap(dir.path, baseDir)) {
+        problems.push({
+          path: [...at(entry, "shared"), index, "path"],
+          message:
+            `${dir.path} overlaps Forrest's base_dir ${baseDir}: jobs would see machine images and TPM keys; share a folder outside it`,
+        });
+      }
+    });
+    machine.artifacts.forEach((store, index) => {
+      // The folder above the first per-run part is what all runs share.
+      const fixed = store.path.includes("<RUNNER_NAME>")
+        ? store.path.slice(0, store.path.indexOf("<RUNNER_NAME>"))
+          .replace(/\/[^/]*$/, "")
+        : store.path;
+      const found = writable.find(({ dir }) => overlap(fixed, dir.path));
+      if (found) {
+        problems.push({
+          path: [...at(entry, "artifacts"), index, "path"],
+          message:
+            `the artifact store ${store.path} overlaps ${found.dir.path}, a writable shared folder of ${
+              tripletName(found.machine.triplet)
+            }: a job could redirect uploads through links there; keep them apart`,
+        });
+      }
+    });
   });
+}
+
+/** Whether `inner` is `outer` or below it. */
+function within(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(`${outer.replace(/\/+$/, "")}/`);
 }
 
 /**

@@ -106,9 +106,10 @@ const parameterName = z.string().superRefine((name, ctx) => {
 
 const sharedDir = z.strictObject({
   path: nonEmpty,
-  tag: z.string().regex(/^[A-Za-z0-9_.-]{1,31}$/, {
+  // Not "." or "..": the guest mounts each share at /mnt/<tag>.
+  tag: z.string().regex(/^(?!\.\.?$)[A-Za-z0-9_.-]{1,31}$/, {
     error: (issue) =>
-      `expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", found ${
+      `expected a 9p mount tag of 1 to 31 letters, digits, ".", "_" or "-", not "." or "..", found ${
         describe(issue.input)
       }`,
   }),

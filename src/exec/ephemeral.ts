@@ -193,7 +193,7 @@ export async function runEphemeral(
 }
 
 /**
- * Keeps everything with --keep; keeps the logs of a run that went wrong, so
+ * Keeps everything but the TPM state with --keep; keeps the logs of a run that went wrong, so
  * that its boot log can be read; removes a run that went well.
  */
 async function cleanUp(
@@ -202,8 +202,14 @@ async function cleanUp(
   outcome: EphemeralOutcome,
 ): Promise<EphemeralResult["left"]> {
   if (keep) {
-    // Sockets end with qemu; their folder is not in the run directory.
+    // Sockets end with qemu; their folder is not in the run directory. The
+    // TPM's copy holds the machine's keys: it goes even with --keep.
     await run.removeSockets();
+    await Deno.remove(run.file("tpmState"), { recursive: true }).catch(
+      (error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      },
+    );
     return "all";
   }
   if (outcome === "exited") {

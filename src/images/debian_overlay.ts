@@ -45,9 +45,17 @@ export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
     content:
       "# Like GitHub's runners: the job may use sudo freely.\nrunner ALL=(ALL) NOPASSWD:ALL\n",
   },
+  // The user network's card (its MAC is fixed in vm/argv.ts) gets the
+  // default route; extra cards (network_interfaces) get addresses but no
+  // default route, so that a lab's DHCP server cannot take the job's way out.
+  "etc/systemd/network/70-forrest-uplink.network": {
+    mode: 0o644,
+    content: "[Match]\nMACAddress=52:54:00:12:34:56\n\n[Network]\nDHCP=yes\n",
+  },
   "etc/systemd/network/80-forrest-dhcp.network": {
     mode: 0o644,
-    content: "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
+    content: "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n\n" +
+      "[DHCPv4]\nUseGateway=no\n\n[IPv6AcceptRA]\nUseGateway=no\n",
   },
   // Do not wait two minutes for a link that qemu's NAT always gives at once.
   "etc/systemd/system/systemd-networkd-wait-online.service.d/forrest.conf": {

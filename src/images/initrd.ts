@@ -12,7 +12,8 @@ import { cpioArchive, type CpioEntry } from "./cpio.ts";
 
 /**
  * What Debian's cloud kernel needs for /dev/vda, in load order (each needs
- * the ones before it); for guests built without depmod's modules.dep.
+ * the ones before it): for the tests' guest, whose kernel comes straight
+ * from its package, without the modules.dep that depmod writes.
  */
 const MODULES = [
   "virtio_ring",
@@ -166,7 +167,14 @@ async function readModule(path: string): Promise<Uint8Array> {
     args: ["-dc", path],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).output().catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      `The kernel's modules are compressed: unpacking them needs ${tool} (Debian: ${
+        tool === "xz" ? "xz-utils" : tool
+      })`,
+    );
+  });
   if (!out.success) {
     throw new Error(
       `Cannot decompress ${path} with ${tool}: ${

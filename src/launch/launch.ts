@@ -13,6 +13,7 @@ import { type SetupTemplateContent, writeConfigDisks } from "../guest/mod.ts";
 import { type CloneSetting, DiskForker, type Fork } from "../images/mod.ts";
 import { RUN_FILES, type RunDir } from "../run/mod.ts";
 import {
+  type Accelerator,
   type Boot,
   buildQemuArgv,
   type DiskCache,
@@ -81,8 +82,17 @@ export interface Launched {
 }
 
 const forker = new DiskForker();
-/** One pool per process: a DHCP server sees the same few addresses again. */
-const macs = new MacPool();
+/**
+ * One pool per switch, for the daemon's life: a DHCP server on a switch sees
+ * the same few addresses again, each one on its own network only.
+ */
+const macPools = new Map<string, MacPool>();
+
+function macPool(socket: string): MacPool {
+  let pool = macPools.get(socket);
+  if (!pool) macPools.set(socket, pool = new MacPool());
+  return pool;
+}
 
 /**
  * Starts the VM. On failure nothing is left running; the run directory is
@@ -105,8 +115,8 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     { cidata: run.file("cidata"), jobdata: run.file("jobdata") },
     options.template,
   );
-  const boot = await chooseBoot(options.image, run);
   const accel = await resolveAccelerator(options.accel);
+  const boot = await chooseBoot(options.image, run, accel);
   const { network } = options;
   const isolated = isIsolated(network.mode);
   if (!isolated) {
@@ -124,26 +134,29 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   }
   const helpers: HelperRecord[] = [];
   // swtpm first: qemu connects to it as it starts.
-  const tpm = options.tpmState === undefined
-    ? undefined
-    : await startTpm(options.tpmState, run);
+  // Recorded as soon as it runs: a crash before qemu starts must find it.
+  const tpm = options.tpmState === undefined ? undefined : await startTpm(
+    options.tpmState,
+    run,
+    (record) => writeRecord(run, options, undefined, [record]),
+  );
   const nics = (options.networkInterfaces ?? []).map((nic) => ({
     socket: nic.path,
-    mac: macs.take(),
+    mac: macPool(nic.path).take(),
   }));
   const giveBack = {
     stop: () => {
-      for (const nic of nics.splice(0)) macs.give(nic.mac);
+      // Last first, so that the next VM's cards get them in the same order.
+      for (const nic of nics.splice(0).reverse()) {
+        macPool(nic.socket).give(nic.mac);
+      }
       return Promise.resolve();
     },
   };
   let vm: QemuVm;
   let startedAt: number;
+  if (tpm) helpers.push(tpm.record);
   try {
-    if (tpm) {
-      helpers.push(tpm.record);
-      await writeRecord(run, options, undefined, helpers);
-    }
     const argv = buildQemuArgv({
       accel,
       cpus: options.cpus,
@@ -206,14 +219,18 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
 }
 
 /**
- * O_DIRECT for the run disk: measured with bench/disk_cache_bench.ts, a job
- * writing 2 GiB grew the host's page cache by 86 MiB instead of 2.2 GiB
- * (the guest caches what it writes already) and took no longer (90 s against
- * 96 s, medians under TCG). tmpfs has no O_DIRECT: there, the page cache.
+ * O_DIRECT for the run disk where it is safe: measured with
+ * bench/disk_cache_bench.ts, a job writing 2 GiB grew the host's page cache
+ * by 86 MiB instead of 2.2 GiB (the guest caches what it writes already)
+ * and took no longer (90 s against 96 s, medians under TCG). Only on ext4
+ * and xfs: btrfs before Linux 6.14 reports false checksum errors when a
+ * guest changes a buffer during a direct write, and tmpfs (or ZFS before
+ * 2.3) has no O_DIRECT at all. Elsewhere, the host's page cache.
  */
 async function diskCacheFor(dir: string): Promise<DiskCache> {
   const type = await runChecked("stat", ["-f", "-c", "%T", dir]);
-  return type.trim() === "tmpfs" ? "host" : "direct";
+  // stat names ext4 "ext2/ext3" (one magic number for all three).
+  return ["ext2/ext3", "xfs"].includes(type.trim()) ? "direct" : "host";
 }
 
 function writeRecord(
@@ -312,7 +329,11 @@ function startNetworkHelper(
  * Direct kernel boot for a bare ext4 image (kernel and initrd copied out of
  * it into the run directory), firmware boot for anything else.
  */
-async function chooseBoot(image: string, run: RunDir): Promise<Boot> {
+async function chooseBoot(
+  image: string,
+  run: RunDir,
+  accel: Accelerator,
+): Promise<Boot> {
   if (!(await isExtFileSystem(image))) return { kind: "firmware" };
   const files = await findKernel(image);
   if (!files) {
@@ -326,6 +347,6 @@ async function chooseBoot(image: string, run: RunDir): Promise<Boot> {
     kind: "kernel",
     kernel: RUN_FILES.kernel,
     initrd: files.initrd ? RUN_FILES.initrd : undefined,
-    append: kernelCommandLine(),
+    append: kernelCommandLine(accel),
   };
 }

@@ -11,7 +11,11 @@ import type { Triplet } from "../config/mod.ts";
 import { pathExists, runChecked } from "../host/mod.ts";
 import { machineTpmPath } from "../images/mod.ts";
 import { RUN_FILES, type RunDir } from "../run/mod.ts";
-import { HelperProcess, HelperStartError } from "../vm/mod.ts";
+import {
+  HelperProcess,
+  type HelperRecord,
+  HelperStartError,
+} from "../vm/mod.ts";
 
 /** The machine type's TPM state, or undefined when it has none. */
 export async function machineTpmState(
@@ -64,6 +68,7 @@ export function swtpmArgs(state: string, controlSocket: string): string[] {
 export async function startTpm(
   state: string,
   run: RunDir,
+  onSpawn: (record: HelperRecord) => Promise<void>,
 ): Promise<HelperProcess> {
   // A reflink where the file system can; the state is small either way.
   await runChecked("cp", [
@@ -79,6 +84,7 @@ export async function startTpm(
     binary: "swtpm",
     args: swtpmArgs(await stateOption(run), socket),
     cwd: run.path,
+    onSpawn,
     ready: async (_helper, signal) => {
       while (!signal.aborted) {
         try {

@@ -63,7 +63,7 @@ Deno.test("buildQemuArgv() describes the whole VM for firmware boot", () => {
     "-netdev",
     "user,id=net0,ipv4=on,ipv6=on,host=10.0.2.100",
     "-device",
-    "virtio-net-pci,netdev=net0",
+    "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56",
     "-chardev",
     "file,id=log,path=log.txt",
     "-serial",
@@ -102,7 +102,7 @@ Deno.test("buildQemuArgv() gives whole MiB of RAM, at least one", () => {
 });
 
 Deno.test("buildQemuArgv() boots a kernel directly, with or without an initrd", () => {
-  const append = kernelCommandLine();
+  const append = kernelCommandLine("kvm");
   const withInitrd = buildQemuArgv({
     ...BASE,
     boot: { kind: "kernel", kernel: "vmlinuz", initrd: "initrd.img", append },
@@ -110,7 +110,8 @@ Deno.test("buildQemuArgv() boots a kernel directly, with or without an initrd", 
   assert.deepEqual(values(withInitrd, "-kernel"), ["vmlinuz"]);
   assert.deepEqual(values(withInitrd, "-initrd"), ["initrd.img"]);
   assert.deepEqual(values(withInitrd, "-append"), [
-    "root=/dev/vda rw rootfstype=ext4 console=ttyS0 panic=-1",
+    "root=/dev/vda rw rootfstype=ext4 console=ttyS0 panic=-1 " +
+    "modprobe.blacklist=ahci,psmouse,pcspkr,iTCO_wdt,i2c_i801,lpc_ich,ccp,cfg80211",
   ]);
   const without = buildQemuArgv({
     ...BASE,
@@ -235,4 +236,13 @@ Deno.test("buildQemuArgv() bypasses the host's page cache for the run disk only 
     /^if=none,id=disk,.*,cache\.direct=on,cache\.no-flush=on$/,
   );
   assert.ok(config.every((d) => !d.includes("cache.")));
+});
+
+Deno.test("kernelCommandLine() keeps nested virtualization for KVM guests only", () => {
+  const blacklist = (line: string) =>
+    /modprobe\.blacklist=(\S+)/.exec(line)?.[1]?.split(",") ?? [];
+  assert.ok(!blacklist(kernelCommandLine("kvm")).includes("kvm_amd"));
+  assert.ok(blacklist(kernelCommandLine("tcg")).includes("kvm_amd"));
+  assert.ok(blacklist(kernelCommandLine("tcg")).includes("kvm_intel"));
+  assert.ok(blacklist(kernelCommandLine("tcg")).includes("ahci"));
 });

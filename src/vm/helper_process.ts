@@ -31,6 +31,11 @@ export interface StartHelperOptions {
   readonly ready: (helper: HelperProcess, signal: AbortSignal) => Promise<void>;
   /** Milliseconds for `ready`; 10 s by default. */
   readonly readyTimeout?: number;
+  /**
+   * Called as soon as the process runs, before `ready`: where to record it,
+   * so that a crash while it comes up does not leave it unknown.
+   */
+  readonly onSpawn?: (record: HelperRecord) => Promise<void>;
 }
 
 /** A helper did not start, with why. */
@@ -92,6 +97,12 @@ export class HelperProcess {
       options.binary,
       ...options.args,
     ]);
+    try {
+      await options.onSpawn?.(helper.record);
+    } catch (error) {
+      await helper.stop();
+      throw error;
+    }
     const timeout = options.readyTimeout ?? 10_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = new AbortController();

@@ -110,3 +110,47 @@ Deno.test("stopLeftoverHelper() stops the recorded process and nothing else", as
   await stopLeftoverHelper(record);
   assert.equal((await child.status).signal, "SIGTERM");
 });
+
+Deno.test("HelperProcess.start() reports the process before it is ready, and stops it when that fails", async () => {
+  await withDir(async (dir) => {
+    const seen: number[] = [];
+    let readyCalled = false;
+    const helper = await HelperProcess.start({
+      name: "test",
+      binary: "sleep",
+      args: ["30"],
+      cwd: dir,
+      onSpawn: (record) => {
+        assert.ok(!readyCalled, "onSpawn comes before ready");
+        seen.push(record.pid);
+        return Promise.resolve();
+      },
+      ready: () => {
+        readyCalled = true;
+        return Promise.resolve();
+      },
+    });
+    assert.deepEqual(seen, [helper.pid]);
+    await helper.stop();
+
+    let spawned:
+      | { pid: number; argv: readonly string[]; name: string }
+      | undefined;
+    await assert.rejects(
+      HelperProcess.start({
+        name: "test",
+        binary: "sleep",
+        args: ["31"],
+        cwd: dir,
+        onSpawn: (record) => {
+          spawned = record;
+          return Promise.reject(new Error("cannot write the record"));
+        },
+        ready: () => Promise.resolve(),
+      }),
+      /cannot write the record/,
+    );
+    assert.ok(spawned);
+    assert.ok(!(await isHelperRunning(spawned)), "stopped");
+  });
+});

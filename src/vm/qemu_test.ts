@@ -77,7 +77,7 @@ async function startLinuxGuest(dir: string, job: string): Promise<QemuVm> {
       kind: "kernel",
       kernel: "vmlinuz",
       initrd: "initrd.img",
-      append: kernelCommandLine(),
+      append: kernelCommandLine("tcg"),
     },
     network: { mode: "restricted", forwards: [] },
     shared: [],

@@ -24,6 +24,7 @@ Deno.test("forrest --help lists the commands and exits 0", async () => {
     "config",
     "exec",
     "image",
+    "tpm",
     "shell",
     "serve",
     "status",

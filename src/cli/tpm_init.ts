@@ -9,7 +9,7 @@
  */
 
 import { dirname } from "node:path";
-import { tripletName } from "../config/mod.ts";
+import { allMachines, tripletName } from "../config/mod.ts";
 import { fsync, pathExists, runChecked } from "../host/mod.ts";
 import { machineTpmPath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
@@ -78,14 +78,14 @@ export async function tpmInitCommand(
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw error;
   }
-  const configured = host.config?.repositories.some((repository) =>
-    repository.machines.some((m) =>
+  if (
+    host.config &&
+    !allMachines(host.config).some((m) =>
       tripletName(m.triplet).toLowerCase() === machine.toLowerCase()
     )
-  );
-  if (configured === false) {
+  ) {
     context.output.err(
-      `forrest: warning: ${machine} is not a machine of ${host.config?.file}: no run uses this TPM until it is`,
+      `forrest: warning: ${machine} is not a machine of ${host.config.file}: no run uses this TPM until it is`,
     );
   }
   context.output.out(

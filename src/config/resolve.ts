@@ -10,6 +10,7 @@ import { GUEST_API_PORT, isForwardHost } from "../launch/guest_network.ts";
 import { FORWARD_ADDRESS } from "../vm/argv.ts";
 import { isAbsolute, resolve } from "node:path";
 import { Secret } from "../log/secret.ts";
+import { isWithin } from "../host/fs.ts";
 import { checkSocketBaseDir } from "../run/socket_dir.ts";
 import {
   type Expanded,
@@ -473,7 +474,7 @@ function checkSharesApart(
   baseDir: string | undefined,
   problems: RawProblem[],
 ): void {
-  const overlap = (a: string, b: string) => within(a, b) || within(b, a);
+  const overlap = (a: string, b: string) => isWithin(a, b) || isWithin(b, a);
   const at = (entry: MachineEntry, key: string): KeyPath =>
     entry.expanded.origin.get(key) ?? [...entry.path, key];
   const writable = machines.flatMap((m) =>
@@ -508,11 +509,6 @@ function checkSharesApart(
       }
     });
   });
-}
-
-/** Whether `inner` is `outer` or below it. */
-function within(inner: string, outer: string): boolean {
-  return inner === outer || inner.startsWith(`${outer.replace(/\/+$/, "")}/`);
 }
 
 /**

@@ -193,8 +193,9 @@ export async function runEphemeral(
 }
 
 /**
- * Keeps everything but the TPM state with --keep; keeps the logs of a run that went wrong, so
- * that its boot log can be read; removes a run that went well.
+ * Keeps everything but the TPM state with --keep; keeps the logs of a run
+ * that went wrong, so that its boot log can be read; removes a run that
+ * went well.
  */
 async function cleanUp(
   run: RunDir,
@@ -205,11 +206,7 @@ async function cleanUp(
     // Sockets end with qemu; their folder is not in the run directory. The
     // TPM's copy holds the machine's keys: it goes even with --keep.
     await run.removeSockets();
-    await Deno.remove(run.file("tpmState"), { recursive: true }).catch(
-      (error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      },
-    );
+    await run.removeTpmState();
     return "all";
   }
   if (outcome === "exited") {

@@ -8,7 +8,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { fsync } from "../host/mod.ts";
+import { fsync, isWithin } from "../host/mod.ts";
 import { TEMPORARY } from "./request.ts";
 import type { Quota } from "./runs.ts";
 
@@ -195,11 +195,6 @@ async function readWithin(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function isWithin(path: string, root: string): boolean {
-  return path === root ||
-    path.startsWith(root.endsWith("/") ? root : `${root}/`);
 }
 
 function overQuota(quota: Quota): UploadResult {

@@ -20,3 +20,9 @@ export async function pathExists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+/** Whether `path` is `root` or below it (as written: links not followed). */
+export function isWithin(path: string, root: string): boolean {
+  return path === root ||
+    path.startsWith(root.endsWith("/") ? root : `${root}/`);
+}

@@ -7,4 +7,4 @@ export {
   type RunOptions,
   type RunResult,
 } from "./command.ts";
-export { fsync, pathExists } from "./fs.ts";
+export { fsync, isWithin, pathExists } from "./fs.ts";

@@ -5,6 +5,8 @@
  * are reviewed in one place and need no files beside the binary.
  */
 
+import { UPLINK_MAC } from "../vm/mod.ts";
+
 export interface OverlayFile {
   readonly content: string;
   readonly mode: number;
@@ -45,12 +47,11 @@ export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
     content:
       "# Like GitHub's runners: the job may use sudo freely.\nrunner ALL=(ALL) NOPASSWD:ALL\n",
   },
-  // The user network's card (its MAC is fixed in vm/argv.ts) gets the
-  // default route; extra cards (network_interfaces) get addresses but no
+  // The user network's card gets the default route; extra cards (network_interfaces) get addresses but no
   // default route, so that a lab's DHCP server cannot take the job's way out.
   "etc/systemd/network/70-forrest-uplink.network": {
     mode: 0o644,
-    content: "[Match]\nMACAddress=52:54:00:12:34:56\n\n[Network]\nDHCP=yes\n",
+    content: `[Match]\nMACAddress=${UPLINK_MAC}\n\n[Network]\nDHCP=yes\n`,
   },
   "etc/systemd/network/80-forrest-dhcp.network": {
     mode: 0o644,

@@ -7,7 +7,8 @@
  * initrd again, slower but working.
  */
 
-import { join } from "node:path";
+import { extname, join } from "node:path";
+import { CommandError, run } from "../host/mod.ts";
 import { cpioArchive, type CpioEntry } from "./cpio.ts";
 
 /**
@@ -154,33 +155,20 @@ export async function writeFastInitrds(root: string): Promise<void> {
   }
 }
 
+/** Decompressors by module suffix (trixie's modules are .ko.xz). */
+const UNPACK: Readonly<Record<string, string>> = {
+  ".xz": "xz",
+  ".zst": "zstd",
+  ".gz": "gzip",
+};
+
 async function readModule(path: string): Promise<Uint8Array> {
-  const tool = path.endsWith(".xz")
-    ? "xz"
-    : path.endsWith(".zst")
-    ? "zstd"
-    : path.endsWith(".gz")
-    ? "gzip"
-    : undefined;
+  const tool = UNPACK[extname(path)];
   if (!tool) return await Deno.readFile(path);
-  const out = await new Deno.Command(tool, {
-    args: ["-dc", path],
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    throw new Error(
-      `The kernel's modules are compressed: unpacking them needs ${tool} (Debian: ${
-        tool === "xz" ? "xz-utils" : tool
-      })`,
-    );
-  });
-  if (!out.success) {
-    throw new Error(
-      `Cannot decompress ${path} with ${tool}: ${
-        new TextDecoder().decode(out.stderr).trim()
-      }`,
-    );
+  const args = ["-dc", path];
+  const result = await run(tool, args);
+  if (result.code !== 0) {
+    throw new CommandError(tool, args, result.code, result.stderr);
   }
-  return out.stdout;
+  return result.stdout;
 }

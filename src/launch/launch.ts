@@ -88,6 +88,9 @@ const forker = new DiskForker();
  */
 const macPools = new Map<string, MacPool>();
 
+/** The run disk's cache mode by file system (device number). */
+const diskCaches = new Map<number, Promise<DiskCache>>();
+
 function macPool(socket: string): MacPool {
   let pool = macPools.get(socket);
   if (!pool) macPools.set(socket, pool = new MacPool());
@@ -227,10 +230,19 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
  * guest changes a buffer during a direct write, and tmpfs (or ZFS before
  * 2.3) has no O_DIRECT at all. Elsewhere, the host's page cache.
  */
-async function diskCacheFor(dir: string): Promise<DiskCache> {
-  const type = await runChecked("stat", ["-f", "-c", "%T", dir]);
-  // stat names ext4 "ext2/ext3" (one magic number for all three).
-  return ["ext2/ext3", "xfs"].includes(type.trim()) ? "direct" : "host";
+function diskCacheFor(dir: string): Promise<DiskCache> {
+  return Deno.stat(dir).then(({ dev }) => {
+    // Asked once per file system, not at every start.
+    let cache = diskCaches.get(dev);
+    if (!cache) {
+      cache = runChecked("stat", ["-f", "-c", "%T", dir]).then((type) =>
+        // stat names ext4 "ext2/ext3" (one magic number for all three).
+        ["ext2/ext3", "xfs"].includes(type.trim()) ? "direct" : "host"
+      );
+      diskCaches.set(dev, cache);
+    }
+    return cache;
+  });
 }
 
 function writeRecord(

@@ -203,10 +203,13 @@ export class RunDir {
    */
   async removeSockets(): Promise<void> {
     for (const path of [this.socketDir, this.file("socketLink")]) {
-      await Deno.remove(path, { recursive: true }).catch((error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
+      await removeTree(path);
     }
+  }
+
+  /** Removes the run's copy of its machine's TPM state (its keys). */
+  removeTpmState(): Promise<void> {
+    return removeTree(this.file("tpmState"));
   }
 
   /** Writes the record atomically: a crash leaves the old one or the new one. */
@@ -229,17 +232,14 @@ export class RunDir {
 
   /**
    * Removes what a finished run no longer needs: its disk (the large part),
-   * the kernel and initrd copies, config disks, TPM state and sockets. The logs and the
-   * record stay for debugging.
+   * the kernel and initrd copies, config disks, TPM state and sockets. The
+   * logs and the record stay for debugging.
    */
   async removeDisks(): Promise<void> {
     await this.removeSockets();
     for (const entry of await Array.fromAsync(Deno.readDir(this.path))) {
       if (!KEPT_RUN_FILES.has(entry.name)) {
-        await Deno.remove(join(this.path, entry.name), { recursive: true })
-          .catch((error) => {
-            if (!(error instanceof Deno.errors.NotFound)) throw error;
-          });
+        await removeTree(join(this.path, entry.name));
       }
     }
   }
@@ -261,4 +261,11 @@ export class RunDir {
       }
     }
   }
+}
+
+/** Removes a file or folder; nothing happens when it is gone already. */
+async function removeTree(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
 }

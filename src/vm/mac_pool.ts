@@ -31,7 +31,8 @@ export class MacPool {
       bytes[0] = (bytes[0]! | 0x02) & 0xfe;
       const mac = Array.from(bytes, (b) => b.toString(16).padStart(2, "0"))
         .join(":");
-      if (!this.#taken.has(mac) && !this.#free.includes(mac)) {
+      // Nothing is free here (pop found nothing): only those taken clash.
+      if (!this.#taken.has(mac)) {
         this.#taken.add(mac);
         return mac;
       }

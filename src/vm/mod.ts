@@ -17,6 +17,7 @@ export {
   OUTPUT_PORT_NAME,
   type QemuArgvOptions,
   type Share,
+  UPLINK_MAC,
   type VdeNic,
   type VmFiles,
 } from "./argv.ts";

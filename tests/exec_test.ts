@@ -306,8 +306,11 @@ Deno.test("forrest shell finds a machine whose names are the longest GitHub allo
   await withBaseDir(async (temp) => {
     const base = pathOfLength(temp, 60);
     const triplet = {
-      owner: "o".repeat(39),
-      repo: "r".repeat(100),
+      scope: {
+        kind: "repository" as const,
+        owner: "o".repeat(39),
+        repo: "r".repeat(100),
+      },
       machine: "m".repeat(64),
     };
     const runner = `forrest-${triplet.machine}-0123456789abcdef`;

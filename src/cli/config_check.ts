@@ -9,6 +9,7 @@ import {
   formatSize,
   loadConfig,
   type MachineConfig,
+  type ScopeKind,
   tripletName,
 } from "../config/mod.ts";
 import { pathExists } from "../host/mod.ts";
@@ -82,7 +83,7 @@ export function describeConfig(file: string, config: Config): string[] {
   ].join(", ");
   const lines = [
     `${file}: OK, ${plural(machines.length, "machine")} in ${
-      plural(config.repositories.length, "repository", "repositories")
+      describeScopes(config)
     }`,
     "",
     `  base_dir  ${host.baseDir}`,
@@ -91,23 +92,58 @@ export function describeConfig(file: string, config: Config): string[] {
     `  listen    ${config.server.listen.map(formatListen).join(", ")}`,
     `  github    ${
       github
-        ? `App ${github.appId} at ${github.apiUrl}, polling every ${
+        ? `${
+          [
+            github.app ? `App ${github.app.appId}` : undefined,
+            github.tokenFile ? `token from ${github.tokenFile}` : undefined,
+          ].filter(Boolean).join(", ")
+        } at ${github.apiUrl}, polling every ${
           formatDuration(github.pollingInterval)
         }`
         : "not configured (forrest serve needs it)"
     }`,
   ];
   if (machines.length > 0) {
+    // Runner groups only where some machine has one: most setups have none.
+    const groups = machines.some((m) => m.runnerGroup !== undefined);
     lines.push(
       "",
       ...formatTable(
-        ["MACHINE", "CPUS", "RAM", "DISK", "IMAGE SOURCE", "USE_BASE"],
-        machines.map(machineRow),
-        { align: ["left", "right", "right", "right", "left", "left"] },
+        [
+          "MACHINE",
+          "CPUS",
+          "RAM",
+          "DISK",
+          "IMAGE SOURCE",
+          "USE_BASE",
+          ...(groups ? ["RUNNER GROUP"] : []),
+        ],
+        machines.map((m) => [
+          ...machineRow(m),
+          ...(groups ? [m.runnerGroup ?? "(default)"] : []),
+        ]),
+        { align: ["left", "right", "right", "right", "left", "left", "left"] },
       ),
     );
   }
   return lines;
+}
+
+/** "2 repositories, 1 organization": what a config serves. */
+export function describeScopes(config: Config): string {
+  const counts = new Map<ScopeKind, number>();
+  for (const { scope } of config.scopes) {
+    counts.set(scope.kind, (counts.get(scope.kind) ?? 0) + 1);
+  }
+  const many = {
+    repository: "repositories",
+    organization: "organizations",
+    enterprise: "enterprises",
+  } as const;
+  const parts = [...counts].map(([kind, count]) =>
+    plural(count, kind, many[kind])
+  );
+  return parts.length ? parts.join(", ") : "0 repositories";
 }
 
 function machineRow(machine: MachineConfig): string[] {

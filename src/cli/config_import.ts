@@ -15,6 +15,7 @@ import {
 } from "../config/mod.ts";
 import { formatImportNote, importConfig } from "../config/import/mod.ts";
 import { pathExists } from "../host/mod.ts";
+import { describeScopes } from "./config_check.ts";
 import { EXIT_OK, EXIT_USAGE, UsageError } from "./exit.ts";
 import type { Output } from "./output.ts";
 
@@ -76,13 +77,10 @@ export async function configImport(
   }
   if (flags.output !== undefined) {
     const machines = allMachines(config).length;
-    const repositories = config.repositories.length;
     output.err(
       `Wrote ${flags.output}: ${machines} machine${
         machines === 1 ? "" : "s"
-      } in ${repositories} ${
-        repositories === 1 ? "repository" : "repositories"
-      }; forrest config check accepts it`,
+      } in ${describeScopes(config)}; forrest config check accepts it`,
     );
   }
   return EXIT_OK;

@@ -243,17 +243,18 @@ async function execTarget(
   const file = flags.config ?? context.env("FORREST_CONFIG") ?? DEFAULT_CONFIG;
   const config = await loadConfig(file);
   const wanted = flags.machine.toLowerCase();
-  const found = config.repositories.flatMap((repository) =>
-    repository.machines.map((machine) => ({ repository, machine }))
+  const found = config.scopes.flatMap((scopeConfig) =>
+    scopeConfig.machines.map((machine) => ({ scopeConfig, machine }))
   ).find(({ machine }) =>
     tripletName(machine.triplet).toLowerCase() === wanted
   );
   if (!found) {
     throw new UsageError(
-      `No machine "${flags.machine}" in ${file} (write owner/repo/machine)`,
+      `No machine "${flags.machine}" in ${file} (write owner/repo/machine, ` +
+        "orgs/ORG/machine or enterprises/SLUG/machine)",
     );
   }
-  const { machine, repository } = found;
+  const { machine, scopeConfig } = found;
   const baseDir = flags.baseDir ?? config.host.baseDir;
   // exec does not see the runs of a running daemon; it takes the images as
   // they are now.
@@ -287,7 +288,7 @@ async function execTarget(
     },
     persist: {
       target: machineImagePath(baseDir, machine.triplet),
-      token: repository.persistenceToken,
+      token: scopeConfig.persistenceToken,
       onSuccess: flags.persist ?? false,
     },
   };

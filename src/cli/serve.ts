@@ -10,13 +10,15 @@ import {
   ConfigReloader,
   type GitHubConfig,
   readConfig,
+  readSecretFile,
   readWebhookSecret,
   WebhookSecretError,
 } from "../config/mod.ts";
-import { GitHubForge } from "../forge/mod.ts";
+import { ForgeSetupError, GitHubForge } from "../forge/mod.ts";
 import { Secret } from "../log/mod.ts";
 import { GuestApi } from "../guest_api/mod.ts";
 import { apiApp, Daemon, listenAll, notifySystemd } from "../serve/mod.ts";
+import { describeScopes } from "./config_check.ts";
 import { UsageError } from "./exit.ts";
 import { DEFAULT_CONFIG } from "./host_settings.ts";
 
@@ -34,13 +36,17 @@ export async function serveCommand(
   const { config } = loaded;
   if (config.github === undefined) {
     throw new UsageError(
-      `${file} has no [github] table: forrest serve needs a GitHub App (docs/github-app.md)`,
+      `${file} has no [github] table: forrest serve needs a GitHub App or a token (docs/github-app.md)`,
     );
   }
   const secrets = await readSecrets(config.github);
   const forge = new GitHubForge({
-    appId: config.github.appId,
-    privateKey: secrets.privateKey,
+    ...(config.github.app && secrets.privateKey
+      ? {
+        app: { appId: config.github.app.appId, privateKey: secrets.privateKey },
+      }
+      : {}),
+    ...(secrets.token ? { token: secrets.token } : {}),
     webhookSecret: secrets.webhookSecret,
     apiUrl: config.github.apiUrl,
     requestTimeout: config.github.requestTimeout,
@@ -77,12 +83,19 @@ export async function serveCommand(
   });
   const watching = reloader.watch(stop.signal);
   // `systemctl reload` sends SIGHUP: re-read the file now (it is also
-  // re-read whenever it changes).
-  const onHangup = () => void reloader.reload();
+  // re-read whenever it changes), and the token file (a rotated token).
+  const onHangup = () =>
+    void reloader.reload().then(() => rereadToken(reloader.current, forge));
   Deno.addSignalListener("SIGHUP", onHangup);
   try {
-    await daemon.start();
-    const serving = `Serving ${config.repositories.length} repositories`;
+    await daemon.start().catch((error) => {
+      // A runner group that does not exist: the config must change.
+      if (error instanceof ForgeSetupError) {
+        throw new UsageError(`GitHub: ${error.message}`);
+      }
+      throw error;
+    });
+    const serving = `Serving ${describeScopes(config)}`;
     log.info(serving);
     await notifySystemd({ ready: true, status: serving });
     if (!stop.signal.aborted) {
@@ -109,20 +122,43 @@ export async function serveCommand(
   return 0;
 }
 
-/** The App's private key and webhook secret, read at start. */
-async function readSecrets(github: GitHubConfig) {
-  let privateKey: Secret;
+/** A new token from token_file (SIGHUP); a broken one keeps the old. */
+async function rereadToken(config: Config, forge: GitHubForge): Promise<void> {
+  const path = config.github?.tokenFile;
+  if (path === undefined) return;
   try {
-    privateKey = new Secret(await Deno.readTextFile(github.privateKeyFile));
+    forge.setToken(await readSecretFile(path, "token file"));
   } catch (error) {
-    throw new UsageError(
-      `Cannot read the GitHub App private key ${github.privateKeyFile}: ${
-        (error as Error).message
-      }`,
-    );
+    getLogger(["forrest", "config"]).error("{error}; the old token stays", {
+      error: (error as Error).message,
+    });
+  }
+}
+
+/** The App's private key, the token and the webhook secret, read at start. */
+async function readSecrets(github: GitHubConfig) {
+  let privateKey: Secret | undefined;
+  if (github.app) {
+    try {
+      privateKey = new Secret(
+        await Deno.readTextFile(github.app.privateKeyFile),
+      );
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read the GitHub App private key ${github.app.privateKeyFile}: ${
+          (error as Error).message
+        }`,
+      );
+    }
   }
   try {
-    return { privateKey, webhookSecret: await readWebhookSecret(github) };
+    return {
+      privateKey,
+      token: github.tokenFile === undefined
+        ? undefined
+        : await readSecretFile(github.tokenFile, "token file"),
+      webhookSecret: await readWebhookSecret(github),
+    };
   } catch (error) {
     if (error instanceof WebhookSecretError) {
       throw new UsageError(error.message);
@@ -141,13 +177,14 @@ function warnUnreloadable(old: Config, next: Config): void {
   }
   // The webhook secret is not among them: every reload applies it.
   const github = (c: Config) => ({
-    appId: c.github?.appId,
-    key: c.github?.privateKeyFile,
+    app: c.github?.app,
+    token: c.github?.tokenFile,
     apiUrl: c.github?.apiUrl,
   });
   if (!same(github(old), github(next))) {
     log.warn(
-      "The GitHub App settings (app_id, private_key_file, api_url) change on restart only",
+      "The GitHub settings (app_id, private_key_file, token_file, api_url) " +
+        "change on restart only; SIGHUP re-reads the token file's contents",
     );
   }
 }

@@ -9,7 +9,7 @@
  */
 
 import { dirname } from "node:path";
-import { allMachines, tripletName } from "../config/mod.ts";
+import { allMachines, parseTriplet, tripletName } from "../config/mod.ts";
 import { fsync, pathExists, runChecked } from "../host/mod.ts";
 import { machineTpmPath } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
@@ -27,12 +27,14 @@ export async function tpmInitCommand(
   flags: TpmInitFlags,
   context: { output: Output; env: (name: string) => string | undefined },
 ): Promise<number> {
-  const [owner, repo, name, ...rest] = machine.split("/");
-  if (!owner || !repo || !name || rest.length) {
+  const triplet = parseTriplet(machine);
+  if (!triplet) {
     throw new UsageError(
-      `"${machine}" is not a machine: write OWNER/REPO/MACHINE`,
+      `"${machine}" is not a machine: write OWNER/REPO/MACHINE, ` +
+        "orgs/ORG/MACHINE or enterprises/SLUG/MACHINE",
     );
   }
+  const name = triplet.machine;
   const host = await hostSettings({
     config: flags.config,
     baseDir: flags.baseDir,
@@ -40,7 +42,7 @@ export async function tpmInitCommand(
   });
   let target: string;
   try {
-    target = machineTpmPath(host.baseDir, { owner, repo, machine: name });
+    target = machineTpmPath(host.baseDir, triplet);
   } catch (error) {
     throw new UsageError(`${machine}: ${(error as Error).message}`);
   }
@@ -91,7 +93,7 @@ export async function tpmInitCommand(
   context.output.out(
     `Made ${target}: a TPM 2.0 with an endorsement key (0x81010001 RSA, ` +
       `0x81010016 ECC) and a storage key (0x81000001). Each run of ` +
-      `${owner}/${repo}/${name} gets a copy; what a run changes is not kept.`,
+      `${tripletName(triplet)} gets a copy; what a run changes is not kept.`,
   );
   return 0;
 }

@@ -7,7 +7,12 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./problem.ts";
 import { parseConfig } from "./load.ts";
-import { allMachines, type Config, type MachineConfig } from "./types.ts";
+import {
+  allMachines,
+  type Config,
+  type MachineConfig,
+  tripletName,
+} from "./types.ts";
 
 const GiB = 1024 ** 3;
 
@@ -168,7 +173,7 @@ webhook_secret_file = "secret"
 `,
     problems: [
       'forrest.toml:5: machine_snippets: unknown key; forrest\'s YAML "machine_snippets" anchors are [snippets.NAME] tables here, used with extends = [...]',
-      "forrest.toml:7: github.private_key_file: required key is missing",
+      "forrest.toml:7: github.private_key_file: required key is missing (a GitHub App needs app_id and private_key_file)",
       'forrest.toml:9: github.jwt_key_file: unknown key; forrest\'s YAML "jwt_key_file" is "private_key_file" here',
     ],
   },
@@ -259,7 +264,7 @@ base_machine = "acme/images/debian-bsae"
 base_machine = "debian-base"
 `,
     problems: [
-      'forrest.toml:6: repositories.acme.app.machines.build.base_machine: expected "owner/repo/machine", found "debian-base"',
+      'forrest.toml:6: repositories.acme.app.machines.build.base_machine: expected "owner/repo/machine", "orgs/ORG/machine" or "enterprises/SLUG/machine", found "debian-base"',
     ],
   },
   {
@@ -471,7 +476,7 @@ Deno.test("parseConfig() accepts a minimal config and fills in defaults", () => 
     { kind: "unix", path: "/srv/forrest/api.sock" },
   ]);
   assert.equal(c.github, undefined);
-  assert.deepEqual(c.repositories, []);
+  assert.deepEqual(c.scopes, []);
 });
 
 Deno.test("parseConfig() gives machines their defaults", () => {
@@ -480,7 +485,10 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     "build",
   );
   assert.deepEqual(m, {
-    triplet: { owner: "acme", repo: "app", machine: "build" },
+    triplet: {
+      scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+      machine: "build",
+    },
     cpus: 2,
     ram: 4 * GiB,
     disk: undefined,
@@ -490,6 +498,8 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     useBase: "if_newer",
     network: "user",
     labels: [],
+    defaultLabels: false,
+    runnerGroup: undefined,
     setupTemplate: undefined,
     shared: [],
     networkInterfaces: [],
@@ -624,7 +634,7 @@ base_image = "/data/abs.img"
     { kind: "tcp", hostname: "::1", port: 8080 },
     { kind: "tcp", hostname: "0.0.0.0", port: 9000 },
   ]);
-  assert.equal(c.github?.privateKeyFile, "/etc/forrest/keys/app.pem");
+  assert.equal(c.github?.app?.privateKeyFile, "/etc/forrest/keys/app.pem");
   assert.deepEqual(c.github?.webhookSecret, {
     kind: "file",
     path: "/etc/secret",
@@ -660,7 +670,7 @@ persistence_token = "persist-token-value"
     "hook-secret-value",
   );
   assert.equal(
-    c.repositories[0]?.persistenceToken?.reveal(),
+    c.scopes[0]?.persistenceToken?.reveal(),
     "persist-token-value",
   );
   const printed = JSON.stringify(c) + Deno.inspect(c, { depth: 10 });
@@ -684,9 +694,7 @@ Deno.test("parseConfig() accepts the shipped example", async () => {
     new URL("../../forrest.toml.example", import.meta.url),
   );
   const c = config(text);
-  const names = allMachines(c).map((m) =>
-    `${m.triplet.owner}/${m.triplet.repo}/${m.triplet.machine}`
-  );
+  const names = allMachines(c).map((m) => tripletName(m.triplet));
   assert.deepEqual(names, [
     "acme/platform-images/debian-base",
     "acme/firmware/build",
@@ -694,8 +702,7 @@ Deno.test("parseConfig() accepts the shipped example", async () => {
   ]);
   const build = allMachines(c)[1]!;
   assert.deepEqual(build.baseMachine, {
-    owner: "acme",
-    repo: "platform-images",
+    scope: { kind: "repository", owner: "acme", repo: "platform-images" },
     machine: "debian-base",
   });
 });
@@ -858,7 +865,10 @@ ram = "16G"
 [repositories.${owner}.${repo}.machines.${name}]
 base_image = "x.img"
 `);
-  assert.deepEqual(allMachines(c)[0]!.triplet, { owner, repo, machine: name });
+  assert.deepEqual(allMachines(c)[0]!.triplet, {
+    scope: { kind: "repository", owner, repo },
+    machine: name,
+  });
 });
 
 Deno.test("parseConfig() refuses a base_dir too long for the runs' sockets", () => {

@@ -17,10 +17,19 @@ export { formatKeyPath, type KeyPath } from "./key_path.ts";
 export { formatSize, parseSize } from "./size.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
 export { formatListen } from "./listen.ts";
-export { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";
+export {
+  checkMachineName,
+  checkOwnerName,
+  checkRepoName,
+  checkTripletNames,
+} from "./names.ts";
 export {
   ConfigReloader,
   type ConfigReloaderOptions,
   type ReloadOutcome,
 } from "./reload.ts";
-export { readWebhookSecret, WebhookSecretError } from "./webhook_secret.ts";
+export {
+  readSecretFile,
+  readWebhookSecret,
+  WebhookSecretError,
+} from "./webhook_secret.ts";

@@ -5,6 +5,8 @@
  * Each check returns undefined for a good name, or what is wrong with it.
  */
 
+import type { Triplet } from "./machine_key.ts";
+
 /** GitHub user and organization names: 1–39 letters, digits, single hyphens. */
 const OWNER_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
 /** GitHub repository names: 1–100 of letters, digits, `.`, `_`, `-`. */
@@ -31,4 +33,18 @@ export function checkMachineName(name: string): string | undefined {
   return MACHINE_RE.test(name) ? undefined : `"${name}" is not a valid ` +
     'machine name (1 to 64 letters, digits, ".", "_" or "-", starting with ' +
     "a letter or digit)";
+}
+
+/**
+ * Every name in a machine key, checked as the scope's kind asks: what goes
+ * into paths (run directories, machine images) passes here first.
+ */
+export function checkTripletNames(triplet: Triplet): string | undefined {
+  const { scope } = triplet;
+  const scopeProblem = scope.kind === "repository"
+    ? checkOwnerName(scope.owner) ?? checkRepoName(scope.repo)
+    : checkOwnerName(
+      scope.kind === "organization" ? scope.org : scope.enterprise,
+    );
+  return scopeProblem ?? checkMachineName(triplet.machine);
 }

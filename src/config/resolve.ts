@@ -23,10 +23,12 @@ import { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";
 import {
   checkKeys,
   describe,
+  enterpriseSchema,
   githubSchema,
   hostSchema,
   isTable,
   machineSchema,
+  organizationSchema,
   parseTable,
   type RawGitHub,
   type RawHost,
@@ -52,7 +54,10 @@ import {
   type ListenAddress,
   MACHINE_DEFAULTS,
   type MachineConfig,
-  type RepositoryConfig,
+  parseTriplet,
+  type Scope,
+  SCOPE_WORDS,
+  type ScopeConfig,
   type Triplet,
   tripletName,
 } from "./types.ts";
@@ -72,13 +77,15 @@ export interface ResolveResult {
 interface MachineEntry {
   readonly triplet: Triplet;
   readonly path: KeyPath;
+  /** The scope's runner group; the machine's own `runner_group` wins. */
+  readonly runnerGroup: string | undefined;
   readonly expanded: Expanded;
 }
 
-interface RepositoryEntry {
-  readonly owner: string;
-  readonly repo: string;
+interface ScopeEntry {
+  readonly scope: Scope;
   readonly token: string | undefined;
+  readonly repositories: readonly string[] | undefined;
   readonly machines: MachineEntry[];
 }
 
@@ -94,16 +101,15 @@ export function resolveConfig(
   const github = readGitHub(doc, options, problems);
   const expander = new SnippetExpander(readSnippets(doc, problems), problems);
   expander.expandAllSnippets();
-  const repositories = readRepositories(doc, expander, problems);
+  const scopes = readScopes(doc, expander, problems);
+  checkEnterpriseAuth(doc, scopes, problems);
 
-  const machines = repositories.map((repository) =>
-    repository.machines.map((entry) =>
-      buildMachine(entry, host, options, problems)
-    )
+  const machines = scopes.map((scope) =>
+    scope.machines.map((entry) => buildMachine(entry, host, options, problems))
   );
-  checkBaseMachines(repositories.flatMap((r) => r.machines), problems);
+  checkBaseMachines(scopes.flatMap((s) => s.machines), problems);
   checkSharesApart(
-    repositories.flatMap((r) => r.machines),
+    scopes.flatMap((s) => s.machines),
     machines.flat(),
     host?.baseDir,
     problems,
@@ -123,12 +129,12 @@ export function resolveConfig(
     host,
     server: { listen, socketMode: socketMode(doc) },
     github,
-    repositories: repositories.map((repository, index): RepositoryConfig => ({
-      owner: repository.owner,
-      repo: repository.repo,
-      persistenceToken: repository.token === undefined
+    scopes: scopes.map((scope, index): ScopeConfig => ({
+      scope: scope.scope,
+      persistenceToken: scope.token === undefined
         ? undefined
-        : new Secret(repository.token),
+        : new Secret(scope.token),
+      repositories: scope.repositories,
       machines: machines[index]!,
     })),
   };
@@ -229,14 +235,37 @@ function readGitHub(
         "webhook secret",
     });
   }
-  if (
-    raw.app_id === undefined || raw.private_key_file === undefined || !hasSecret
-  ) {
+  const appKeys = ["app_id", "private_key_file"] as const;
+  const appWritten = appKeys.filter((key) => key in written);
+  if (appWritten.length === 1) {
+    const missing = appKeys.find((key) => !(key in written))!;
+    problems.push({
+      path: ["github", missing],
+      message: "required key is missing (a GitHub App needs app_id and " +
+        "private_key_file)",
+    });
+  } else if (appWritten.length === 0 && !("token_file" in written)) {
+    problems.push({
+      path: ["github"],
+      message: "set app_id and private_key_file (a GitHub App), or " +
+        "token_file (a personal access token)",
+    });
+  }
+  const app = raw.app_id !== undefined && raw.private_key_file !== undefined
+    ? {
+      appId: raw.app_id,
+      privateKeyFile: resolve(options.configDir, raw.private_key_file),
+    }
+    : undefined;
+  const tokenFile = raw.token_file === undefined
+    ? undefined
+    : resolve(options.configDir, raw.token_file);
+  if ((app === undefined && tokenFile === undefined) || !hasSecret) {
     return undefined;
   }
   return {
-    appId: raw.app_id,
-    privateKeyFile: resolve(options.configDir, raw.private_key_file),
+    app,
+    tokenFile,
     webhookSecret: raw.webhook_secret_file !== undefined
       ? {
         kind: "file",
@@ -248,6 +277,27 @@ function readGitHub(
     janitorInterval: raw.janitor_interval ?? DEFAULT_JANITOR_INTERVAL,
     requestTimeout: raw.request_timeout ?? DEFAULT_REQUEST_TIMEOUT,
   };
+}
+
+/**
+ * GitHub Apps cannot register enterprise runners: an enterprise needs a
+ * token (a classic PAT with manage_runners:enterprise).
+ */
+function checkEnterpriseAuth(
+  doc: Record<string, unknown>,
+  scopes: readonly ScopeEntry[],
+  problems: RawProblem[],
+): void {
+  if (!isTable(doc.github) || "token_file" in doc.github) return;
+  for (const entry of scopes) {
+    if (entry.scope.kind !== "enterprise") continue;
+    problems.push({
+      path: ["enterprises", entry.scope.enterprise],
+      message: "enterprise runners need a token: set [github] token_file to " +
+        "a classic personal access token with the manage_runners:enterprise " +
+        "scope (GitHub Apps cannot register enterprise runners)",
+    });
+  }
 }
 
 function readSnippets(
@@ -265,17 +315,36 @@ function readSnippets(
   return snippets;
 }
 
+/** What a scope table of each kind is called, for messages. */
+const SCOPE_TABLES = {
+  repository: "repositories",
+  organization: "organizations",
+  enterprise: "enterprises",
+} as const;
+
+function readScopes(
+  doc: Record<string, unknown>,
+  expander: SnippetExpander,
+  problems: RawProblem[],
+): ScopeEntry[] {
+  return [
+    ...readRepositories(doc, expander, problems),
+    ...readAccounts(doc, "organization", expander, problems),
+    ...readAccounts(doc, "enterprise", expander, problems),
+  ];
+}
+
 function readRepositories(
   doc: Record<string, unknown>,
   expander: SnippetExpander,
   problems: RawProblem[],
-): RepositoryEntry[] {
-  const repositories: RepositoryEntry[] = [];
+): ScopeEntry[] {
+  const repositories: ScopeEntry[] = [];
   const seen = new Map<string, string>();
   const owners = tableEntries(doc.repositories, ["repositories"], problems);
   for (const [owner, ownerTable] of owners) {
     const ownerPath = ["repositories", owner];
-    const ownerProblem = checkOwnerName(owner);
+    const ownerProblem = checkOwnerName(owner) ?? reservedOwner(owner);
     if (ownerProblem) problems.push({ path: ownerPath, message: ownerProblem });
     for (
       const [repo, repoTable] of tableEntries(ownerTable, ownerPath, problems)
@@ -297,13 +366,20 @@ function readRepositories(
       seen.set(key, `${owner}/${repo}`);
       const raw = parseTable(repositorySchema, repoTable, path, problems);
       if (!raw || ownerProblem || repoProblem) continue;
+      if (raw.runner_group !== undefined) {
+        problems.push({
+          path: [...path, "runner_group"],
+          message: REPOSITORY_GROUP,
+        });
+      }
+      const scope = { kind: "repository", owner, repo } as const;
       repositories.push({
-        owner,
-        repo,
+        scope,
         token: raw.persistence_token,
+        repositories: undefined,
         machines: readMachines(
-          owner,
-          repo,
+          scope,
+          undefined,
           raw.machines,
           path,
           expander,
@@ -315,17 +391,118 @@ function readRepositories(
   return repositories;
 }
 
+const REPOSITORY_GROUP =
+  "runner groups belong to organizations and enterprises; a repository's " +
+  "runners are always in its default group (configure the machine under " +
+  "[organizations.OWNER] to use a group)";
+
+/**
+ * GitHub reserves these account names; they are the first segment of
+ * organization and enterprise machine keys (orgs/ORG/m, enterprises/E/m).
+ */
+function reservedOwner(owner: string): string | undefined {
+  const word = owner.toLowerCase();
+  return Object.values(SCOPE_WORDS).some((w) => w === word)
+    ? `"${owner}" is not a GitHub account (GitHub reserves the name); ` +
+      `use [${word === "orgs" ? "organizations" : "enterprises"}.NAME] ` +
+      "for runners of a whole organization or enterprise"
+    : undefined;
+}
+
+/** `[organizations.ORG]` or `[enterprises.SLUG]`. */
+function readAccounts(
+  doc: Record<string, unknown>,
+  kind: "organization" | "enterprise",
+  expander: SnippetExpander,
+  problems: RawProblem[],
+): ScopeEntry[] {
+  const table = SCOPE_TABLES[kind];
+  const entries: ScopeEntry[] = [];
+  const seen = new Map<string, string>();
+  for (const [name, value] of tableEntries(doc[table], [table], problems)) {
+    const path = [table, name];
+    const nameProblem = checkOwnerName(name);
+    if (nameProblem) {
+      problems.push({
+        path,
+        message: nameProblem.replace("owner name", `${kind} name`),
+      });
+      continue;
+    }
+    const earlier = seen.get(name.toLowerCase());
+    if (earlier !== undefined) {
+      problems.push({
+        path,
+        message: `${kind} "${name}" is already configured as "${earlier}" ` +
+          "(GitHub names ignore case)",
+      });
+      continue;
+    }
+    seen.set(name.toLowerCase(), name);
+    const raw = kind === "organization"
+      ? parseTable(organizationSchema, value, path, problems)
+      : parseTable(enterpriseSchema, value, path, problems);
+    if (!raw) continue;
+    const scope: Scope = kind === "organization"
+      ? { kind, org: name }
+      : { kind, enterprise: name };
+    const listed = "repositories" in raw
+      ? raw.repositories as string[] | undefined
+      : undefined;
+    entries.push({
+      scope,
+      token: raw.persistence_token,
+      repositories: listed === undefined
+        ? undefined
+        : readRepositoryList(listed, [...path, "repositories"], problems),
+      machines: readMachines(
+        scope,
+        raw.runner_group,
+        raw.machines,
+        path,
+        expander,
+        problems,
+      ),
+    });
+  }
+  return entries;
+}
+
+/** An organization's `repositories = [...]`: names, each once. */
+function readRepositoryList(
+  names: readonly string[],
+  path: KeyPath,
+  problems: RawProblem[],
+): string[] {
+  const seen = new Set<string>();
+  names.forEach((name, index) => {
+    const problem = checkRepoName(name) ??
+      (name.includes("/")
+        ? `"${name}": write the repository's name only, without its owner`
+        : undefined);
+    if (problem) problems.push({ path: [...path, index], message: problem });
+    else if (seen.has(name.toLowerCase())) {
+      problems.push({
+        path: [...path, index],
+        message: `repository "${name}" is listed twice`,
+      });
+    }
+    seen.add(name.toLowerCase());
+  });
+  return [...seen];
+}
+
 function readMachines(
-  owner: string,
-  repo: string,
+  scope: Scope,
+  runnerGroup: string | undefined,
   machines: Record<string, unknown> | undefined,
-  repoPath: KeyPath,
+  scopePath: KeyPath,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): MachineEntry[] {
   const entries: MachineEntry[] = [];
   const seen = new Map<string, string>();
-  const machinesPath = [...repoPath, "machines"];
+  const machinesPath = [...scopePath, "machines"];
   for (const [name, table] of tableEntries(machines, machinesPath, problems)) {
     const path = [...machinesPath, name];
     const nameProblem = checkMachineName(name);
@@ -346,10 +523,21 @@ function readMachines(
     seen.set(name.toLowerCase(), name);
     const raw = parseTable(machineSchema, table, path, problems);
     if (!raw) continue;
+    const expanded = expander.expand(raw, path);
+    if (
+      scope.kind === "repository" &&
+      expanded.value.runner_group !== undefined
+    ) {
+      problems.push({
+        path: expanded.origin.get("runner_group") ?? path,
+        message: REPOSITORY_GROUP,
+      });
+    }
     entries.push({
-      triplet: { owner, repo, machine: name },
+      triplet: { scope, machine: name },
       path,
-      expanded: expander.expand(raw, path),
+      runnerGroup,
+      expanded,
     });
   }
   return entries;
@@ -412,6 +600,8 @@ function buildMachine(
     useBase: value.use_base ?? MACHINE_DEFAULTS.useBase,
     network: value.network ?? "user",
     labels: value.labels ?? [],
+    defaultLabels: value.default_labels ?? false,
+    runnerGroup: value.runner_group ?? entry.runnerGroup,
     setupTemplate: template?.path === undefined ? undefined : {
       path: fromConfig(template.path),
       parameters: template.parameters ?? {},
@@ -601,11 +791,6 @@ function checkBaseMachines(
       }`,
     });
   });
-}
-
-function parseTriplet(text: string): Triplet {
-  const [owner = "", repo = "", machine = ""] = text.split("/");
-  return { owner, repo, machine };
 }
 
 /** Entries of a table of tables; reports a value that is not a table. */

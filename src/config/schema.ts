@@ -81,11 +81,19 @@ const MISSING = "required key is missing";
 
 const nonEmpty = z.string().min(1);
 
-/** `owner/repo/machine`; whether it names a configured machine is resolve.ts's. */
+/**
+ * `owner/repo/machine`, `orgs/ORG/machine` or `enterprises/SLUG/machine`;
+ * whether it names a configured machine is resolve.ts's.
+ */
 const tripletText = z.string().regex(/^[^/\s]+\/[^/\s]+\/[^/\s]+$/, {
   error: (issue) =>
-    `expected "owner/repo/machine", found ${describe(issue.input)}`,
+    `expected "owner/repo/machine", "orgs/ORG/machine" or "enterprises/SLUG/machine", found ${
+      describe(issue.input)
+    }`,
 });
+
+/** A runner group's name, as GitHub shows it (it may hold spaces). */
+const runnerGroup = z.string().trim().min(1).max(255);
 
 const RESERVED_PARAMETERS: readonly string[] = FORREST_PLACEHOLDERS;
 
@@ -167,6 +175,8 @@ export const machineSchema = z.strictObject({
   ram: size().optional(),
   disk: size().optional(),
   labels: z.array(nonEmpty).optional(),
+  default_labels: z.boolean().optional(),
+  runner_group: runnerGroup.optional(),
   setup_template: z.strictObject({
     path: nonEmpty.optional(),
     parameters: z.record(parameterName, z.string()).optional(),
@@ -201,8 +211,9 @@ export const serverSchema = z.strictObject({
 export type RawServer = z.output<typeof serverSchema>;
 
 export const githubSchema = z.strictObject({
-  app_id: z.int().min(1),
-  private_key_file: nonEmpty,
+  app_id: z.int().min(1).optional(),
+  private_key_file: nonEmpty.optional(),
+  token_file: nonEmpty.optional(),
   webhook_secret_file: nonEmpty.optional(),
   webhook_secret: nonEmpty.optional(),
   api_url: z.string().refine((text) => /^https?:\/\/[^/\s]+/.test(text), {
@@ -217,6 +228,21 @@ export type RawGitHub = z.output<typeof githubSchema>;
 
 export const repositorySchema = z.strictObject({
   persistence_token: nonEmpty.optional(),
+  // Known here so that resolve.ts can say why it does not apply.
+  runner_group: runnerGroup.optional(),
+  machines: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const organizationSchema = z.strictObject({
+  persistence_token: nonEmpty.optional(),
+  runner_group: runnerGroup.optional(),
+  repositories: z.array(nonEmpty).optional(),
+  machines: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const enterpriseSchema = z.strictObject({
+  persistence_token: nonEmpty.optional(),
+  runner_group: runnerGroup.optional(),
   machines: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -226,6 +252,8 @@ export const TOP_LEVEL_KEYS = [
   "github",
   "snippets",
   "repositories",
+  "organizations",
+  "enterprises",
 ] as const;
 
 /**

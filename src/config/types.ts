@@ -7,12 +7,8 @@ export type Accel = "auto" | "kvm" | "tcg";
 export type UseBase = "if_newer" | "always" | "never";
 export type CloneSetting = "auto" | "reflink" | "qcow2";
 
-/** One machine type of one repository: `owner/repo/machine`. */
-export interface Triplet {
-  readonly owner: string;
-  readonly repo: string;
-  readonly machine: string;
-}
+import type { Scope, Triplet } from "./machine_key.ts";
+export * from "./machine_key.ts";
 
 export interface HostConfig {
   /** Absolute; images, machines, runs and sockets live below it. */
@@ -42,10 +38,21 @@ export type WebhookSecretSource =
   | { readonly kind: "file"; readonly path: string }
   | { readonly kind: "inline"; readonly value: Secret };
 
-export interface GitHubConfig {
+export interface GitHubAppConfig {
   readonly appId: number;
   /** Absolute path of the App's private key (PEM). */
   readonly privateKeyFile: string;
+}
+
+export interface GitHubConfig {
+  /** The GitHub App; repositories and organizations use it when set. */
+  readonly app: GitHubAppConfig | undefined;
+  /**
+   * Absolute path of a personal access token: what enterprises use (Apps
+   * cannot register enterprise runners), and every scope when there is
+   * no App.
+   */
+  readonly tokenFile: string | undefined;
   readonly webhookSecret: WebhookSecretSource;
   /** Without a trailing slash. */
   readonly apiUrl: string;
@@ -122,6 +129,13 @@ export interface MachineConfig {
   readonly network: NetworkMode;
   /** Extra runner labels, beyond `self-hosted`, `forrest` and the name. */
   readonly labels: readonly string[];
+  /**
+   * Also carry GitHub's default labels (`Linux`, `X64`), and take jobs that
+   * ask only for labels the runner has, without naming the machine.
+   */
+  readonly defaultLabels: boolean;
+  /** The runner group, by name (organizations, enterprises); default group when undefined. */
+  readonly runnerGroup: string | undefined;
   /** The built-in template when undefined. */
   readonly setupTemplate: SetupTemplate | undefined;
   readonly shared: readonly SharedDir[];
@@ -135,10 +149,15 @@ export interface MachineConfig {
   readonly startTimeout: number;
 }
 
-export interface RepositoryConfig {
-  readonly owner: string;
-  readonly repo: string;
+/** A repository, organization or enterprise, with its machines. */
+export interface ScopeConfig {
+  readonly scope: Scope;
   readonly persistenceToken: Secret | undefined;
+  /**
+   * An organization's repositories that its machines serve (lower case);
+   * all of them when undefined. Always undefined for other scopes.
+   */
+  readonly repositories: readonly string[] | undefined;
   readonly machines: readonly MachineConfig[];
 }
 
@@ -149,18 +168,20 @@ export interface Config {
   readonly server: ServerConfig;
   /** Only `forrest serve` needs GitHub; `exec` and `image` work without. */
   readonly github: GitHubConfig | undefined;
-  readonly repositories: readonly RepositoryConfig[];
+  /**
+   * Repositories, then organizations, then enterprises, each in file
+   * order: the order in which a job looks for its machine.
+   */
+  readonly scopes: readonly ScopeConfig[];
 }
 
-/** `owner/repo/machine`. */
-export function tripletName(triplet: Triplet): string {
-  return `${triplet.owner}/${triplet.repo}/${triplet.machine}`;
-}
-
-/** Every machine of every repository, in file order. */
+/** Every machine of every scope, in the order of `scopes`. */
 export function allMachines(config: Config): MachineConfig[] {
-  return config.repositories.flatMap((repository) => repository.machines);
+  return config.scopes.flatMap((scope) => scope.machines);
 }
+
+/** GitHub's default labels of a Linux x64 runner, as GitHub spells them. */
+export const GITHUB_DEFAULT_LABELS = ["Linux", "X64"] as const;
 
 /** Defaults for machine keys that are not set, documented in docs/config.md. */
 export const MACHINE_DEFAULTS = Object.freeze({
@@ -183,6 +204,7 @@ export const DEFAULT_LISTEN = "unix:api.sock";
  * `setup_template.parameters` cannot set them.
  */
 export const FORREST_PLACEHOLDERS = [
+  "SCOPE",
   "REPO_OWNER",
   "REPO_NAME",
   "MACHINE_NAME",

@@ -26,24 +26,32 @@ export async function readWebhookSecret(
 ): Promise<Secret> {
   const source = github.webhookSecret;
   if (source.kind === "inline") return source.value;
+  return await readSecretFile(source.path, "webhook secret file");
+}
+
+/**
+ * A secret kept in a file of its own (a webhook secret, a personal access
+ * token), without the trailing newline that `echo` writes.
+ *
+ * @throws {WebhookSecretError} when the file cannot be read or is empty
+ */
+export async function readSecretFile(
+  path: string,
+  what: string,
+): Promise<Secret> {
   let text: string;
   try {
-    text = await Deno.readTextFile(source.path);
+    text = await Deno.readTextFile(path);
   } catch (error) {
     throw new WebhookSecretError(
-      `Cannot read the webhook secret file ${source.path}: ${
-        (error as Error).message
-      }`,
-      source.path,
+      `Cannot read the ${what} ${path}: ${(error as Error).message}`,
+      path,
       { cause: error },
     );
   }
   const secret = text.replace(/\r?\n$/, "");
-  if (secret === "") {
-    throw new WebhookSecretError(
-      `The webhook secret file ${source.path} is empty`,
-      source.path,
-    );
+  if (secret.trim() === "") {
+    throw new WebhookSecretError(`The ${what} ${path} is empty`, path);
   }
   return new Secret(secret);
 }

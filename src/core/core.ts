@@ -10,6 +10,7 @@ import {
   allMachines,
   type Config,
   type MachineConfig,
+  type Scope,
   tripletName,
 } from "../config/mod.ts";
 import { type JobChange, type JobReport, JobTracker } from "./jobs.ts";
@@ -63,8 +64,7 @@ export type Decision =
   /** A `forrest-*` runner that no machine owns, offline and idle. */
   | {
     readonly kind: "delete-runner";
-    readonly owner: string;
-    readonly repo: string;
+    readonly scope: Scope;
     readonly runnerId: number;
     readonly runnerName: string;
   };
@@ -147,22 +147,16 @@ export class Core {
   /** New machines use the new config; machines that exist keep theirs. */
   setConfig(config: Config, now: number): void {
     this.#config = config;
-    this.#jobs.remap((job) =>
-      machineForJob(config, job.owner, job.repo, job.labels)?.triplet
-    );
+    this.#jobs.remap((job) => machineForJob(config, job, job.labels)?.triplet);
     this.#jobChanged(now);
   }
 
   // --- Jobs ---------------------------------------------------------------
 
   /** A job report from a webhook or a poll. */
-  jobReported(report: JobReport, now: number): JobChange {
-    const machine = machineForJob(
-      this.#config,
-      report.owner,
-      report.repo,
-      report.labels,
-    );
+  jobReported(reported: JobReport, now: number): JobChange {
+    const report = this.#jobs.completed(reported);
+    const machine = machineForJob(this.#config, report, report.labels);
     const change = this.#jobs.report(report, machine?.triplet, now);
     if (change.kind !== "none") this.#jobChanged(now);
     if (report.status === "in_progress" && report.runnerName !== null) {
@@ -206,13 +200,12 @@ export class Core {
   // --- Runners ------------------------------------------------------------
 
   /**
-   * The runners of `owner/repo` as the forge lists them: online and busy
-   * move our machines along; `forrest-*` runners that no machine owns and
-   * that are offline and idle are left over from a crash and get deleted.
+   * The runners of a scope as the forge lists them: online and busy move
+   * our machines along; `forrest-*` runners that no machine owns and that
+   * are offline and idle are left over from a crash and get deleted.
    */
   runnersListed(
-    owner: string,
-    repo: string,
+    scope: Scope,
     runners: readonly RunnerReport[],
     now: number,
   ): Decision[] {
@@ -229,8 +222,7 @@ export class Core {
       ) {
         decisions.push({
           kind: "delete-runner",
-          owner,
-          repo,
+          scope,
           runnerId: runner.id,
           runnerName: runner.name,
         });
@@ -410,14 +402,14 @@ export class Core {
   }
 
   #create(config: MachineConfig, now: number): Decision {
-    const repository = this.#config.repositories.find((r) =>
-      r.machines.includes(config)
+    const scopeConfig = this.#config.scopes.find((s) =>
+      s.machines.includes(config)
     )!;
     const machine: MachineRecord = {
       id: this.#nextId++,
       triplet: config.triplet,
       config,
-      repository,
+      scopeConfig,
       runnerName:
         `${RUNNER_PREFIX}${config.triplet.machine}-${this.#options.randomSuffix()}`,
       runnerId: undefined,

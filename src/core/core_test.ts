@@ -9,6 +9,8 @@ import { Core, type Decision, DEFAULT_CORE_OPTIONS } from "./core.ts";
 import type { JobReport } from "./jobs.ts";
 import { machineForJob, runnerLabels } from "./labels.ts";
 
+const OCTO_APP = { kind: "repository", owner: "octo", repo: "app" } as const;
+
 /** 16 GiB of RAM and 8 CPUs; `small` takes 4G/2, `big` 8G/4. */
 const TOML = `
 [host]
@@ -88,17 +90,22 @@ Deno.test("labels: a job belongs to the machine whose labels cover it", () => {
   ];
   for (const [labels, want] of cases) {
     assert.equal(
-      machineForJob(cfg, "octo", "app", labels)?.triplet.machine,
+      machineForJob(cfg, { owner: "octo", repo: "app" }, labels)?.triplet
+        .machine,
       want,
       labels.join(","),
     );
   }
   assert.equal(
-    machineForJob(cfg, "OCTO", "App", ["small"])?.triplet.repo,
-    "app",
+    machineForJob(cfg, { owner: "OCTO", repo: "App" }, ["small"])?.triplet
+      .machine,
+    "small",
   );
-  assert.equal(machineForJob(cfg, "octo", "other", ["small"]), undefined);
-  const small = cfg.repositories[0]!.machines[0]!;
+  assert.equal(
+    machineForJob(cfg, { owner: "octo", repo: "other" }, ["small"]),
+    undefined,
+  );
+  const small = cfg.scopes[0]!.machines[0]!;
   assert.deepEqual(runnerLabels(small), [
     "self-hosted",
     "forrest",
@@ -218,7 +225,7 @@ Deno.test("a job taken by our runner moves its machine to running, with metrics"
   core.jobReported({ ...job(1, "queued"), createdAt: 0 }, 0);
   registerAll(core, core.tick(5_000), 5_000);
   core.tick(6_000);
-  core.runnersListed("octo", "app", [
+  core.runnersListed(OCTO_APP, [
     {
       id: 101,
       name: "forrest-small-0000000000000001",
@@ -253,7 +260,7 @@ Deno.test("the janitor's runner list: online, busy, and orphans deleted", () => 
   core.jobReported(job(2, "queued"), 0);
   registerAll(core, core.tick(5_000), 5_000);
   core.tick(5_000);
-  const decisions = core.runnersListed("octo", "app", [
+  const decisions = core.runnersListed(OCTO_APP, [
     {
       id: 101,
       name: "forrest-small-0000000000000001",
@@ -407,7 +414,10 @@ Deno.test("a machine killed before it started holds no budget", () => {
   assert.deepEqual(brief(core.tick(11_000)), ["kill small#3 surplus"]);
   assert.equal(core.status().budget.ram.used, 8 * 1024 ** 3);
   assert.equal(
-    core.isRunning({ owner: "octo", repo: "app", machine: "small" }),
+    core.isRunning({
+      scope: { kind: "repository" as const, owner: "octo", repo: "app" },
+      machine: "small",
+    }),
     true,
   );
 });

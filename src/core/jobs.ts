@@ -17,6 +17,11 @@ export interface JobReport {
   readonly runnerName: string | null;
   /** When GitHub queued it, milliseconds since the epoch, if known. */
   readonly createdAt?: number;
+  /**
+   * The enterprise the repository belongs to, when the delivery says so
+   * (webhooks of enterprise hooks, and of organizations in an enterprise).
+   */
+  readonly enterprise?: string;
 }
 
 /** Job statuses Forrest tracks; "completed" drops a job. */
@@ -37,6 +42,8 @@ export interface TrackedJob {
   readonly owner: string;
   readonly repo: string;
   readonly labels: readonly string[];
+  /** Kept from the first report that named it (polls do not). */
+  readonly enterprise?: string;
   readonly triplet: Triplet;
   readonly status: Exclude<ForgeJobStatus, "completed">;
   readonly runnerName: string | null;
@@ -59,6 +66,14 @@ export type JobChange =
 export class JobTracker {
   readonly #jobs = new Map<number, TrackedJob>();
 
+  /** A report with what earlier reports of the same job said and it does not. */
+  completed(report: JobReport): JobReport {
+    const enterprise = this.#jobs.get(report.id)?.enterprise;
+    return report.enterprise === undefined && enterprise !== undefined
+      ? { ...report, enterprise }
+      : report;
+  }
+
   /** Applies one report; `triplet` is where the job belongs, if anywhere. */
   report(
     report: JobReport,
@@ -66,6 +81,7 @@ export class JobTracker {
     now: number,
   ): JobChange {
     const old = this.#jobs.get(report.id);
+    const enterprise = report.enterprise ?? old?.enterprise;
     // Deliveries come out of order: a job that runs does not go back to
     // waiting in line (a re-run is a new job id).
     if (
@@ -84,6 +100,7 @@ export class JobTracker {
       owner: report.owner,
       repo: report.repo,
       labels: report.labels,
+      ...(enterprise === undefined ? {} : { enterprise }),
       triplet,
       status: report.status,
       runnerName: report.runnerName,

@@ -4,11 +4,7 @@
  * and which may be killed when demand drops, cheapest first.
  */
 
-import type {
-  MachineConfig,
-  RepositoryConfig,
-  Triplet,
-} from "../config/mod.ts";
+import type { MachineConfig, ScopeConfig, Triplet } from "../config/mod.ts";
 
 export type MachineState =
   | "requested"
@@ -62,7 +58,8 @@ export interface Machine {
   readonly triplet: Triplet;
   /** The config this machine was created with; reloads do not change it. */
   readonly config: MachineConfig;
-  readonly repository: RepositoryConfig;
+  /** Its scope's config (the persistence token), from the same snapshot. */
+  readonly scopeConfig: ScopeConfig;
   readonly runnerName: string;
   readonly runnerId: number | undefined;
   readonly state: MachineState;

@@ -22,10 +22,13 @@ export {
   type TrackedJob,
 } from "./jobs.ts";
 export {
-  isConfiguredRepository,
+  isServed,
+  type JobOrigin,
   machineForJob,
   runnerLabels,
   sameName,
+  scopesFor,
+  takesJob,
   tripletKey,
 } from "./labels.ts";
 export {

@@ -6,7 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Accel, ArtifactStoreConfig } from "../config/mod.ts";
+import type { Accel, ArtifactStoreConfig, Triplet } from "../config/mod.ts";
 import { GuestApi, newRunToken } from "../guest_api/mod.ts";
 import type { Secret } from "../log/mod.ts";
 import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
@@ -79,7 +79,10 @@ export interface EphemeralResult {
   readonly persisted: boolean;
 }
 
-const EXEC_TRIPLET = { owner: "local", repo: "exec", machine: "exec" };
+const EXEC_TRIPLET: Triplet = {
+  scope: { kind: "repository", owner: "local", repo: "exec" },
+  machine: "exec",
+};
 
 export async function runEphemeral(
   options: EphemeralOptions,

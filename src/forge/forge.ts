@@ -1,9 +1,11 @@
 /**
- * What Forrest needs from a forge (GitHub now; Forgejo, Gitea, GitHub
- * organizations later, product.md §7). The core and the daemon only talk
- * to this interface, so another forge slots in without touching them.
+ * What Forrest needs from a forge (GitHub now, at every scope; Forgejo
+ * later, product.md §7). The core and the daemon only talk to this
+ * interface, so another forge slots in without touching them. Runners
+ * belong to a scope: a repository, an organization or an enterprise.
  */
 
+import type { Scope } from "../config/mod.ts";
 import type { JobReport, RunnerReport } from "../core/mod.ts";
 import type { Secret } from "../log/mod.ts";
 
@@ -34,18 +36,34 @@ export type WebhookResult =
     readonly report: JobReport;
   };
 
+/** What one configured scope needs from the forge before it can serve. */
+export interface ScopeNeeds {
+  readonly scope: Scope;
+  /** Runner groups its machines use, by name. */
+  readonly runnerGroups: readonly string[];
+  /** An organization's listed repositories: each must be able to use the groups. */
+  readonly repositories: readonly string[] | undefined;
+}
+
 export interface Forge {
-  /** Prepares API access for these repositories (GitHub: installations). */
-  connect(repos: readonly RepoRef[]): Promise<void>;
+  /**
+   * Prepares API access for these scopes (GitHub: installations, runner
+   * groups). Throws a ForgeSetupError for what the config must change,
+   * a ForgeError for what may pass (the forge could not be reached).
+   */
+  connect(scopes: readonly ScopeNeeds[]): Promise<void>;
   /** Registers a one-job runner; the guest runs it with `jitConfig`. */
   registerRunner(
-    repo: RepoRef,
+    scope: Scope,
     name: string,
     labels: readonly string[],
+    runnerGroup: string | undefined,
   ): Promise<RegisteredRunner>;
   /** Deletes a runner; one that is gone already is not an error. */
-  deleteRunner(repo: RepoRef, id: number): Promise<void>;
-  listRunners(repo: RepoRef): Promise<RunnerReport[]>;
+  deleteRunner(scope: Scope, id: number): Promise<void>;
+  listRunners(scope: Scope): Promise<RunnerReport[]>;
+  /** The repositories of an organization whose jobs it may run. */
+  listRepositories(org: string): Promise<RepoRef[]>;
   /** Queued and running jobs (and the finished jobs of their runs). */
   listActiveJobs(repo: RepoRef, since: Date): Promise<JobReport[]>;
   /** Verifies a delivery's signature over its raw body, then reads it. */
@@ -64,5 +82,17 @@ export class ForgeError extends Error {
   ) {
     super(message, options);
     this.name = "ForgeError";
+  }
+}
+
+/**
+ * A forge answer that the config must change to fix: a runner group that
+ * does not exist, a repository that may not use it. `forrest serve` does
+ * not start with one.
+ */
+export class ForgeSetupError extends ForgeError {
+  constructor(message: string) {
+    super(message, undefined);
+    this.name = "ForgeSetupError";
   }
 }

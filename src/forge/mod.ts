@@ -2,8 +2,10 @@
 export {
   type Forge,
   ForgeError,
+  ForgeSetupError,
   type RegisteredRunner,
   type RepoRef,
+  type ScopeNeeds,
   type WebhookResult,
 } from "./forge.ts";
 export {

@@ -7,7 +7,12 @@
 
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { SetupTemplate, Triplet } from "../config/mod.ts";
+import {
+  type Scope,
+  scopeSegments,
+  type SetupTemplate,
+  type Triplet,
+} from "../config/mod.ts";
 
 /** Files by path relative to their folder, as text. */
 export type TemplateFiles = ReadonlyMap<string, string>;
@@ -171,13 +176,26 @@ export async function renderSetupTemplate(
     ...withHashAlias(
       template ? template.parameters : BUILTIN_TEMPLATE_DEFAULTS,
     ),
-    REPO_OWNER: run.triplet.owner,
-    REPO_NAME: run.triplet.repo,
+    ...scopePlaceholders(run.triplet.scope),
     MACHINE_NAME: run.triplet.machine,
     RUNNER_NAME: run.runner,
     JITCONFIG: run.jitConfig,
     RUN_TOKEN: run.runToken,
   });
+}
+
+/**
+ * `<SCOPE>` is `owner/repo`, `orgs/ORG` or `enterprises/SLUG`; the
+ * original's `<REPO_OWNER>` is the owner, organization or enterprise, and
+ * `<REPO_NAME>` the repository, empty for the wider scopes.
+ */
+function scopePlaceholders(scope: Scope): Record<string, string> {
+  const [first, second] = scopeSegments(scope);
+  return {
+    SCOPE: `${first}/${second}`,
+    REPO_OWNER: scope.kind === "repository" ? first : second,
+    REPO_NAME: scope.kind === "repository" ? second : "",
+  };
 }
 
 /**

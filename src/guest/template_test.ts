@@ -175,7 +175,10 @@ Deno.test("renderSetupTemplate() fills in the run token and takes RUNNER_HASH fo
       "hash=<RUNNER_HASH> sha=<RUNNER_SHA256> token=<RUN_TOKEN>",
     );
     const run = {
-      triplet: { owner: "acme", repo: "app", machine: "build" },
+      triplet: {
+        scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+        machine: "build",
+      },
       runner: "forrest-build-x",
       jitConfig: "",
       runToken: "abc123",

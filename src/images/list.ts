@@ -5,7 +5,7 @@
  */
 
 import { join, relative } from "node:path";
-import { type Config, tripletName } from "../config/mod.ts";
+import { allMachines, type Config, tripletName } from "../config/mod.ts";
 
 export interface ImageEntry {
   /** Relative to the base dir. */
@@ -44,9 +44,9 @@ export async function listImages(
     await add(file, "src");
   }
   const bases = new Map<string, string>();
-  for (const machine of config?.repositories.flatMap((r) => r.machines) ?? []) {
+  for (const machine of config ? allMachines(config) : []) {
     bases.set(
-      tripletName(machine.triplet),
+      tripletName(machine.triplet).toLowerCase(),
       machine.baseMachine
         ? `machine ${tripletName(machine.baseMachine)}`
         : `image ${machine.baseImage}`,
@@ -62,7 +62,7 @@ export async function listImages(
         const triplet = `${
           relative(join(baseDir, "machines"), repo)
         }/${machine}`;
-        await add(file, "machine", bases.get(triplet));
+        await add(file, "machine", bases.get(triplet.toLowerCase()));
       }
     }
   }

@@ -1,10 +1,15 @@
 /**
- * Where machine images live (`machines/<owner>/<repo>/<machine>.img`), the
+ * Where machine images live (`machines/<owner>/<repo>/<machine>.img`, and
+ * `machines/orgs/<org>/…`, `machines/enterprises/<slug>/…`), the
  * facts chooseImage() decides on, and setting a broken image aside.
  */
 
 import { join } from "node:path";
-import type { MachineConfig, Triplet } from "../config/mod.ts";
+import {
+  type MachineConfig,
+  scopeSegments,
+  type Triplet,
+} from "../config/mod.ts";
 import { runDirPath } from "../run/mod.ts";
 import type { ImageFacts, ImageFile } from "./choose.ts";
 
@@ -14,8 +19,7 @@ export function machineImagePath(baseDir: string, triplet: Triplet): string {
   return join(
     baseDir,
     "machines",
-    triplet.owner,
-    triplet.repo,
+    ...scopeSegments(triplet.scope),
     `${triplet.machine}.img`,
   );
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withTempDir } from "../../tests/temp.ts";
 import { pathExists } from "../host/mod.ts";
-import { parseConfig } from "../config/mod.ts";
+import { allMachines, parseConfig } from "../config/mod.ts";
 import {
   imageFacts,
   machineImagePath,
@@ -27,9 +27,7 @@ Deno.test("imageFacts() finds own and base images, and whether the base machine 
       file: "forrest.toml",
       cwd: base,
     });
-    const [debianBase, build, own] = config.repositories.flatMap((r) =>
-      r.machines
-    );
+    const [debianBase, build, own] = allMachines(config);
     await Deno.mkdir(join(base, "images"));
     await Deno.writeTextFile(join(base, "images/debian.img"), "src");
     const running = new Set<string>();
@@ -76,7 +74,11 @@ Deno.test("quarantineImage() moves an image aside as .broken, replacing an older
 
 Deno.test("machineImagePath() refuses names unsafe in a path", () => {
   assert.throws(
-    () => machineImagePath("/srv", { owner: "acme", repo: "..", machine: "m" }),
+    () =>
+      machineImagePath("/srv", {
+        scope: { kind: "repository" as const, owner: "acme", repo: ".." },
+        machine: "m",
+      }),
     /not a valid GitHub repository name/,
   );
 });

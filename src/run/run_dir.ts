@@ -10,9 +10,8 @@
 import { join, relative, resolve } from "node:path";
 import type { HelperRecord } from "../vm/mod.ts";
 import {
-  checkMachineName,
-  checkOwnerName,
-  checkRepoName,
+  checkTripletNames,
+  scopeSegments,
   type Triplet,
 } from "../config/mod.ts";
 import {
@@ -91,15 +90,12 @@ export function runDirPath(
   triplet: Triplet,
   runner: string,
 ): string {
-  const problem = checkOwnerName(triplet.owner) ??
-    checkRepoName(triplet.repo) ??
-    checkMachineName(triplet.machine) ?? checkRunnerName(runner);
+  const problem = checkTripletNames(triplet) ?? checkRunnerName(runner);
   if (problem) throw new RunDirError(problem);
   return join(
     baseDir,
     "runs",
-    triplet.owner,
-    triplet.repo,
+    ...scopeSegments(triplet.scope),
     triplet.machine,
     runner,
   );

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Triplet } from "../config/mod.ts";
 import { RunDir, RunDirError, runDirPath } from "./run_dir.ts";
 import { MAX_BASE_DIR, RUN_SOCKETS } from "./socket_dir.ts";
 import { pathOfLength, withTempDir } from "../../tests/temp.ts";
 
-const TRIPLET = { owner: "acme", repo: "app", machine: "build" };
+const TRIPLET = {
+  scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+  machine: "build",
+};
 
 function withBase(body: (dir: string) => Promise<void>): Promise<void> {
   return withTempDir(body, "forrest-run-");
@@ -27,9 +31,23 @@ Deno.test("RunDir.create() makes runs/<owner>/<repo>/<machine>/<runner> with mod
 });
 
 Deno.test("runDirPath() refuses names that would leave the runs folder", () => {
-  const cases: [typeof TRIPLET, string, RegExp][] = [
-    [{ ...TRIPLET, owner: ".." }, "r", /not a valid GitHub owner name/],
-    [{ ...TRIPLET, repo: ".." }, "r", /not a valid GitHub repository name/],
+  const scope = TRIPLET.scope;
+  const cases: [Triplet, string, RegExp][] = [
+    [
+      { ...TRIPLET, scope: { ...scope, owner: ".." } },
+      "r",
+      /not a valid GitHub owner name/,
+    ],
+    [
+      { ...TRIPLET, scope: { ...scope, repo: ".." } },
+      "r",
+      /not a valid GitHub repository name/,
+    ],
+    [
+      { machine: "m", scope: { kind: "organization", org: ".." } },
+      "r",
+      /not a valid GitHub owner name/,
+    ],
     [{ ...TRIPLET, machine: "a/b" }, "r", /not a valid machine name/],
     [TRIPLET, "../../etc", /not a valid runner name/],
     [TRIPLET, "run\0ner", /not a valid runner name/],
@@ -53,15 +71,25 @@ async function withLongBase(
 Deno.test("RunDir.create() keeps the sockets short for the longest names", async () => {
   await withLongBase(60, async (base) => {
     const triplet = {
-      owner: "o".repeat(39),
-      repo: "r".repeat(100),
+      scope: {
+        kind: "repository" as const,
+        owner: "o".repeat(39),
+        repo: "r".repeat(100),
+      },
       machine: "m".repeat(64),
     };
     const runner = `forrest-${triplet.machine}-0123456789abcdef`;
     const run = await RunDir.create(base, triplet, runner);
     assert.equal(
       run.path,
-      join(base, "runs", triplet.owner, triplet.repo, triplet.machine, runner),
+      join(
+        base,
+        "runs",
+        triplet.scope.owner,
+        triplet.scope.repo,
+        triplet.machine,
+        runner,
+      ),
     );
     assert.match(run.socketDir, new RegExp(`^${base}/sockets/[0-9a-f]{16}$`));
     assert.equal((await Deno.stat(run.socketDir)).mode! & 0o777, 0o700);

@@ -11,8 +11,11 @@ import {
 import { RUN_FILES } from "./run_dir.ts";
 
 const LONGEST = {
-  owner: "o".repeat(39),
-  repo: "r".repeat(100),
+  scope: {
+    kind: "repository" as const,
+    owner: "o".repeat(39),
+    repo: "r".repeat(100),
+  },
   machine: "m".repeat(64),
 };
 /** 60 bytes. */
@@ -22,8 +25,8 @@ function runDir(base: string, triplet: typeof LONGEST, runner: string) {
   return join(
     base,
     "runs",
-    triplet.owner,
-    triplet.repo,
+    triplet.scope.owner,
+    triplet.scope.repo,
     triplet.machine,
     runner,
   );
@@ -50,10 +53,22 @@ Deno.test("runSocketDir() keeps sockets within Linux's limit for the longest nam
 Deno.test("runSocketDir() gives every run a folder of its own", () => {
   const dirs = new Set<string>();
   const triplets = [
-    { owner: "acme", repo: "app", machine: "build" },
-    { owner: "acme", repo: "app", machine: "test" },
-    { owner: "acme", repo: "lib", machine: "build" },
-    { owner: "other", repo: "app", machine: "build" },
+    {
+      scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+      machine: "build",
+    },
+    {
+      scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+      machine: "test",
+    },
+    {
+      scope: { kind: "repository" as const, owner: "acme", repo: "lib" },
+      machine: "build",
+    },
+    {
+      scope: { kind: "repository" as const, owner: "other", repo: "app" },
+      machine: "build",
+    },
     LONGEST,
   ];
   for (const triplet of triplets) {
@@ -68,7 +83,10 @@ Deno.test("runSocketDir() gives every run a folder of its own", () => {
 });
 
 Deno.test("runSocketDir() finds the same folder however base_dir is spelled", () => {
-  const triplet = { owner: "acme", repo: "app", machine: "build" };
+  const triplet = {
+    scope: { kind: "repository" as const, owner: "acme", repo: "app" },
+    machine: "build",
+  };
   const dir = runSocketDir(runDir("/srv/forrest", triplet, "r1"));
   assert.equal(runSocketDir(runDir("/srv/forrest/", triplet, "r1")), dir);
   assert.equal(runSocketDir(runDir("/srv/x/../forrest", triplet, "r1")), dir);

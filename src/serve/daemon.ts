@@ -11,19 +11,26 @@ import {
   type Config,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_POLLING_INTERVAL,
+  describeScope,
+  type Scope,
+  scopeKey,
   tripletName,
 } from "../config/mod.ts";
 import {
   Core,
   type Decision,
   DEFAULT_CORE_OPTIONS,
-  isConfiguredRepository,
+  isServed,
   type RunnerReport,
-  sameName,
   type Status,
 } from "../core/mod.ts";
 import { randomSuffix } from "../run/mod.ts";
-import type { Forge, RepoRef } from "../forge/mod.ts";
+import {
+  type Forge,
+  ForgeSetupError,
+  type RepoRef,
+  type ScopeNeeds,
+} from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
 import { type GuestApi, storeFolder, sweepUploads } from "../guest_api/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
@@ -56,7 +63,7 @@ export class Daemon {
   readonly #log = getLogger(["forrest", "serve"]);
   readonly #deliveries = new Set<string>();
   /** Runners of runs an earlier Forrest left: deleted once listed. */
-  readonly #recoveredRunners = new Map<string, RepoRef>();
+  readonly #recoveredRunners = new Map<string, Scope>();
   #tickTimer: ReturnType<typeof setTimeout> | undefined;
   #tickAt = Infinity;
   readonly #poller = new Periodic(
@@ -85,22 +92,22 @@ export class Daemon {
   }
 
   /**
-   * Finds the installations, then runs the first poll and janitor round
-   * (the janitor first, so that leftovers from a crash go before new runners
-   * are registered), then keeps both going on their intervals.
+   * Finds the installations and runner groups, then runs the first poll
+   * and janitor round (the janitor first, so that leftovers from a crash go
+   * before new runners are registered), then keeps both going on their
+   * intervals. Throws a ForgeSetupError (a runner group that does not
+   * exist, …): the config must change before Forrest can serve.
    */
   async start(): Promise<void> {
     const recovered = await recoverRuns(this.core.config.host.baseDir);
     for (const run of recovered) {
-      this.#recoveredRunners.set(run.runner.toLowerCase(), {
-        owner: run.triplet.owner,
-        repo: run.triplet.repo,
-      });
+      this.#recoveredRunners.set(run.runner.toLowerCase(), run.triplet.scope);
     }
     await this.#sweepUploads(recovered);
     try {
-      await this.#forge.connect(this.#repos());
+      await this.#forge.connect(scopeNeeds(this.core.config));
     } catch (error) {
+      if (error instanceof ForgeSetupError) throw error;
       // Not fatal: the poller tries again, and webhooks still arrive.
       this.#log.error("{error}", { error: errorText(error) });
     }
@@ -111,7 +118,7 @@ export class Daemon {
   /** A new valid config: new machines use it; running ones keep theirs. */
   setConfig(config: Config): void {
     this.core.setConfig(config, Date.now());
-    this.#forge.connect(this.#repos()).catch((error) =>
+    this.#forge.connect(scopeNeeds(config)).catch((error) =>
       this.#log.error("{error}", { error: errorText(error) })
     );
     this.wake();
@@ -152,8 +159,8 @@ export class Daemon {
         this.#deliveries.delete(this.#deliveries.values().next().value!);
       }
     }
-    if (!isConfiguredRepository(this.core.config, report.owner, report.repo)) {
-      this.#log.debug("Job {id} of {owner}/{repo}: repository not configured", {
+    if (!isServed(this.core.config, report)) {
+      this.#log.debug("Job {id} of {owner}/{repo}: not a configured scope", {
         id: report.id,
         owner: report.owner,
         repo: report.repo,
@@ -180,34 +187,82 @@ export class Daemon {
   }
 
   async #poll(): Promise<void> {
-    await this.#eachRepo("poll jobs of", async (repo) => {
-      const startedAt = Date.now();
-      const jobs = await this.#forge.listActiveJobs(
-        repo,
-        new Date(startedAt - POLL_WINDOW),
-      );
-      const changes = this.core.pollFinished(
-        repo.owner,
-        repo.repo,
-        jobs,
-        startedAt,
-        Date.now(),
-      );
-      for (const change of changes) {
-        if (change.kind === "none") continue;
-        // Webhooks tell of every change first; these were missed.
-        this.#log.info(
-          "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
-          {
-            id: change.job.id,
-            owner: repo.owner,
-            repo: repo.repo,
-            status: change.kind === "dropped" ? "gone" : change.job.status,
-            change: change.kind === "added" ? "found" : change.kind,
-          },
-        );
+    const repos = await this.#pollTargets();
+    for (const repo of repos) {
+      try {
+        await this.#pollRepo(repo);
+      } catch (error) {
+        this.#log.warn("Cannot poll jobs of {owner}/{repo}: {error}", {
+          owner: repo.owner,
+          repo: repo.repo,
+          error: errorText(error),
+        });
       }
-    });
+    }
+    this.wake();
+  }
+
+  /**
+   * The repositories a poll round lists jobs of: those configured, and
+   * those of each organization (its `repositories`, or all it has, asked
+   * of GitHub each round). Enterprises are not polled: GitHub has no
+   * listing of an enterprise's jobs; their jobs come by webhook.
+   */
+  async #pollTargets(): Promise<RepoRef[]> {
+    const repos = new Map<string, RepoRef>();
+    const add = (repo: RepoRef) =>
+      repos.set(`${repo.owner}/${repo.repo}`.toLowerCase(), repo);
+    for (const entry of this.core.config.scopes) {
+      const { scope } = entry;
+      if (scope.kind === "repository") add(scope);
+      if (scope.kind !== "organization") continue;
+      if (entry.repositories !== undefined) {
+        for (const repo of entry.repositories) {
+          add({ owner: scope.org, repo });
+        }
+        continue;
+      }
+      try {
+        for (const repo of await this.#forge.listRepositories(scope.org)) {
+          add(repo);
+        }
+      } catch (error) {
+        this.#log.warn("Cannot list the repositories of {org}: {error}", {
+          org: scope.org,
+          error: errorText(error),
+        });
+      }
+    }
+    return [...repos.values()];
+  }
+
+  async #pollRepo(repo: RepoRef): Promise<void> {
+    const startedAt = Date.now();
+    const jobs = await this.#forge.listActiveJobs(
+      repo,
+      new Date(startedAt - POLL_WINDOW),
+    );
+    const changes = this.core.pollFinished(
+      repo.owner,
+      repo.repo,
+      jobs,
+      startedAt,
+      Date.now(),
+    );
+    for (const change of changes) {
+      if (change.kind === "none") continue;
+      // Webhooks tell of every change first; these were missed.
+      this.#log.info(
+        "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
+        {
+          id: change.job.id,
+          owner: repo.owner,
+          repo: repo.repo,
+          status: change.kind === "dropped" ? "gone" : change.job.status,
+          change: change.kind === "added" ? "found" : change.kind,
+        },
+      );
+    }
   }
 
   /** Runner states to the core; leftover runners deleted. */
@@ -215,28 +270,16 @@ export class Daemon {
     return this.#janitor.run();
   }
 
+  /** Every scope's runners, each scope on its own: one that fails is logged. */
   async #janitorRound(): Promise<void> {
-    await this.#eachRepo("list runners of", async (repo) => {
-      const runners = await this.#forge.listRunners(repo);
-      await this.#deleteRecovered(repo, runners);
-      this.#execute(
-        this.core.runnersListed(repo.owner, repo.repo, runners, Date.now()),
-      );
-    });
-  }
-
-  /**
-   * Runs `step` for each configured repository; one that fails is logged
-   * ("Cannot <what> owner/repo") and the others still run. Then plans.
-   */
-  async #eachRepo(what: string, step: (repo: RepoRef) => Promise<void>) {
-    for (const repo of this.#repos()) {
+    for (const { scope } of this.core.config.scopes) {
       try {
-        await step(repo);
+        const runners = await this.#forge.listRunners(scope);
+        await this.#deleteRecovered(scope, runners);
+        this.#execute(this.core.runnersListed(scope, runners, Date.now()));
       } catch (error) {
-        this.#log.warn(`Cannot ${what} {owner}/{repo}: {error}`, {
-          owner: repo.owner,
-          repo: repo.repo,
+        this.#log.warn("Cannot list runners of {scope}: {error}", {
+          scope: describeScope(scope),
           error: errorText(error),
         });
       }
@@ -249,13 +292,13 @@ export class Daemon {
    * ours and dead, online or not. GitHub refuses to delete a runner that
    * is still busy; the next round tries again.
    */
-  async #deleteRecovered(repo: RepoRef, runners: readonly RunnerReport[]) {
+  async #deleteRecovered(scope: Scope, runners: readonly RunnerReport[]) {
     for (const runner of runners) {
       const key = runner.name.toLowerCase();
       const owner = this.#recoveredRunners.get(key);
-      if (!owner || !sameName(owner.owner, repo.owner)) continue;
+      if (!owner || scopeKey(owner) !== scopeKey(scope)) continue;
       try {
-        await this.#forge.deleteRunner(repo, runner.id);
+        await this.#forge.deleteRunner(scope, runner.id);
         this.#recoveredRunners.delete(key);
         this.#log.info("Deleted runner {runner} of an earlier Forrest", {
           runner: runner.name,
@@ -389,11 +432,15 @@ export class Daemon {
       }
     }
   }
+}
 
-  #repos(): RepoRef[] {
-    return this.core.config.repositories.map((r) => ({
-      owner: r.owner,
-      repo: r.repo,
-    }));
-  }
+/** What each configured scope needs of the forge: its runner groups. */
+export function scopeNeeds(config: Config): ScopeNeeds[] {
+  return config.scopes.map((entry) => ({
+    scope: entry.scope,
+    runnerGroups: [
+      ...new Set(entry.machines.flatMap((m) => m.runnerGroup ?? [])),
+    ],
+    repositories: entry.repositories,
+  }));
 }

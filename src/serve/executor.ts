@@ -14,7 +14,7 @@ import {
   type Machine,
   runnerLabels,
 } from "../core/mod.ts";
-import type { Forge, RegisteredRunner, RepoRef } from "../forge/mod.ts";
+import type { Forge, RegisteredRunner } from "../forge/mod.ts";
 import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import {
   chooseImage,
@@ -120,9 +120,10 @@ export class Executor {
       const labels = runnerLabels(machine.config);
       try {
         work.runner = await forge.registerRunner(
-          repoOf(machine),
+          machine.triplet.scope,
           machine.runnerName,
           labels,
+          machine.config.runnerGroup,
         );
       } catch (error) {
         this.#log.error(
@@ -296,7 +297,7 @@ export class Executor {
           launched.fork,
           {
             target: machineImagePath(baseDir, machine.triplet),
-            token: machine.repository.persistenceToken,
+            token: machine.scopeConfig.persistenceToken,
             onSuccess: false,
           },
           result,
@@ -330,8 +331,7 @@ export class Executor {
   }
 
   #deleteOrphan(decision: Extract<Decision, { kind: "delete-runner" }>) {
-    const repo = { owner: decision.owner, repo: decision.repo };
-    this.#deps.forge.deleteRunner(repo, decision.runnerId).then(
+    this.#deps.forge.deleteRunner(decision.scope, decision.runnerId).then(
       () =>
         this.#log.info("Deleted leftover runner {runner}", {
           runner: decision.runnerName,
@@ -349,7 +349,7 @@ export class Executor {
     const { machine } = work;
     work.phase = "done";
     if (work.runner) {
-      await this.#deps.forge.deleteRunner(repoOf(machine), work.runner.id)
+      await this.#deps.forge.deleteRunner(machine.triplet.scope, work.runner.id)
         .catch((error) =>
           this.#log.warn("Cannot delete runner {runner}: {error}", {
             runner: machine.runnerName,
@@ -404,8 +404,4 @@ async function identity(path: string): Promise<string | undefined> {
 /** Read through a call: a kill arrives while a task awaits. */
 function killOf(work: Work): Work["killed"] {
   return work.killed;
-}
-
-function repoOf(machine: Machine): RepoRef {
-  return { owner: machine.triplet.owner, repo: machine.triplet.repo };
 }

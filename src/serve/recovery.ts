@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import type { Triplet } from "../config/mod.ts";
+import { scopeOf, type Triplet } from "../config/mod.ts";
 import { removePersistLeftovers } from "../images/mod.ts";
 import { KEPT_RUN_FILES, RunDir } from "../run/mod.ts";
 import { QmpClient, stopLeftoverHelper } from "../vm/mod.ts";
@@ -76,15 +76,18 @@ interface FoundRunDir {
   readonly runner: string;
 }
 
-/** `runs/<owner>/<repo>/<machine>/<runner>/` folders. */
+/**
+ * `runs/<owner>/<repo>/<machine>/<runner>/` folders (and `runs/orgs/…`,
+ * `runs/enterprises/…`: every scope is two segments deep).
+ */
 async function runDirs(runs: string): Promise<FoundRunDir[]> {
   const found: FoundRunDir[] = [];
   for (const path of await subfolders(runs, 4)) {
-    const [owner, repo, machine, runner] = path.slice(runs.length + 1)
+    const [first, second, machine, runner] = path.slice(runs.length + 1)
       .split("/");
     found.push({
       path,
-      triplet: { owner: owner!, repo: repo!, machine: machine! },
+      triplet: { scope: scopeOf(first!, second!), machine: machine! },
       runner: runner!,
     });
   }

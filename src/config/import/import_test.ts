@@ -12,7 +12,7 @@ import { parse as parseYaml } from "yaml";
 import { parse as parseToml } from "smol-toml";
 import { parseConfig } from "../load.ts";
 import { ConfigError } from "../problem.ts";
-import { allMachines, type Config, tripletName } from "../types.ts";
+import { allMachines, type Config, scopeName, tripletName } from "../types.ts";
 import { formatImportNote, importConfig } from "./mod.ts";
 
 const FIXTURES = new URL("../../../tests/fixtures/original/", import.meta.url);
@@ -196,8 +196,8 @@ Deno.test("importConfig() keeps every machine of the original's docs example", a
   assertSameMachines(yaml, config);
   assert.equal(config.host.baseDir, "/srv/forrest");
   assert.equal(config.host.ram, 120 * 1024 ** 3);
-  assert.equal(config.github?.appId, 1234);
-  assert.equal(config.github?.privateKeyFile, "/etc/forrest/key.pem");
+  assert.equal(config.github?.app?.appId, 1234);
+  assert.equal(config.github?.app?.privateKeyFile, "/etc/forrest/key.pem");
   assert.equal(config.github?.pollingInterval, 15 * 60_000);
   const secret = config.github?.webhookSecret;
   assert.equal(secret?.kind, "inline");
@@ -206,7 +206,7 @@ Deno.test("importConfig() keeps every machine of the original's docs example", a
     "Some super secret text",
   );
   assert.equal(
-    config.repositories[0]?.persistenceToken?.reveal(),
+    config.scopes[0]?.persistenceToken?.reveal(),
     "<PERSISTENCE_TOKEN>",
   );
   // Anchors became snippets; merge lists became extends, reversed.
@@ -253,8 +253,8 @@ Deno.test("importConfig() keeps every machine of a config with every key", async
   assertSameMachines(yaml, config);
   assert.equal(config.github?.pollingInterval, 5 * 60_000);
   assert.deepEqual(
-    config.repositories.map((r) => [
-      `${r.owner}/${r.repo}`,
+    config.scopes.map((r) => [
+      scopeName(r.scope),
       r.persistenceToken?.reveal(),
     ]),
     [
@@ -623,7 +623,7 @@ repositories:
 `;
   const toml = importYaml(yaml).toml;
   assert.match(toml, /\n\[repositories\.o\."my\.repo"\.machines\."m\.1"\]\n/);
-  assert.equal(machineOf(yaml, "m.1").triplet.repo, "my.repo");
+  assert.equal(scopeName(machineOf(yaml, "m.1").triplet.scope), "o/my.repo");
 });
 
 Deno.test("importConfig() writes a snippet out in full where extends would merge what YAML replaced", () => {

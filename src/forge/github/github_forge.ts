@@ -1,10 +1,13 @@
 /**
- * The GitHub forge: a GitHub App (JWT from its private key, installation
- * tokens cached by @octokit/app), with retries of 5xx answers and GitHub's
- * rate-limit rules (@octokit/plugin-retry and plugin-throttling). Each
- * configured repository's installation is looked up at start, so Forrest
- * needs no webhook before it can act (the original did), and again when a
- * call says the installation is gone.
+ * The GitHub forge, at every scope (product.md §11): runners of
+ * repositories, organizations and enterprises. It authenticates as a
+ * GitHub App (JWT from its private key, installation tokens cached by
+ * @octokit/app; each scope's installation is looked up at start, so no
+ * webhook is needed first), or with a personal access token, which is
+ * also the only way to enterprise runners. Requests are retried on 5xx
+ * answers and follow GitHub's rate-limit rules (@octokit/plugin-retry and
+ * plugin-throttling). Runner groups are named in the config and looked up
+ * here, once per name, and again when a registration says the id is gone.
  */
 
 import { getLogger } from "@logtape/logtape";
@@ -12,20 +15,30 @@ import { App } from "@octokit/app";
 import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
+import {
+  describeScope,
+  type Scope,
+  scopeKey,
+  scopeName,
+} from "../../config/mod.ts";
 import type { JobReport, RunnerReport } from "../../core/mod.ts";
 import { Secret } from "../../log/mod.ts";
 import {
   type Forge,
   ForgeError,
+  ForgeSetupError,
   type RegisteredRunner,
   type RepoRef,
+  type ScopeNeeds,
   type WebhookResult,
 } from "../forge.ts";
 import { parseGitHubWebhook } from "./webhook.ts";
 
 export interface GitHubForgeOptions {
-  readonly appId: number;
-  readonly privateKey: Secret;
+  /** The App; repositories and organizations use it when set. */
+  readonly app?: { readonly appId: number; readonly privateKey: Secret };
+  /** A personal access token: enterprises, and everything without an App. */
+  readonly token?: Secret;
   readonly webhookSecret: Secret;
   /** https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise. */
   readonly apiUrl: string;
@@ -38,20 +51,30 @@ export interface GitHubForgeOptions {
 const PER_PAGE = 100;
 /** More pages than this of runs or runners is not a Forrest setup. */
 const MAX_PAGES = 20;
-/** GitHub's default runner group, which repository runners belong to. */
-const RUNNER_GROUP_ID = 1;
+/** GitHub's default runner group, at every scope. */
+const DEFAULT_RUNNER_GROUP_ID = 1;
 
-type InstallationOctokit = Awaited<ReturnType<App["getInstallationOctokit"]>>;
+type Client = Octokit;
+
+interface RunnerGroup {
+  readonly id: number;
+  readonly name: string;
+  readonly visibility: string;
+}
 
 export class GitHubForge implements Forge {
-  readonly #app: App;
+  readonly #app: App | undefined;
+  readonly #Octokit: typeof Octokit;
+  #token: Client | undefined;
   #webhookSecret: Secret;
-  /** Installation client per lower-case `owner/repo`. */
-  readonly #installations = new Map<string, Promise<InstallationOctokit>>();
+  /** Installation client per scope key. */
+  readonly #installations = new Map<string, Promise<Client>>();
+  /** Runner groups per scope key and name. */
+  readonly #groups = new Map<string, Promise<RunnerGroup>>();
 
   constructor(options: GitHubForgeOptions) {
     const log = getLogger(["forrest", "github"]);
-    const ForrestOctokit = Octokit.plugin(retry, throttling).defaults({
+    this.#Octokit = Octokit.plugin(retry, throttling).defaults({
       baseUrl: options.apiUrl,
       userAgent: "forrest",
       // A GitHub that does not answer must not stall a machine forever:
@@ -70,11 +93,12 @@ export class GitHubForge implements Forge {
           log.error("octokit: {message}", { message }),
       },
     });
-    this.#app = new App({
-      appId: options.appId,
-      privateKey: options.privateKey.reveal(),
-      Octokit: ForrestOctokit,
+    this.#app = options.app === undefined ? undefined : new App({
+      appId: options.app.appId,
+      privateKey: options.app.privateKey.reveal(),
+      Octokit: this.#Octokit,
     });
+    this.setToken(options.token);
     this.#webhookSecret = options.webhookSecret;
   }
 
@@ -86,138 +110,247 @@ export class GitHubForge implements Forge {
     this.#webhookSecret = secret;
   }
 
-  async connect(repos: readonly RepoRef[]): Promise<void> {
+  /** Uses this token from now on (a config reload, a rotated token). */
+  setToken(token: Secret | undefined): void {
+    this.#token = token === undefined
+      ? undefined
+      : new this.#Octokit({ auth: token.reveal() });
+  }
+
+  async connect(scopes: readonly ScopeNeeds[]): Promise<void> {
     const results = await Promise.allSettled(
-      repos.map((repo) => this.#installation(repo)),
+      scopes.map((needs) => this.#connectScope(needs)),
     );
     const failed = results.flatMap((result, i) =>
       result.status === "rejected"
-        ? [`${repos[i]!.owner}/${repos[i]!.repo}: ${message(result.reason)}`]
+        ? [{ scope: scopes[i]!.scope, error: result.reason }]
         : []
     );
-    if (failed.length) {
-      throw new ForgeError(
-        `No GitHub App installation for ${failed.join("; ")}`,
-        undefined,
+    if (failed.length === 0) return;
+    const text = failed.map(({ scope, error }) =>
+      `${describeScope(scope)}: ${message(error)}`
+    ).join("; ");
+    // What the config must change outranks what may pass by itself.
+    throw failed.some(({ error }) => error instanceof ForgeSetupError)
+      ? new ForgeSetupError(text)
+      : new ForgeError(text, undefined);
+  }
+
+  async #connectScope(needs: ScopeNeeds): Promise<void> {
+    await this.#client(needs.scope);
+    for (const name of needs.runnerGroups) {
+      const group = await this.#group(needs.scope, name);
+      if (
+        needs.scope.kind === "organization" && group.visibility === "selected"
+      ) {
+        await this.#checkGroupRepositories(
+          needs.scope.org,
+          group,
+          needs.repositories,
+        );
+      }
+    }
+  }
+
+  /**
+   * An organization group open to selected repositories only must list
+   * every repository the organization's machines serve by name.
+   */
+  async #checkGroupRepositories(
+    org: string,
+    group: RunnerGroup,
+    repositories: readonly string[] | undefined,
+  ): Promise<void> {
+    const scope: Scope = { kind: "organization", org };
+    const allowed = new Set<string>();
+    await this.#pages(
+      scope,
+      "GET /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories",
+      { org, runner_group_id: group.id },
+      (data: { repositories: { name: string }[] }) => {
+        for (const repo of data.repositories) {
+          allowed.add(repo.name.toLowerCase());
+        }
+        return data.repositories.length;
+      },
+    );
+    if (repositories === undefined) {
+      getLogger(["forrest", "github"]).info(
+        "Runner group {group} of {org} serves only the {count} repositories " +
+          "it selects",
+        { group: group.name, org, count: allowed.size },
+      );
+      return;
+    }
+    const refused = repositories.filter((r) => !allowed.has(r.toLowerCase()));
+    if (refused.length > 0) {
+      throw new ForgeSetupError(
+        `runner group "${group.name}" is not open to ${
+          refused.map((r) => `${org}/${r}`).join(", ")
+        } (its repository access is "selected repositories"); add them to ` +
+          "the group on GitHub, or remove them from `repositories`",
       );
     }
   }
 
   async registerRunner(
-    repo: RepoRef,
+    scope: Scope,
     name: string,
     labels: readonly string[],
+    runnerGroup: string | undefined,
   ): Promise<RegisteredRunner> {
-    const { data } = await this.#call(repo, (octokit) =>
-      octokit.request(
-        "POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig",
-        {
-          owner: repo.owner,
-          repo: repo.repo,
-          name,
-          runner_group_id: RUNNER_GROUP_ID,
-          labels: [...labels],
-        },
-      ));
-    return {
-      id: data.runner.id,
-      name: data.runner.name,
-      jitConfig: new Secret(data.encoded_jit_config),
-    };
+    const groupId = runnerGroup === undefined
+      ? DEFAULT_RUNNER_GROUP_ID
+      : (await this.#group(scope, runnerGroup)).id;
+    const { route, params } = scoped(
+      scope,
+      "POST",
+      "/actions/runners/generate-jitconfig",
+    );
+    try {
+      const { data } = await this.#call(
+        scope,
+        (octokit) =>
+          octokit.request(route, {
+            ...params,
+            name,
+            runner_group_id: groupId,
+            labels: [...labels],
+          }),
+      );
+      const jit = data as {
+        runner: { id: number; name: string };
+        encoded_jit_config: string;
+      };
+      return {
+        id: jit.runner.id,
+        name: jit.runner.name,
+        jitConfig: new Secret(jit.encoded_jit_config),
+      };
+    } catch (error) {
+      // The group may have been deleted or made again: look it up anew.
+      if (runnerGroup !== undefined) {
+        this.#groups.delete(groupKey(scope, runnerGroup));
+      }
+      throw error;
+    }
   }
 
-  async deleteRunner(repo: RepoRef, id: number): Promise<void> {
+  async deleteRunner(scope: Scope, id: number): Promise<void> {
+    const { route, params } = scoped(
+      scope,
+      "DELETE",
+      "/actions/runners/{runner_id}",
+    );
     try {
-      await this.#call(repo, (octokit) =>
-        octokit.request(
-          "DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}",
-          { owner: repo.owner, repo: repo.repo, runner_id: id },
-        ));
+      await this.#call(
+        scope,
+        (octokit) => octokit.request(route, { ...params, runner_id: id }),
+      );
     } catch (error) {
       if (error instanceof ForgeError && error.status === 404) return;
       throw error;
     }
   }
 
-  async listRunners(repo: RepoRef): Promise<RunnerReport[]> {
+  async listRunners(scope: Scope): Promise<RunnerReport[]> {
     const runners: RunnerReport[] = [];
-    for (let page = 1; page <= MAX_PAGES; page++) {
-      const { data } = await this.#call(
-        repo,
-        (octokit) =>
-          octokit.request("GET /repos/{owner}/{repo}/actions/runners", {
-            owner: repo.owner,
-            repo: repo.repo,
-            per_page: PER_PAGE,
-            page,
-          }),
-      );
-      for (const runner of data.runners) {
-        runners.push({
-          id: runner.id,
-          name: runner.name,
-          online: runner.status === "online",
-          busy: runner.busy,
-        });
-      }
-      if (
-        data.runners.length < PER_PAGE || runners.length >= data.total_count
-      ) {
-        break;
-      }
-    }
+    const { route, params } = scoped(scope, "GET", "/actions/runners");
+    await this.#pages(
+      scope,
+      route,
+      params,
+      (data: {
+        total_count: number;
+        runners: { id: number; name: string; status: string; busy: boolean }[];
+      }) => {
+        for (const runner of data.runners) {
+          runners.push({
+            id: runner.id,
+            name: runner.name,
+            online: runner.status === "online",
+            busy: runner.busy,
+          });
+        }
+        return runners.length >= data.total_count ? 0 : data.runners.length;
+      },
+    );
     return runners;
   }
 
+  async listRepositories(org: string): Promise<RepoRef[]> {
+    const repos: RepoRef[] = [];
+    const scope: Scope = { kind: "organization", org };
+    await this.#pages(
+      scope,
+      "GET /orgs/{org}/repos",
+      { org, type: "all" },
+      (data: {
+        name: string;
+        owner: { login: string };
+        archived?: boolean;
+        disabled?: boolean;
+      }[]) => {
+        for (const repo of data) {
+          // Archived and disabled repositories run no workflows.
+          if (repo.archived || repo.disabled) continue;
+          repos.push({ owner: repo.owner.login, repo: repo.name });
+        }
+        return data.length;
+      },
+    );
+    return repos;
+  }
+
   async listActiveJobs(repo: RepoRef, since: Date): Promise<JobReport[]> {
+    const scope: Scope = { kind: "repository", ...repo };
     const runIds = new Set<number>();
     for (const status of ["queued", "in_progress"] as const) {
-      for (let page = 1; page <= MAX_PAGES; page++) {
-        const { data } = await this.#call(
-          repo,
-          (octokit) =>
-            octokit.request("GET /repos/{owner}/{repo}/actions/runs", {
-              owner: repo.owner,
-              repo: repo.repo,
-              status,
-              created: `>=${since.toISOString().replace(/\.\d+Z$/, "Z")}`,
-              per_page: PER_PAGE,
-              page,
-            }),
-        );
-        for (const run of data.workflow_runs) runIds.add(Number(run.id));
-        if (data.workflow_runs.length < PER_PAGE) break;
-      }
+      await this.#pages(
+        scope,
+        "GET /repos/{owner}/{repo}/actions/runs",
+        {
+          owner: repo.owner,
+          repo: repo.repo,
+          status,
+          created: `>=${since.toISOString().replace(/\.\d+Z$/, "Z")}`,
+        },
+        (data: { workflow_runs: { id: number }[] }) => {
+          for (const run of data.workflow_runs) runIds.add(Number(run.id));
+          return data.workflow_runs.length;
+        },
+      );
     }
     const jobs: JobReport[] = [];
     for (const runId of runIds) {
-      for (let page = 1; page <= MAX_PAGES; page++) {
-        const { data } = await this.#call(repo, (octokit) =>
-          octokit.request(
-            "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
-            {
+      await this.#pages(
+        scope,
+        "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+        { owner: repo.owner, repo: repo.repo, run_id: runId, filter: "latest" },
+        (data: {
+          jobs: {
+            id: number;
+            status: JobReport["status"];
+            labels: string[];
+            runner_name?: string | null;
+            created_at: string;
+          }[];
+        }) => {
+          for (const job of data.jobs) {
+            const createdAt = Date.parse(job.created_at);
+            jobs.push({
+              id: Number(job.id),
               owner: repo.owner,
               repo: repo.repo,
-              run_id: runId,
-              filter: "latest",
-              per_page: PER_PAGE,
-              page,
-            },
-          ));
-        for (const job of data.jobs) {
-          const createdAt = Date.parse(job.created_at);
-          jobs.push({
-            id: Number(job.id),
-            owner: repo.owner,
-            repo: repo.repo,
-            status: job.status,
-            labels: job.labels,
-            runnerName: job.runner_name ?? null,
-            ...(Number.isFinite(createdAt) ? { createdAt } : {}),
-          });
-        }
-        if (data.jobs.length < PER_PAGE) break;
-      }
+              status: job.status,
+              labels: job.labels,
+              runnerName: job.runner_name ?? null,
+              ...(Number.isFinite(createdAt) ? { createdAt } : {}),
+            });
+          }
+          return data.jobs.length;
+        },
+      );
     }
     return jobs;
   }
@@ -227,44 +360,167 @@ export class GitHubForge implements Forge {
   }
 
   /**
-   * One API call on the repository's installation. A 401 or 404 may mean
-   * that the App was reinstalled (a new installation id) or its token
-   * revoked: look the installation up again and try once more.
+   * GETs a listing page by page (100 each, at most MAX_PAGES): `take`
+   * reads one page and returns how many entries it had; fewer than a
+   * full page is the last.
+   */
+  async #pages<T>(
+    scope: Scope,
+    route: string,
+    params: Record<string, unknown>,
+    take: (data: T) => number,
+  ): Promise<void> {
+    for (let page = 1; page <= MAX_PAGES; page++) {
+      const { data } = await this.#call(
+        scope,
+        (octokit) =>
+          octokit.request(route, { ...params, per_page: PER_PAGE, page }),
+      );
+      if (take(data as T) < PER_PAGE) return;
+    }
+  }
+
+  /** A runner group of a scope by name, looked up once. */
+  #group(scope: Scope, name: string): Promise<RunnerGroup> {
+    const key = groupKey(scope, name);
+    let found = this.#groups.get(key);
+    if (found === undefined) {
+      found = this.#findGroup(scope, name);
+      found.catch(() => this.#groups.delete(key));
+      this.#groups.set(key, found);
+    }
+    return found;
+  }
+
+  async #findGroup(scope: Scope, name: string): Promise<RunnerGroup> {
+    if (scope.kind === "repository") {
+      throw new ForgeSetupError(
+        "repository runners have no runner group but the default",
+      );
+    }
+    const groups: RunnerGroup[] = [];
+    const { route, params } = scoped(scope, "GET", "/actions/runner-groups");
+    await this.#pages(
+      scope,
+      route,
+      params,
+      (data: { runner_groups: RunnerGroup[] }) => {
+        groups.push(...data.runner_groups);
+        return data.runner_groups.length;
+      },
+    );
+    const found = groups.find((g) => g.name === name) ??
+      groups.find((g) => g.name.toLowerCase() === name.toLowerCase());
+    if (found) return found;
+    const names = groups.map((g) => `"${g.name}"`).join(", ");
+    throw new ForgeSetupError(
+      `runner group "${name}" does not exist in ${describeScope(scope)}` +
+        (names ? ` (it has ${names})` : ""),
+    );
+  }
+
+  /**
+   * One API call in a scope. With an App, a 401 or 404 may mean that the
+   * App was reinstalled (a new installation id) or its token revoked: look
+   * the installation up again and try once more.
    */
   async #call<T>(
-    repo: RepoRef,
-    request: (octokit: InstallationOctokit) => Promise<T>,
+    scope: Scope,
+    request: (octokit: Client) => Promise<T>,
   ): Promise<T> {
     try {
-      return await request(await this.#installation(repo));
+      return await request(await this.#client(scope));
     } catch (error) {
       const status = statusOf(error);
-      if (status !== 401 && status !== 404) throw forgeError(error);
+      if (!this.#usesApp(scope) || (status !== 401 && status !== 404)) {
+        throw forgeError(error);
+      }
     }
-    this.#installations.delete(key(repo));
+    this.#installations.delete(scopeKey(scope));
     try {
-      return await request(await this.#installation(repo));
+      return await request(await this.#client(scope));
     } catch (error) {
       throw forgeError(error);
     }
   }
 
-  #installation(repo: RepoRef): Promise<InstallationOctokit> {
-    const k = key(repo);
-    let found = this.#installations.get(k);
+  /** Enterprises always use the token (Apps cannot register their runners). */
+  #usesApp(scope: Scope): boolean {
+    return this.#app !== undefined && scope.kind !== "enterprise";
+  }
+
+  #client(scope: Scope): Promise<Client> {
+    if (!this.#usesApp(scope)) {
+      return this.#token ? Promise.resolve(this.#token) : Promise.reject(
+        new ForgeSetupError(
+          `${describeScope(scope)} needs [github] token_file` +
+            (scope.kind === "enterprise"
+              ? " (GitHub Apps cannot register enterprise runners)"
+              : ""),
+        ),
+      );
+    }
+    const key = scopeKey(scope);
+    let found = this.#installations.get(key);
     if (found === undefined) {
-      found = this.#app.octokit
-        .request("GET /repos/{owner}/{repo}/installation", {
-          owner: repo.owner,
-          repo: repo.repo,
+      const app = this.#app!;
+      const lookup = scope.kind === "organization"
+        ? app.octokit.request("GET /orgs/{org}/installation", {
+          org: scope.org,
         })
-        .then(({ data }) => this.#app.getInstallationOctokit(data.id));
+        : app.octokit.request("GET /repos/{owner}/{repo}/installation", {
+          owner: (scope as RepoRef).owner,
+          repo: (scope as RepoRef).repo,
+        });
+      found = lookup.then(
+        ({ data }) => app.getInstallationOctokit(data.id) as Promise<Client>,
+        (error) => {
+          throw new ForgeError(
+            `no GitHub App installation for ${scopeName(scope)}: ${
+              message(error)
+            }`,
+            statusOf(error),
+          );
+        },
+      );
       // A failed lookup is not cached: the next call tries again.
-      found.catch(() => this.#installations.delete(k));
-      this.#installations.set(k, found);
+      found.catch(() => this.#installations.delete(key));
+      this.#installations.set(key, found);
     }
     return found;
   }
+}
+
+/**
+ * A route under a scope's API prefix: `/repos/{owner}/{repo}`,
+ * `/orgs/{org}` or `/enterprises/{enterprise}`, with its parameters.
+ */
+function scoped(
+  scope: Scope,
+  method: "GET" | "POST" | "DELETE",
+  tail: string,
+): { route: string; params: Record<string, string> } {
+  switch (scope.kind) {
+    case "repository":
+      return {
+        route: `${method} /repos/{owner}/{repo}${tail}`,
+        params: { owner: scope.owner, repo: scope.repo },
+      };
+    case "organization":
+      return {
+        route: `${method} /orgs/{org}${tail}`,
+        params: { org: scope.org },
+      };
+    case "enterprise":
+      return {
+        route: `${method} /enterprises/{enterprise}${tail}`,
+        params: { enterprise: scope.enterprise },
+      };
+  }
+}
+
+function groupKey(scope: Scope, name: string): string {
+  return `${scopeKey(scope)}\0${name.toLowerCase()}`;
 }
 
 /**
@@ -292,10 +548,6 @@ function timedFetch(timeout: number): typeof fetch {
     if (init?.signal) signals.push(init.signal);
     return fetch(input, { ...init, signal: AbortSignal.any(signals) });
   };
-}
-
-function key(repo: RepoRef): string {
-  return `${repo.owner}/${repo.repo}`.toLowerCase();
 }
 
 function statusOf(error: unknown): number | undefined {

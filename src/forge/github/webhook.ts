@@ -42,6 +42,9 @@ const WorkflowJobEvent = z.object({
     name: z.string().min(1).max(100),
     owner: z.object({ login: z.string().min(1).max(100) }),
   }),
+  // Present in deliveries of enterprise hooks, and of repositories and
+  // organizations that belong to an enterprise.
+  enterprise: z.object({ slug: z.string().min(1).max(100) }).nullish(),
 });
 
 /** Verifies and reads one delivery. */
@@ -82,7 +85,7 @@ export function parseGitHubWebhook(
       }: ${issue.message}`,
     };
   }
-  const { workflow_job: job, repository, action } = parsed.data;
+  const { workflow_job: job, repository, action, enterprise } = parsed.data;
   const createdAt = job.created_at ? Date.parse(job.created_at) : NaN;
   const report: JobReport = {
     id: job.id,
@@ -92,6 +95,7 @@ export function parseGitHubWebhook(
     labels: job.labels,
     runnerName: job.runner_name ?? null,
     ...(Number.isFinite(createdAt) ? { createdAt } : {}),
+    ...(enterprise ? { enterprise: enterprise.slug } : {}),
   };
   const delivery = headers.get("x-github-delivery") ?? undefined;
   return { kind: "job", delivery, report };

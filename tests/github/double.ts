@@ -9,7 +9,12 @@
 import type { KeyObject } from "node:crypto";
 import { handleGuest } from "./guest.ts";
 import { publicKeyOf } from "./jwt.ts";
-import { loadOpenApi, type MatchedOperation, type OpenApi } from "./openapi.ts";
+import {
+  type ApiDescription,
+  loadOpenApi,
+  type MatchedOperation,
+  type OpenApi,
+} from "./openapi.ts";
 import { workflowJobPayload } from "./payloads.ts";
 import { jobResource, type Urls } from "./resources.ts";
 import { NOT_FOUND, type Reply, RestApi } from "./rest.ts";
@@ -31,6 +36,13 @@ export interface GitHubDoubleOptions {
   /** PKCS#1 PEM ("BEGIN RSA PRIVATE KEY"), as GitHub issues app keys. */
   readonly privateKeyPem: string;
   readonly webhookSecret: string;
+  /**
+   * Whose API description requests are checked against: github.com
+   * (default), Enterprise Cloud (enterprise endpoints) or Server.
+   */
+  readonly description?: ApiDescription;
+  /** Where the API lives under the host: "/api/v3" for GitHub Enterprise Server. */
+  readonly prefix?: string;
 }
 
 /** An API request the double answered; `/_guest/` requests are not recorded. */
@@ -83,7 +95,7 @@ export class GitHubDouble implements AsyncDisposable {
 
   /** Starts a double on 127.0.0.1 on a free port. */
   static async start(options: GitHubDoubleOptions): Promise<GitHubDouble> {
-    const api = await loadOpenApi();
+    const api = await loadOpenApi(options.description);
     return new GitHubDouble(api, options, publicKeyOf(options.privateKeyPem));
   }
 
@@ -98,7 +110,9 @@ export class GitHubDouble implements AsyncDisposable {
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (request) => this.#handle(request),
     );
-    this.url = `http://127.0.0.1:${this.#server.addr.port}`;
+    this.url = `http://127.0.0.1:${this.#server.addr.port}${
+      options.prefix ?? ""
+    }`;
     this.#urls = { api: this.url, web: "https://github.com" };
     this.#state = new GitHubState(this.#onJobChange);
     this.#rest = new RestApi(this.#state, api, {
@@ -141,6 +155,59 @@ export class GitHubDouble implements AsyncDisposable {
 
   addRepo(owner: string, repo: string): { installationId: number } {
     return { installationId: this.#state.addRepo(owner, repo).installationId };
+  }
+
+  /**
+   * An organization, in an enterprise if named (add the enterprise first);
+   * its repositories come with addRepo, and the App is installed on it with
+   * the first.
+   */
+  addOrg(login: string, enterprise?: string): void {
+    this.#state.addOrg(login, enterprise);
+  }
+
+  addEnterprise(slug: string): void {
+    this.#state.addEnterprise(slug);
+  }
+
+  /**
+   * A runner group of an organization or an enterprise; `repos` (names)
+   * makes it open to those repositories only. Returns its id.
+   */
+  addRunnerGroup(
+    scope: { org: string } | { enterprise: string },
+    name: string,
+    repos?: readonly string[],
+  ): number {
+    const account = "org" in scope
+      ? this.#state.org(scope.org)
+      : this.#state.enterprise(scope.enterprise);
+    if (!account) throw new Error(`No account ${JSON.stringify(scope)}`);
+    const ids = (repos ?? []).map((name) => {
+      const repo = this.#state.repo(account.login, name);
+      if (!repo) throw new Error(`No repository ${account.login}/${name}`);
+      return repo.id;
+    });
+    return this.#state.addRunnerGroup(
+      account,
+      name,
+      repos ? "selected" : "all",
+      ids,
+    ).id;
+  }
+
+  /** A personal access token that works on every endpoint from now on. */
+  addToken(token: string): void {
+    this.#rest.addPat(token);
+  }
+
+  /** The runners of an organization or an enterprise: live state. */
+  runnersOf(scope: { org: string } | { enterprise: string }): Runner[] {
+    return this.#state.runnersIn(
+      "org" in scope
+        ? { kind: "organization", org: scope.org }
+        : { kind: "enterprise", enterprise: scope.enterprise },
+    );
   }
 
   /** Where webhooks go; undefined drops them (recorded as failed). */
@@ -289,6 +356,21 @@ export class GitHubDouble implements AsyncDisposable {
       jobResource(this.#api, job, this.#urls),
       repo,
     );
+    // Deliveries of repositories in an enterprise name it, as GitHub's do.
+    const slug = this.#state.org(job.owner)?.enterprise;
+    const enterprise = slug ? this.#state.enterprise(slug) : undefined;
+    if (enterprise) {
+      payload.enterprise = {
+        id: enterprise.id,
+        node_id: btoa(`Enterprise${enterprise.id}`),
+        name: enterprise.login,
+        slug: enterprise.login,
+        html_url: `${this.#urls.web}/enterprises/${enterprise.login}`,
+        avatar_url: `${this.#urls.web}/avatars/${enterprise.id}`,
+        created_at: "2024-01-01T00:00:00Z",
+        updated_at: "2024-01-01T00:00:00Z",
+      };
+    }
     const key = `workflow-job-${action.replace("_", "-")}`;
     this.#violate(`webhook ${key}`, this.#api.checkWebhook(key, payload));
     this.#webhooks = this.#webhooks.then(() =>
@@ -300,6 +382,14 @@ export class GitHubDouble implements AsyncDisposable {
     const url = new URL(request.url);
     try {
       const body = await request.text();
+      // Guests (the stand-in runner) use /_guest/ without the prefix.
+      const prefix = this.#options.prefix ?? "";
+      if (!url.pathname.startsWith("/_guest/")) {
+        if (!url.pathname.startsWith(`${prefix}/`)) {
+          return toResponse(NOT_FOUND);
+        }
+        url.pathname = url.pathname.slice(prefix.length);
+      }
       if (url.pathname.startsWith("/_guest/")) {
         const response = handleGuest(this.#state, url, request.method, body);
         await this.settled();

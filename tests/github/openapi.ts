@@ -234,17 +234,30 @@ export class OpenApi {
   }
 }
 
-let loading: Promise<OpenApi> | undefined;
+/**
+ * GitHub's descriptions: github.com; GitHub Enterprise Cloud (github.com
+ * with the enterprise endpoints); GitHub Enterprise Server 3.19.
+ */
+export type ApiDescription = "api.github.com" | "ghec" | "ghes-3.19";
 
-/** The description, parsed once per process (about a second the first time). */
-export function loadOpenApi(): Promise<OpenApi> {
-  loading ??= (async () => {
-    const url = import.meta.resolve(
-      "@octokit/openapi/generated/api.github.com.json",
-    );
-    return new OpenApi(JSON.parse(await Deno.readTextFile(fileURLToPath(url))));
-  })();
-  return loading;
+const loading = new Map<ApiDescription, Promise<OpenApi>>();
+
+/** A description, parsed once per process (about a second the first time). */
+export function loadOpenApi(
+  description: ApiDescription = "api.github.com",
+): Promise<OpenApi> {
+  let found = loading.get(description);
+  if (!found) {
+    found = (async () => {
+      const url = import.meta.resolve(
+        `@octokit/openapi/generated/${description}.json`,
+      );
+      const text = await Deno.readTextFile(fileURLToPath(url));
+      return new OpenApi(JSON.parse(text));
+    })();
+    loading.set(description, found);
+  }
+  return found;
 }
 
 function isObject(value: unknown): value is Json {

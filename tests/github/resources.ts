@@ -11,6 +11,8 @@ import {
   type Run,
   runConclusion,
   type Runner,
+  type RunnerGroup,
+  type RunnerScope,
   runStatus,
 } from "./state.ts";
 
@@ -66,7 +68,7 @@ export function jobResource(api: OpenApi, job: Job, urls: Urls): Json {
     runner_id: job.runnerId,
     runner_name: job.runnerName,
     runner_group_id: job.runnerGroupId,
-    runner_group_name: job.runnerGroupId === null ? null : "Default",
+    runner_group_name: job.runnerGroupName,
     workflow_name: "CI",
     head_branch: "main",
   };
@@ -145,3 +147,59 @@ export const PERMISSIONS = {
   administration: "write",
   metadata: "read",
 } as const;
+
+/** A runner group as `GET /orgs/{org}/actions/runner-groups` shows it. */
+export function runnerGroupResource(
+  group: RunnerGroup,
+  scope: RunnerScope,
+  urls: Urls,
+): Json {
+  const base = scope.kind === "organization"
+    ? `${urls.api}/orgs/${scope.org}`
+    : scope.kind === "enterprise"
+    ? `${urls.api}/enterprises/${scope.enterprise}`
+    : urls.api;
+  const url = `${base}/actions/runner-groups/${group.id}`;
+  return {
+    id: group.id,
+    name: group.name,
+    visibility: group.visibility,
+    default: group.id === 1,
+    runners_url: `${url}/runners`,
+    allows_public_repositories: true,
+    restricted_to_workflows: false,
+    selected_workflows: [],
+    workflow_restrictions_read_only: false,
+    ...(scope.kind === "organization"
+      ? {
+        inherited: false,
+        ...(group.visibility === "selected"
+          ? { selected_repositories_url: `${url}/repositories` }
+          : {}),
+      }
+      : {}),
+  };
+}
+
+/** A repository as listings show it (`minimal-repository`). */
+export function repositoryResource(api: OpenApi, repo: Repo, urls: Urls): Json {
+  const example = api.example("minimal-repository");
+  const full = `${repo.owner}/${repo.name}`;
+  Object.assign(example.owner as Json, {
+    login: repo.owner,
+    id: repo.ownerId,
+    url: `${urls.api}/users/${repo.owner}`,
+    html_url: `${urls.web}/${repo.owner}`,
+  });
+  return {
+    ...example,
+    id: repo.id,
+    node_id: btoa(`Repository${repo.id}`),
+    name: repo.name,
+    full_name: full,
+    url: `${urls.api}/repos/${full}`,
+    html_url: `${urls.web}/${full}`,
+    archived: false,
+    disabled: false,
+  };
+}

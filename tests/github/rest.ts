@@ -1,6 +1,10 @@
 /**
  * The REST endpoints the double implements, with GitHub's authentication:
- * an app JWT for the app endpoints, an installation token for the rest.
+ * an app JWT for the app endpoints, an installation token or a personal
+ * access token for the rest. Runners live in a repository, an organization
+ * (in one of its runner groups) or an enterprise; an installation token
+ * cannot reach enterprise endpoints (GitHub Apps cannot manage enterprise
+ * runners), a personal access token reaches everything.
  */
 
 import type { KeyObject } from "node:crypto";
@@ -10,16 +14,21 @@ import {
   installationResource,
   jobResource,
   PERMISSIONS,
+  repositoryResource,
+  runnerGroupResource,
   runnerResource,
   runResource,
   type Urls,
 } from "./resources.ts";
 import {
+  type Account,
   type GitHubState,
   type Job,
   randomToken,
   type Repo,
   type Run,
+  type RunnerScope,
+  type RunnerState,
   runStatus,
   timestamp,
 } from "./state.ts";
@@ -46,11 +55,43 @@ interface Call {
   readonly body: unknown;
 }
 
+/** A call on an organization's or an enterprise's runners. */
+interface AccountCall {
+  readonly op: MatchedOperation;
+  readonly path: string;
+  readonly scope: RunnerScope;
+  readonly account: Account;
+  readonly query: URLSearchParams;
+  readonly body: unknown;
+}
+
 /** Operations authenticated with the app's JWT rather than a token. */
 const APP_OPERATIONS = new Set([
   "apps/get-repo-installation",
+  "apps/get-org-installation",
   "apps/create-installation-access-token",
 ]);
+
+const ORG_OPERATIONS = new Set([
+  "actions/generate-runner-jitconfig-for-org",
+  "actions/list-self-hosted-runners-for-org",
+  "actions/get-self-hosted-runner-for-org",
+  "actions/delete-self-hosted-runner-from-org",
+  "actions/list-self-hosted-runner-groups-for-org",
+  "actions/list-repo-access-to-self-hosted-runner-group-in-org",
+  "repos/list-for-org",
+]);
+
+const ENTERPRISE_OPERATIONS = new Set([
+  "actions/generate-runner-jitconfig-for-enterprise",
+  "enterprise-admin/list-self-hosted-runners-for-enterprise",
+  "enterprise-admin/get-self-hosted-runner-for-enterprise",
+  "enterprise-admin/delete-self-hosted-runner-from-enterprise",
+  "enterprise-admin/list-self-hosted-runner-groups-for-enterprise",
+]);
+
+/** Who a token is: an App installation, or a personal access token. */
+type Caller = { readonly installationId: number } | "pat";
 
 const REPO_OPERATIONS = new Set([
   "actions/generate-runner-jitconfig-for-repo",
@@ -72,6 +113,7 @@ export function errorReply(status: number, message: string): Reply {
 
 export const NOT_FOUND = errorReply(404, "Not Found");
 const BAD_CREDENTIALS = errorReply(401, "Bad credentials");
+const NOT_FOR_APPS = errorReply(403, "Resource not accessible by integration");
 
 export class RestApi {
   /** Installation tokens and JIT configs handed out, for leak checks. */
@@ -83,11 +125,18 @@ export class RestApi {
     string,
     { installationId: number; expiresAt: number }
   >();
+  /** Personal access tokens that work everywhere. */
+  readonly #pats = new Set<string>();
 
   constructor(state: GitHubState, api: OpenApi, options: RestOptions) {
     this.#state = state;
     this.#api = api;
     this.#options = options;
+  }
+
+  /** A personal access token that the double accepts from now on. */
+  addPat(token: string): void {
+    this.#pats.add(token);
   }
 
   handle(
@@ -105,35 +154,81 @@ export class RestApi {
         this.#options.publicKey,
       );
       if (problem) return errorReply(401, problem);
-      return op.operationId === "apps/get-repo-installation"
-        ? this.#installation(op)
-        : this.#accessToken(op);
+      return op.operationId === "apps/create-installation-access-token"
+        ? this.#accessToken(op)
+        : this.#installation(op);
     }
-    if (!REPO_OPERATIONS.has(op.operationId)) return NOT_FOUND;
-    const installationId = this.#installationOf(authorization);
-    if (installationId === undefined) return BAD_CREDENTIALS;
-    const repo = this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
-    if (!repo) return NOT_FOUND;
-    if (repo.installationId !== installationId) return BAD_CREDENTIALS;
+    const caller = this.#callerOf(authorization);
+    if (caller === undefined) return BAD_CREDENTIALS;
     let body: unknown;
     try {
       body = rawBody === "" ? undefined : JSON.parse(rawBody);
     } catch {
       return errorReply(400, "Problems parsing JSON");
     }
+    if (ORG_OPERATIONS.has(op.operationId)) {
+      const org = this.#state.org(op.pathParams.org!);
+      if (!org) return NOT_FOUND;
+      if (
+        caller !== "pat" &&
+        caller.installationId !== this.#ownerInstallation(org.login)
+      ) {
+        return BAD_CREDENTIALS;
+      }
+      const scope = { kind: "organization", org: org.login } as const;
+      return this.#accountOperation({
+        op,
+        path,
+        scope,
+        account: org,
+        query,
+        body,
+      });
+    }
+    if (ENTERPRISE_OPERATIONS.has(op.operationId)) {
+      if (caller !== "pat") return NOT_FOR_APPS;
+      const enterprise = this.#state.enterprise(op.pathParams.enterprise!);
+      if (!enterprise) return NOT_FOUND;
+      const scope = {
+        kind: "enterprise",
+        enterprise: enterprise.login,
+      } as const;
+      return this.#accountOperation({
+        op,
+        path,
+        scope,
+        account: enterprise,
+        query,
+        body,
+      });
+    }
+    if (!REPO_OPERATIONS.has(op.operationId)) return NOT_FOUND;
+    const repo = this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
+    if (!repo) return NOT_FOUND;
+    if (caller !== "pat" && repo.installationId !== caller.installationId) {
+      return BAD_CREDENTIALS;
+    }
     return this.#repoOperation({ op, path, repo, query, body });
   }
 
-  #installationOf(authorization: string | null): number | undefined {
+  #callerOf(authorization: string | null): Caller | undefined {
     const match = /^(?:token|bearer)\s+(\S+)$/i.exec(authorization ?? "");
+    if (match && this.#pats.has(match[1]!)) return "pat";
     const token = match ? this.#tokens.get(match[1]!) : undefined;
     return token && token.expiresAt > Date.now()
-      ? token.installationId
+      ? { installationId: token.installationId }
       : undefined;
   }
 
+  /** The installation on an account's repositories, if the App has one. */
+  #ownerInstallation(login: string): number | undefined {
+    return this.#state.installationOf(login);
+  }
+
   #installation(op: MatchedOperation): Reply {
-    const repo = this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
+    const repo = op.operationId === "apps/get-org-installation"
+      ? this.#state.anyRepoOf(op.pathParams.org!)
+      : this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
     if (!repo) return NOT_FOUND;
     const { appId, urls } = this.#options;
     return {
@@ -163,7 +258,7 @@ export class RestApi {
   #repoOperation(call: Call): Reply {
     switch (call.op.operationId) {
       case "actions/generate-runner-jitconfig-for-repo":
-        return this.#generateJitConfig(call);
+        return this.#generateJitConfig({ scope: call.repo, body: call.body });
       case "actions/list-self-hosted-runners-for-repo": {
         const name = call.query.get("name");
         const runners = this.#state.runners(call.repo)
@@ -172,7 +267,11 @@ export class RestApi {
       }
       case "actions/get-self-hosted-runner-for-repo":
       case "actions/delete-self-hosted-runner-from-repo":
-        return this.#runnerById(call);
+        return this.#runnerById(
+          call,
+          this.#state.runners(call.repo),
+          Number(call.op.pathParams.runner_id),
+        );
       case "actions/list-workflow-runs-for-repo":
         return this.#page(
           call,
@@ -206,7 +305,65 @@ export class RestApi {
     return NOT_FOUND;
   }
 
-  #generateJitConfig({ repo, body }: Call): Reply {
+  #accountOperation(call: AccountCall): Reply {
+    const { op, scope, account } = call;
+    const runnerId = Number(op.pathParams.runner_id);
+    switch (op.operationId) {
+      case "actions/generate-runner-jitconfig-for-org":
+      case "actions/generate-runner-jitconfig-for-enterprise":
+        return this.#generateJitConfig({ scope, body: call.body });
+      case "actions/list-self-hosted-runners-for-org":
+      case "enterprise-admin/list-self-hosted-runners-for-enterprise":
+        return this.#page(
+          call,
+          this.#state.runnersIn(scope),
+          "runners",
+          (r) => this.#runner(r),
+        );
+      case "actions/get-self-hosted-runner-for-org":
+      case "enterprise-admin/get-self-hosted-runner-for-enterprise":
+      case "actions/delete-self-hosted-runner-from-org":
+      case "enterprise-admin/delete-self-hosted-runner-from-enterprise":
+        return this.#runnerById(call, this.#state.runnersIn(scope), runnerId);
+      case "actions/list-self-hosted-runner-groups-for-org":
+      case "enterprise-admin/list-self-hosted-runner-groups-for-enterprise":
+        return this.#page(
+          call,
+          account.groups,
+          "runner_groups",
+          (group) => runnerGroupResource(group, scope, this.#options.urls),
+        );
+      case "actions/list-repo-access-to-self-hosted-runner-group-in-org": {
+        const group = account.groups.find((g) =>
+          g.id === Number(op.pathParams.runner_group_id)
+        );
+        if (!group) return NOT_FOUND;
+        const repos = this.#state.reposOf(account.login)
+          .filter((r) => group.repoIds.includes(r.id));
+        return this.#page(
+          call,
+          repos,
+          "repositories",
+          (repo) => repositoryResource(this.#api, repo, this.#options.urls),
+        );
+      }
+      case "repos/list-for-org": {
+        // An array, not an object: GitHub pages it by Link header only.
+        const page = this.#page(
+          call,
+          this.#state.reposOf(account.login),
+          "items",
+          (repo) => repositoryResource(this.#api, repo, this.#options.urls),
+        );
+        return { ...page, body: (page.body as { items: unknown[] }).items };
+      }
+    }
+    return NOT_FOUND;
+  }
+
+  #generateJitConfig(
+    { scope, body }: { scope: RunnerScope | Repo; body: unknown },
+  ): Reply {
     const fields = body as Record<string, unknown> | undefined;
     const labels = fields?.labels;
     if (
@@ -217,10 +374,18 @@ export class RestApi {
     ) {
       return errorReply(422, "Invalid request: name, runner_group_id, labels");
     }
+    const where: RunnerScope = "kind" in scope
+      ? scope
+      : { kind: "repository", owner: scope.owner, repo: scope.name };
+    if (
+      !this.#state.groupsOf(where).some((g) => g.id === fields.runner_group_id)
+    ) {
+      return errorReply(404, "Not Found - runner group");
+    }
     const workFolder = typeof fields.work_folder === "string"
       ? fields.work_folder
       : "_work";
-    const runner = this.#state.createRunner(repo, {
+    const runner = this.#state.createRunner(where, {
       name: fields.name,
       labels,
       runnerGroupId: fields.runner_group_id,
@@ -247,9 +412,12 @@ export class RestApi {
     };
   }
 
-  #runnerById(call: Call): Reply {
-    const runner = this.#state.runners(call.repo)
-      .find((r) => r.id === Number(call.op.pathParams.runner_id));
+  #runnerById(
+    call: { op: MatchedOperation },
+    runners: readonly RunnerState[],
+    id: number,
+  ): Reply {
+    const runner = runners.find((r) => r.id === id);
     if (!runner) return NOT_FOUND;
     if (call.op.method === "GET") {
       return { status: 200, body: this.#runner(runner) };
@@ -290,7 +458,7 @@ export class RestApi {
 
   /** One page of `items` as `{total_count, [key]}`, with GitHub's Link header. */
   #page<T>(
-    call: Call,
+    call: { path: string; query: URLSearchParams },
     items: readonly T[],
     key: string,
     show: (item: T) => unknown,

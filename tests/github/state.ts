@@ -1,4 +1,7 @@
-/** What the GitHub double knows: repositories, runners, runs and jobs. */
+/**
+ * What the GitHub double knows: repositories, organizations, enterprises,
+ * runner groups, runners, runs and jobs.
+ */
 
 export interface Repo {
   readonly id: number;
@@ -11,10 +14,44 @@ export interface Repo {
 export type JobStatus = "queued" | "in_progress" | "completed";
 export type JobConclusion = "success" | "failure" | "cancelled";
 
+/** Where a runner is registered: its repository, organization or enterprise. */
+export type RunnerScope =
+  | {
+    readonly kind: "repository";
+    readonly owner: string;
+    readonly repo: string;
+  }
+  | { readonly kind: "organization"; readonly org: string }
+  | { readonly kind: "enterprise"; readonly enterprise: string };
+
+/** A runner group of an organization or an enterprise. */
+export interface RunnerGroup {
+  readonly id: number;
+  readonly name: string;
+  /** "selected": only `repoIds` (organizations) may use it. */
+  readonly visibility: "all" | "selected" | "private";
+  readonly repoIds: readonly number[];
+}
+
+/** Every organization and enterprise has it; repository runners are in it. */
+export const DEFAULT_GROUP: RunnerGroup = {
+  id: 1,
+  name: "Default",
+  visibility: "all",
+  repoIds: [],
+};
+
+export interface Account {
+  readonly login: string;
+  readonly id: number;
+  /** An organization's enterprise, if it belongs to one. */
+  readonly enterprise: string | undefined;
+  readonly groups: RunnerGroup[];
+}
+
 export interface RunnerState {
   readonly id: number;
-  readonly owner: string;
-  readonly repo: string;
+  readonly scope: RunnerScope;
   readonly name: string;
   readonly labels: readonly string[];
   readonly runnerGroupId: number;
@@ -46,6 +83,7 @@ export interface JobState {
   runnerId: number | null;
   runnerName: string | null;
   runnerGroupId: number | null;
+  runnerGroupName: string | null;
 }
 
 /** A job as tests see it. */
@@ -108,6 +146,8 @@ export class GitHubState {
   readonly #runs = new Map<number, Run>();
   readonly #jobs = new Map<number, JobState>();
   readonly #labelIds = new Map<string, number>();
+  readonly #orgs = new Map<string, Account>();
+  readonly #enterprises = new Map<string, Account>();
   readonly #listener: JobListener;
   readonly #next = {
     installation: 100,
@@ -116,6 +156,8 @@ export class GitHubState {
     run: 1_000_000,
     job: 2_000_000,
     label: 1,
+    group: 2,
+    account: 900,
   };
 
   constructor(listener: JobListener) {
@@ -158,6 +200,22 @@ export class GitHubState {
     return installationId;
   }
 
+  /** The App's installation on an account, if it has one. */
+  installationOf(login: string): number | undefined {
+    return this.#installations.get(login.toLowerCase());
+  }
+
+  /** An account's repositories, in the order they were added. */
+  reposOf(login: string): Repo[] {
+    return [...this.#repos.values()].filter((r) =>
+      r.owner.toLowerCase() === login.toLowerCase()
+    );
+  }
+
+  anyRepoOf(login: string): Repo | undefined {
+    return this.reposOf(login)[0];
+  }
+
   hasInstallation(id: number): boolean {
     return [...this.#installations.values()].includes(id);
   }
@@ -175,30 +233,109 @@ export class GitHubState {
     return id;
   }
 
+  /** An organization (its repositories are added with addRepo). */
+  addOrg(login: string, enterprise?: string): Account {
+    const known = this.org(login);
+    if (known) return known;
+    if (enterprise !== undefined && !this.enterprise(enterprise)) {
+      throw new Error(`No enterprise ${enterprise}`);
+    }
+    const org = {
+      login,
+      id: this.#next.account++,
+      enterprise,
+      groups: [DEFAULT_GROUP],
+    };
+    this.#orgs.set(login.toLowerCase(), org);
+    return org;
+  }
+
+  addEnterprise(slug: string): Account {
+    const known = this.enterprise(slug);
+    if (known) return known;
+    const enterprise = {
+      login: slug,
+      id: this.#next.account++,
+      enterprise: undefined,
+      groups: [DEFAULT_GROUP],
+    };
+    this.#enterprises.set(slug.toLowerCase(), enterprise);
+    return enterprise;
+  }
+
+  org(login: string): Account | undefined {
+    return this.#orgs.get(login.toLowerCase());
+  }
+
+  enterprise(slug: string): Account | undefined {
+    return this.#enterprises.get(slug.toLowerCase());
+  }
+
+  /** A new runner group of an organization or enterprise. */
+  addRunnerGroup(
+    account: Account,
+    name: string,
+    visibility: RunnerGroup["visibility"] = "all",
+    repoIds: readonly number[] = [],
+  ): RunnerGroup {
+    const group = { id: this.#next.group++, name, visibility, repoIds };
+    account.groups.push(group);
+    return group;
+  }
+
+  /** The account a scope's runner groups belong to. */
+  accountOf(scope: RunnerScope): Account | undefined {
+    return scope.kind === "organization"
+      ? this.org(scope.org)
+      : scope.kind === "enterprise"
+      ? this.enterprise(scope.enterprise)
+      : undefined;
+  }
+
+  /** The runner groups a runner of this scope may be put in. */
+  groupsOf(scope: RunnerScope): readonly RunnerGroup[] {
+    return this.accountOf(scope)?.groups ?? [DEFAULT_GROUP];
+  }
+
   runners(repo: Repo): RunnerState[] {
-    return [...this.#runners.values()].filter((r) => isIn(r, repo));
+    return this.runnersIn({
+      kind: "repository",
+      owner: repo.owner,
+      repo: repo.name,
+    });
+  }
+
+  runnersIn(scope: RunnerScope): RunnerState[] {
+    const key = scopeKey(scope);
+    return [...this.#runners.values()].filter((r) => scopeKey(r.scope) === key);
+  }
+
+  allRunners(): RunnerState[] {
+    return [...this.#runners.values()];
   }
 
   runner(id: number): RunnerState | undefined {
     return this.#runners.get(id);
   }
 
-  /** A new offline runner, or undefined when the name is taken in the repo. */
+  /** A new offline runner, or undefined when the name is taken in the scope. */
   createRunner(
-    repo: Repo,
+    scope: RunnerScope | Repo,
     fields: Pick<
       RunnerState,
       "name" | "labels" | "runnerGroupId" | "workFolder"
     >,
   ): RunnerState | undefined {
-    if (this.runners(repo).some((r) => r.name === fields.name)) {
+    const where: RunnerScope = "kind" in scope
+      ? scope
+      : { kind: "repository", owner: scope.owner, repo: scope.name };
+    if (this.runnersIn(where).some((r) => r.name === fields.name)) {
       return undefined;
     }
     const runner: RunnerState = {
       ...fields,
       id: this.#next.runner++,
-      owner: repo.owner,
-      repo: repo.name,
+      scope: where,
       secret: randomToken(32),
       status: "offline",
       busy: false,
@@ -270,6 +407,7 @@ export class GitHubState {
       runnerId: null,
       runnerName: null,
       runnerGroupId: null,
+      runnerGroupName: null,
     };
     run.jobIds.push(job.id);
     this.#jobs.set(job.id, job);
@@ -279,25 +417,48 @@ export class GitHubState {
 
   /**
    * The runner's job: the one it already has, else the oldest queued job
-   * of its repository that it has all the labels for, now in progress.
+   * it may serve (its repository; its organization's repositories that its
+   * group is open to; its enterprise's organizations) and has all the
+   * labels for, now in progress.
    */
   take(runner: RunnerState): JobState | undefined {
     if (runner.jobId !== undefined) return this.#jobs.get(runner.jobId);
     const job = [...this.#jobs.values()].find((j) =>
-      j.status === "queued" && sameRepo(j, runner) &&
+      j.status === "queued" && this.#serves(runner, j) &&
       labelsMatch(j.labels, runner.labels)
     );
     if (!job) return undefined;
+    const group = this.groupsOf(runner.scope)
+      .find((g) => g.id === runner.runnerGroupId);
     Object.assign(job, {
       status: "in_progress",
       startedAt: timestamp(),
       runnerId: runner.id,
       runnerName: runner.name,
       runnerGroupId: runner.runnerGroupId,
+      runnerGroupName: group?.name ?? null,
     });
     Object.assign(runner, { busy: true, jobId: job.id, status: "online" });
     this.#listener(job, "in_progress");
     return job;
+  }
+
+  #serves(runner: RunnerState, job: Job): boolean {
+    const { scope } = runner;
+    if (scope.kind === "repository") return sameRepo(job, scope);
+    const group = this.groupsOf(scope).find((g) =>
+      g.id === runner.runnerGroupId
+    );
+    const repo = this.repo(job.owner, job.repo);
+    if (!group || !repo) return false;
+    if (group.visibility === "selected" && !group.repoIds.includes(repo.id)) {
+      return false;
+    }
+    if (scope.kind === "organization") {
+      return job.owner.toLowerCase() === scope.org.toLowerCase();
+    }
+    return this.org(job.owner)?.enterprise?.toLowerCase() ===
+      scope.enterprise.toLowerCase();
   }
 
   /** The runner's job ends with its exit code; the ephemeral runner goes. */
@@ -326,6 +487,18 @@ export class GitHubState {
       completedAt: timestamp(),
     });
     this.#listener(job, "completed");
+  }
+}
+
+/** A scope as one case-insensitive string. */
+export function scopeKey(scope: RunnerScope): string {
+  switch (scope.kind) {
+    case "repository":
+      return `repo:${scope.owner}/${scope.repo}`.toLowerCase();
+    case "organization":
+      return `org:${scope.org}`.toLowerCase();
+    case "enterprise":
+      return `enterprise:${scope.enterprise}`.toLowerCase();
   }
 }
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Status } from "../src/core/mod.ts";
 import { startForrest } from "./cli.ts";
 import {
+  type ApiDescription,
   generateAppKey,
   GitHubDouble,
   STANDIN_TEMPLATE_DIR,
@@ -49,6 +50,12 @@ export interface ServeOptions {
   /** The repository whose Debian machine the config has: OWNER/REPO. */
   readonly owner?: string;
   readonly repo?: string;
+  /** Which GitHub the double is (default github.com). */
+  readonly github?: ApiDescription;
+  /** Prepares the double before Forrest starts (organizations, groups). */
+  readonly setup?: (double: GitHubDouble) => void;
+  /** A personal access token: written to a file named by [github] token_file. */
+  readonly token?: string;
 }
 
 export interface Serving {
@@ -109,12 +116,17 @@ export async function withServe(
       appId: APP_ID,
       privateKeyPem: keyPem,
       webhookSecret: WEBHOOK_SECRET,
+      ...(options.github ? { description: options.github } : {}),
     });
+    if (options.token !== undefined) {
+      await Deno.writeTextFile(join(dir, "token"), `${options.token}\n`);
+    }
     let forrest: Deno.ChildProcess | undefined;
     let logText = "";
     let reading: Promise<void> | undefined;
     try {
       double.addRepo(owner, repo);
+      options.setup?.(double);
       const port = new URL(double.url).port;
       await Deno.writeTextFile(
         join(dir, "forrest.toml"),
@@ -134,6 +146,7 @@ api_url = "${double.url}"
 polling_interval = "${options.pollingInterval ?? "10m"}"
 janitor_interval = "${options.janitorInterval ?? "2s"}"
 request_timeout = "${options.requestTimeout ?? "30s"}"
+${options.token === undefined ? "" : 'token_file = "token"'}
 
 [repositories."${owner}"."${repo}"]
 persistence_token = "${TOKEN}"

@@ -885,3 +885,91 @@ base_image = "x.img"
     ],
   );
 });
+
+Deno.test("parseConfig() reports mistakes in the scope keys with their line", () => {
+  assert.deepEqual(
+    problems(`${HOST}
+[github]
+webhook_secret = "s"
+
+[repositories.orgs.app.machines.m]
+base_image = "x.img"
+
+[repositories.acme.app]
+runner_group = "CI"
+
+[repositories.acme.app.machines.m]
+base_image = "x.img"
+runner_group = "CI"
+
+[organizations.acme]
+repositories = ["acme/app", "lib", "LIB"]
+runer_group = "CI"
+
+[organizations.acme.machines.m]
+base_image = "x.img"
+base_machine = "enterprises/megacorp/nope"
+default_labels = "yes"
+
+[organizations."-bad"]
+
+[enterprises.megacorp.machines.m]
+base_image = "x.img"
+`),
+    [
+      "forrest.toml:6: github: set app_id and private_key_file (a GitHub App), or token_file (a personal access token)",
+      'forrest.toml:9: repositories.orgs: "orgs" is not a GitHub account (GitHub reserves the name); use [organizations.NAME] for runners of a whole organization or enterprise',
+      "forrest.toml:13: repositories.acme.app.runner_group: runner groups belong to organizations and enterprises; a repository's runners are always in its default group (configure the machine under [organizations.OWNER] to use a group)",
+      "forrest.toml:17: repositories.acme.app.machines.m.runner_group: runner groups belong to organizations and enterprises; a repository's runners are always in its default group (configure the machine under [organizations.OWNER] to use a group)",
+      'forrest.toml:20: organizations.acme.repositories[0]: "acme/app" is not a valid GitHub repository name (1 to 100 letters, digits, ".", "_" or "-", and not "." or "..")',
+      'forrest.toml:20: organizations.acme.repositories[2]: repository "LIB" is listed twice',
+      'forrest.toml:21: organizations.acme.runer_group: unknown key; did you mean "runner_group"?',
+      'forrest.toml:25: organizations.acme.machines.m.base_machine: names no configured machine "enterprises/megacorp/nope"; did you mean "enterprises/megacorp/m"?',
+      'forrest.toml:26: organizations.acme.machines.m.default_labels: expected true or false, found "yes"',
+      'forrest.toml:28: organizations.-bad: "-bad" is not a valid GitHub organization name (1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen)',
+      "forrest.toml:30: enterprises.megacorp: enterprise runners need a token: set [github] token_file to a classic personal access token with the manage_runners:enterprise scope (GitHub Apps cannot register enterprise runners)",
+    ],
+  );
+});
+
+Deno.test("parseConfig() reads all three scopes; base_machine names any of them", () => {
+  const c = config(`${HOST}
+[github]
+token_file = "/etc/forrest/token"
+webhook_secret = "s"
+
+[repositories.acme.app.machines.test]
+base_machine = "orgs/acme/base"
+
+[organizations.acme]
+persistence_token = "org-token"
+runner_group = "Linux CI"
+
+[organizations.acme.machines.base]
+base_machine = "enterprises/megacorp/golden"
+
+[enterprises.megacorp.machines.golden]
+base_image = "x.img"
+runner_group = "Enterprise"
+`);
+  assert.equal(c.github?.app, undefined);
+  assert.equal(c.github?.tokenFile, "/etc/forrest/token");
+  assert.deepEqual(allMachines(c).map((m) => tripletName(m.triplet)), [
+    "acme/app/test",
+    "orgs/acme/base",
+    "enterprises/megacorp/golden",
+  ]);
+  const [test, base, golden] = allMachines(c);
+  assert.deepEqual(test!.baseMachine, {
+    scope: { kind: "organization", org: "acme" },
+    machine: "base",
+  });
+  assert.deepEqual(base!.baseMachine, {
+    scope: { kind: "enterprise", enterprise: "megacorp" },
+    machine: "golden",
+  });
+  assert.equal(base!.runnerGroup, "Linux CI");
+  assert.equal(golden!.runnerGroup, "Enterprise");
+  assert.equal(c.scopes[1]!.persistenceToken?.reveal(), "org-token");
+  assert.equal(c.scopes[1]!.repositories, undefined);
+});

@@ -8,6 +8,7 @@ export {
   type RecordedRequest,
 } from "./double.ts";
 export { generateAppKey, signAppJwt } from "./jwt.ts";
+export type { ApiDescription } from "./openapi.ts";
 export { pingPayload, workflowJobPayload } from "./payloads.ts";
 export type { Job, JobStatus, Runner } from "./state.ts";
 export { STANDIN_TEMPLATE_DIR } from "./standin.ts";

@@ -20,6 +20,7 @@ import {
   type Scope,
   scopeKey,
   scopeName,
+  scopeSegments,
 } from "../../config/mod.ts";
 import type { JobReport, RunnerReport } from "../../core/mod.ts";
 import { Secret } from "../../log/mod.ts";
@@ -436,7 +437,7 @@ export class GitHubForge implements Forge {
         throw forgeError(error);
       }
     }
-    this.#installations.delete(scopeKey(scope));
+    this.#installations.delete(installationKey(scope));
     try {
       return await request(await this.#client(scope));
     } catch (error) {
@@ -460,17 +461,19 @@ export class GitHubForge implements Forge {
         ),
       );
     }
-    const key = scopeKey(scope);
+    // An App is installed on an account: all repositories of an owner
+    // share the installation of the owner, whichever call found it.
+    const key = installationKey(scope);
     let found = this.#installations.get(key);
     if (found === undefined) {
       const app = this.#app!;
-      const lookup = scope.kind === "organization"
-        ? app.octokit.request("GET /orgs/{org}/installation", {
-          org: scope.org,
+      const lookup = scope.kind === "repository"
+        ? app.octokit.request("GET /repos/{owner}/{repo}/installation", {
+          owner: scope.owner,
+          repo: scope.repo,
         })
-        : app.octokit.request("GET /repos/{owner}/{repo}/installation", {
-          owner: (scope as RepoRef).owner,
-          repo: (scope as RepoRef).repo,
+        : app.octokit.request("GET /orgs/{org}/installation", {
+          org: scopeSegments(scope)[1],
         });
       found = lookup.then(
         ({ data }) => app.getInstallationOctokit(data.id) as Promise<Client>,
@@ -517,6 +520,12 @@ function scoped(
         params: { enterprise: scope.enterprise },
       };
   }
+}
+
+/** The account an App installation of this scope is on, lower case. */
+function installationKey(scope: Scope): string {
+  return (scope.kind === "repository" ? scope.owner : scopeSegments(scope)[1])
+    .toLowerCase();
 }
 
 function groupKey(scope: Scope, name: string): string {

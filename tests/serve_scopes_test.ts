@@ -1,0 +1,146 @@
+/**
+ * GitHub at every scope through `forrest serve`, end to end under TCG
+ * (product.md §11): an organization's machine in a named runner group runs
+ * a job of one of the organization's repositories and persists with the
+ * organization's token; an enterprise machine registers its runner at
+ * /enterprises/… with a personal access token (GitHub Apps cannot); a job
+ * whose organization webhook was lost is found by the poller.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { testDebianImage } from "./debian_image.ts";
+import { STANDIN_TEMPLATE_DIR } from "./github/mod.ts";
+import { withServe } from "./serve.ts";
+
+const JOB_TIMEOUT = 240_000;
+const ORG_TOKEN = "org-persist-token-0123456789";
+const PAT = "ghp_forrestTestToken0123456789abcdefABCD";
+
+Deno.test({
+  name:
+    "serve: organization and enterprise machines run jobs through their own endpoints; the poller finds an organization's job",
+  sanitizeResources: true,
+  async fn() {
+    const image = await testDebianImage();
+    let groupId = 0;
+    // The double's own port is the guests' forward: the same for all.
+    const machine = (port: string) =>
+      `base_image = "${image}"
+ram = "1G"
+cpus = 1
+network = "restricted"
+forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
+setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
+`;
+    let extraToml = "";
+    await withServe({
+      image,
+      github: "ghec",
+      token: PAT,
+      pollingInterval: "5s",
+      hostRam: "3G",
+      setup: (double) => {
+        double.addEnterprise("megacorp");
+        double.addOrg("acme", "megacorp");
+        double.addRepo("acme", "app");
+        double.addRepo("acme", "lib");
+        groupId = double.addRunnerGroup({ org: "acme" }, "Linux CI", [
+          "app",
+          "lib",
+        ]);
+        double.addToken(PAT);
+        const port = new URL(double.url).port;
+        extraToml = `
+[organizations.acme]
+persistence_token = "${ORG_TOKEN}"
+runner_group = "Linux CI"
+
+[organizations.acme.machines.orgbox]
+${machine(port)}
+[enterprises.megacorp.machines.entbox]
+${machine(port)}`;
+      },
+      get extraToml() {
+        return extraToml;
+      },
+    }, async (s) => {
+      // 1. An organization webhook: JIT at /orgs/acme in "Linux CI".
+      const job = await s.double.queueJob({
+        owner: "acme",
+        repo: "app",
+        labels: ["self-hosted", "forrest", "orgbox"],
+        script: `echo ${ORG_TOKEN} > ~/config/persist`,
+      });
+      await s.double.waitFor(
+        () => s.double.runnersOf({ org: "acme" }).length > 0,
+        30_000,
+        "an organization runner",
+      );
+      const runner = s.double.runnersOf({ org: "acme" })[0]!;
+      assert.equal(runner.runnerGroupId, groupId, "in the named group");
+      assert.deepEqual(s.double.runners("acme", "app"), [], "not a repo's");
+      await s.double.waitFor(
+        () => s.double.job(job.id)?.status === "completed",
+        JOB_TIMEOUT,
+        "the organization's job completed",
+      );
+      assert.equal(s.double.job(job.id)!.conclusion, "success");
+      assert.equal(s.double.job(job.id)!.runnerGroupName, "Linux CI");
+      await s.waitForLog("persisted its disk");
+      await Deno.stat(join(s.baseDir, "machines/orgs/acme/orgbox.img"));
+      await s.double.waitFor(
+        () => s.double.runnersOf({ org: "acme" }).length === 0,
+        60_000,
+        "the organization runner deleted",
+      );
+
+      // 2. An enterprise job (its delivery names the enterprise), and an
+      // organization job whose webhook is lost, at once.
+      const enterpriseJob = await s.double.queueJob({
+        owner: "acme",
+        repo: "lib",
+        labels: ["self-hosted", "forrest", "entbox"],
+      });
+      const lost = await s.double.queueJob({
+        owner: "acme",
+        repo: "lib",
+        labels: ["self-hosted", "forrest", "orgbox"],
+        webhook: false,
+      });
+      await s.double.waitFor(
+        () =>
+          [enterpriseJob, lost].every((j) =>
+            s.double.job(j.id)?.status === "completed"
+          ),
+        JOB_TIMEOUT,
+        "the enterprise job and the lost job completed",
+      );
+      assert.match(
+        s.double.job(enterpriseJob.id)!.runnerName!,
+        /^forrest-entbox-/,
+      );
+      assert.match(s.double.job(lost.id)!.runnerName!, /^forrest-orgbox-/);
+      await s.waitForLog(
+        `Job ${lost.id} of "acme"/"lib": "queued", "found" by the poller`,
+      );
+      const registered = (path: string) =>
+        s.double.requests.some((r) =>
+          r.method === "POST" && r.path === path && r.status === 201
+        );
+      assert.ok(
+        registered("/enterprises/megacorp/actions/runners/generate-jitconfig"),
+      );
+      assert.ok(registered("/orgs/acme/actions/runners/generate-jitconfig"));
+      await s.waitForStatus(
+        (st) => st.machines.length === 0,
+        60_000,
+        "every machine gone",
+      );
+      assert.deepEqual(s.double.runnersOf({ enterprise: "megacorp" }), []);
+      // The token is a secret like the App's key.
+      assert.doesNotMatch(s.log(), new RegExp(PAT));
+      assert.doesNotMatch(JSON.stringify(await s.status()), new RegExp(PAT));
+    });
+  },
+});

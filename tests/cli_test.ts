@@ -94,6 +94,64 @@ Deno.test("forrest config check prints the example's machines", async () => {
   ]);
 });
 
+Deno.test("forrest config check accepts repositories, organizations and enterprises together", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "forrest.toml"),
+      `[host]
+base_dir = "/srv/forrest"
+ram = "16G"
+
+[github]
+app_id = 1234
+private_key_file = "app.pem"
+token_file = "github-token"
+webhook_secret_file = "webhook-secret"
+
+[repositories.acme.firmware.machines.build]
+base_machine = "orgs/acme/build"
+
+[organizations.acme]
+runner_group = "Linux CI"
+repositories = ["firmware", "app"]
+
+[organizations.acme.machines.build]
+base_machine = "enterprises/megacorp/base"
+default_labels = true
+
+[enterprises.megacorp.machines.base]
+base_image = "images/debian.img"
+`,
+    );
+    const result = await runForrest(["config", "check"], { cwd: dir });
+    assert.equal(result.stderr, "");
+    assert.equal(result.code, 0);
+    const lines = result.stdout.trimEnd().split("\n");
+    assert.equal(
+      lines[0],
+      "forrest.toml: OK, 3 machines in 1 repository, 1 organization, 1 enterprise",
+    );
+    assert.ok(
+      lines.includes(
+        `  github    App 1234, token from ${dir}/github-token at https://api.github.com, polling every 15m`,
+      ),
+      lines.join("\n"),
+    );
+    const table = lines.slice(lines.findIndex((l) => l.startsWith("MACHINE")));
+    assert.deepEqual(
+      table.map((
+        line,
+      ) => [line.split(/\s{2,}/)[0], line.split(/\s{2,}/).at(-1)]),
+      [
+        ["MACHINE", "RUNNER GROUP"],
+        ["acme/firmware/build", "(default)"],
+        ["orgs/acme/build", "Linux CI"],
+        ["enterprises/megacorp/base", "(default)"],
+      ],
+    );
+  });
+});
+
 Deno.test("forrest config check reports every problem with its line and exits 2", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(

@@ -10,8 +10,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { testDebianImage } from "./debian_image.ts";
-import { STANDIN_TEMPLATE_DIR } from "./github/mod.ts";
+import { runForrest } from "./cli.ts";
+import {
+  generateAppKey,
+  GitHubDouble,
+  STANDIN_TEMPLATE_DIR,
+} from "./github/mod.ts";
 import { withServe } from "./serve.ts";
+import { withTempDir } from "./temp.ts";
 
 const JOB_TIMEOUT = 240_000;
 const ORG_TOKEN = "org-persist-token-0123456789";
@@ -141,6 +147,51 @@ ${machine(port)}`;
       // The token is a secret like the App's key.
       assert.doesNotMatch(s.log(), new RegExp(PAT));
       assert.doesNotMatch(JSON.stringify(await s.status()), new RegExp(PAT));
+      const metrics = await (await s.fetch("/metrics")).text();
+      assert.match(metrics, /orgs\/acme\/orgbox|forrest_/);
+      assert.doesNotMatch(metrics, new RegExp(PAT));
     });
   },
+});
+
+Deno.test("serve: a runner group that does not exist stops serve at start with exit code 2", async () => {
+  await withTempDir(async (dir) => {
+    const key = await generateAppKey();
+    await using double = await GitHubDouble.start({
+      appId: 7,
+      privateKeyPem: key,
+      webhookSecret: "hush",
+    });
+    double.addOrg("acme");
+    double.addRepo("acme", "app");
+    double.addRunnerGroup({ org: "acme" }, "Linux CI");
+    await Deno.writeTextFile(join(dir, "app.pem"), key);
+    await Deno.mkdir(join(dir, "base"));
+    await Deno.writeTextFile(
+      join(dir, "forrest.toml"),
+      `[host]
+base_dir = "${dir}/base"
+ram = "8G"
+
+[github]
+app_id = 7
+private_key_file = "app.pem"
+webhook_secret = "hush"
+api_url = "${double.url}"
+
+[organizations.acme.machines.build]
+base_image = "x.img"
+runner_group = "Linux  CI"
+`,
+    );
+    const result = await runForrest(["serve", "--config", "forrest.toml"], {
+      cwd: dir,
+    });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /GitHub: organization acme: runner group "Linux  CI" does not exist in organization acme \(it has "Default", "Linux CI"\)/,
+    );
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+  });
 });

@@ -181,7 +181,7 @@ api_url = "${double.url}"
 
 [organizations.acme.machines.build]
 base_image = "x.img"
-runner_group = "Linux  CI"
+runner_group = "Linux-CI"
 `,
     );
     const result = await runForrest(["serve", "--config", "forrest.toml"], {
@@ -190,7 +190,7 @@ runner_group = "Linux  CI"
     assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
-      /GitHub: organization acme: runner group "Linux  CI" does not exist in organization acme \(it has "Default", "Linux CI"\)/,
+      /GitHub: organization acme: runner group "Linux-CI" does not exist in organization acme \(it has "Default", "Linux CI"\)/,
     );
     assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
   });

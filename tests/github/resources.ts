@@ -119,12 +119,7 @@ export function installationResource(
   urls: Urls,
 ): Json {
   const example = api.example("installation");
-  Object.assign(example.account as Json, {
-    login: repo.owner,
-    id: repo.ownerId,
-    url: `${urls.api}/users/${repo.owner}`,
-    html_url: `${urls.web}/${repo.owner}`,
-  });
+  Object.assign(example.account as Json, accountOf(repo, urls));
   return {
     ...example,
     id: repo.installationId,
@@ -185,12 +180,7 @@ export function runnerGroupResource(
 export function repositoryResource(api: OpenApi, repo: Repo, urls: Urls): Json {
   const example = api.example("minimal-repository");
   const full = `${repo.owner}/${repo.name}`;
-  Object.assign(example.owner as Json, {
-    login: repo.owner,
-    id: repo.ownerId,
-    url: `${urls.api}/users/${repo.owner}`,
-    html_url: `${urls.web}/${repo.owner}`,
-  });
+  Object.assign(example.owner as Json, accountOf(repo, urls));
   return {
     ...example,
     id: repo.id,
@@ -201,5 +191,15 @@ export function repositoryResource(api: OpenApi, repo: Repo, urls: Urls): Json {
     html_url: `${urls.web}/${full}`,
     archived: false,
     disabled: false,
+  };
+}
+
+/** The owner of a repository, as a `simple-user`'s fields that we set. */
+function accountOf(repo: Repo, urls: Urls): Json {
+  return {
+    login: repo.owner,
+    id: repo.ownerId,
+    url: `${urls.api}/users/${repo.owner}`,
+    html_url: `${urls.web}/${repo.owner}`,
   };
 }

@@ -33,7 +33,7 @@ Deno.test("serve: READY=1 after the API listens and the first poll ran", async (
           10_000,
           "READY=1",
         );
-        assert.deepEqual(messages, ["READY=1\nSTATUS=Serving 1 repositories"]);
+        assert.deepEqual(messages, ["READY=1\nSTATUS=Serving 1 repository"]);
         // Its first poll had run: the double was asked for queued runs.
         assert.ok(
           s.double.requests.some((r) =>

@@ -102,6 +102,11 @@ Deno.test("HelperProcess.start() names a missing program", async () => {
 Deno.test("stopLeftoverHelper() stops the recorded process and nothing else", async () => {
   const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
   const record = { name: "test", pid: child.pid, argv: ["sleep", "30"] };
+  // Until the child has exec'd, its /proc cmdline is still Deno's.
+  for (let i = 0; i < 100 && !(await isHelperRunning(record)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(await isHelperRunning(record));
   // A reused pid runs something else: left alone.
   const other = { ...record, argv: ["sleep", "31"] };
   assert.ok(!(await isHelperRunning(other)));

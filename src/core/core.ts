@@ -571,6 +571,11 @@ export class Core {
     return this.#jobs.all();
   }
 
+  /** Whether this job is tracked (a later delivery may omit what matched it). */
+  knowsJob(id: number): boolean {
+    return this.#jobs.get(id) !== undefined;
+  }
+
   /** Takes the measurements made since the last call. */
   drainObservations(): Observations {
     const taken = {

@@ -159,7 +159,11 @@ export class Daemon {
         this.#deliveries.delete(this.#deliveries.values().next().value!);
       }
     }
-    if (!isServed(this.core.config, report)) {
+    // A job tracked already stays ours even when a later delivery (from a
+    // repository hook) does not name the enterprise that matched it.
+    if (
+      !isServed(this.core.config, report) && !this.core.knowsJob(report.id)
+    ) {
       this.#log.debug("Job {id} of {owner}/{repo}: not a configured scope", {
         id: report.id,
         owner: report.owner,

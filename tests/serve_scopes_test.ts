@@ -61,6 +61,7 @@ setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
 [organizations.acme]
 persistence_token = "${ORG_TOKEN}"
 runner_group = "Linux CI"
+repositories = ["app", "lib"]
 
 [organizations.acme.machines.orgbox]
 ${machine(port)}

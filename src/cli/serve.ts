@@ -40,6 +40,9 @@ export async function serveCommand(
     );
   }
   const secrets = await readSecrets(config.github);
+  // The file the token came from: a new path in a reload needs a restart,
+  // like the App's settings; SIGHUP re-reads this file's contents.
+  const tokenFile = config.github.tokenFile;
   const forge = new GitHubForge({
     ...(config.github.app && secrets.privateKey
       ? {
@@ -85,7 +88,7 @@ export async function serveCommand(
   // `systemctl reload` sends SIGHUP: re-read the file now (it is also
   // re-read whenever it changes), and the token file (a rotated token).
   const onHangup = () =>
-    void reloader.reload().then(() => rereadToken(reloader.current, forge));
+    void reloader.reload().then(() => rereadToken(tokenFile, forge));
   Deno.addSignalListener("SIGHUP", onHangup);
   try {
     await daemon.start().catch((error) => {
@@ -123,8 +126,10 @@ export async function serveCommand(
 }
 
 /** A new token from token_file (SIGHUP); a broken one keeps the old. */
-async function rereadToken(config: Config, forge: GitHubForge): Promise<void> {
-  const path = config.github?.tokenFile;
+async function rereadToken(
+  path: string | undefined,
+  forge: GitHubForge,
+): Promise<void> {
   if (path === undefined) return;
   try {
     forge.setToken(await readSecretFile(path, "token file"));

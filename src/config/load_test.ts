@@ -921,7 +921,7 @@ base_image = "x.img"
       'forrest.toml:9: repositories.orgs: "orgs" is not a GitHub account (GitHub reserves the name); use [organizations.NAME] for runners of a whole organization or enterprise',
       "forrest.toml:13: repositories.acme.app.runner_group: runner groups belong to organizations and enterprises; a repository's runners are always in its default group (configure the machine under [organizations.OWNER] to use a group)",
       "forrest.toml:17: repositories.acme.app.machines.m.runner_group: runner groups belong to organizations and enterprises; a repository's runners are always in its default group (configure the machine under [organizations.OWNER] to use a group)",
-      'forrest.toml:20: organizations.acme.repositories[0]: "acme/app" is not a valid GitHub repository name (1 to 100 letters, digits, ".", "_" or "-", and not "." or "..")',
+      'forrest.toml:20: organizations.acme.repositories[0]: "acme/app": write the repository\'s name only, without its owner',
       'forrest.toml:20: organizations.acme.repositories[2]: repository "LIB" is listed twice',
       'forrest.toml:21: organizations.acme.runer_group: unknown key; did you mean "runner_group"?',
       'forrest.toml:25: organizations.acme.machines.m.base_machine: names no configured machine "enterprises/megacorp/nope"; did you mean "enterprises/megacorp/m"?',
@@ -972,4 +972,18 @@ runner_group = "Enterprise"
   assert.equal(golden!.runnerGroup, "Enterprise");
   assert.equal(c.scopes[1]!.persistenceToken?.reveal(), "org-token");
   assert.equal(c.scopes[1]!.repositories, undefined);
+});
+
+Deno.test("parseConfig() spells a base_machine as its machine is spelled", () => {
+  const c = config(`${HOST}
+[organizations.Acme.machines.Base]
+base_image = "x.img"
+
+[repositories.acme.app.machines.test]
+base_machine = "ORGS/acme/base"
+`);
+  assert.equal(
+    tripletName(allMachines(c)[0]!.baseMachine!),
+    "orgs/Acme/Base",
+  );
 });

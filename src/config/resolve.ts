@@ -124,6 +124,18 @@ export function resolveConfig(
   if (problems.length > 0 || !host || !listen) {
     return { config: undefined, problems };
   }
+  // base_machine is matched ignoring case; its key is the machine's own
+  // spelling, which its image's path is made of.
+  const byName = new Map(
+    machines.flat().map((m) => [tripletName(m.triplet).toLowerCase(), m]),
+  );
+  for (const list of machines) {
+    list.forEach((machine, index) => {
+      if (machine.baseMachine === undefined) return;
+      const base = byName.get(tripletName(machine.baseMachine).toLowerCase());
+      list[index] = { ...machine, baseMachine: base!.triplet };
+    });
+  }
   const config: Config = {
     file: options.file,
     host,
@@ -475,11 +487,17 @@ function readRepositoryList(
   problems: RawProblem[],
 ): string[] {
   const seen = new Set<string>();
+  if (names.length === 0) {
+    problems.push({
+      path,
+      message: "lists no repository: leave the key out to serve all of the " +
+        "organization's repositories",
+    });
+  }
   names.forEach((name, index) => {
-    const problem = checkRepoName(name) ??
-      (name.includes("/")
-        ? `"${name}": write the repository's name only, without its owner`
-        : undefined);
+    const problem = name.includes("/")
+      ? `"${name}": write the repository's name only, without its owner`
+      : checkRepoName(name);
     if (problem) problems.push({ path: [...path, index], message: problem });
     else if (seen.has(name.toLowerCase())) {
       problems.push({

@@ -214,8 +214,10 @@ export class Daemon {
    */
   async #pollTargets(): Promise<RepoRef[]> {
     const repos = new Map<string, RepoRef>();
-    const add = (repo: RepoRef) =>
-      repos.set(`${repo.owner}/${repo.repo}`.toLowerCase(), repo);
+    const add = ({ owner, repo }: RepoRef) => {
+      const key = `${owner}/${repo}`.toLowerCase();
+      if (!repos.has(key)) repos.set(key, { owner, repo });
+    };
     for (const entry of this.core.config.scopes) {
       const { scope } = entry;
       if (scope.kind === "repository") add(scope);
@@ -237,6 +239,9 @@ export class Daemon {
         });
       }
     }
+    // Jobs an enterprise's delivery brought, of repositories no scope
+    // polls: listing them is how their lost deliveries are found.
+    for (const job of this.core.jobs()) add(job);
     return [...repos.values()];
   }
 

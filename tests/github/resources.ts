@@ -114,7 +114,7 @@ export function runResource(
 
 export function installationResource(
   api: OpenApi,
-  repo: Repo,
+  repo: Pick<Repo, "owner" | "ownerId" | "installationId">,
   appId: number,
   urls: Urls,
 ): Json {
@@ -195,7 +195,7 @@ export function repositoryResource(api: OpenApi, repo: Repo, urls: Urls): Json {
 }
 
 /** The owner of a repository, as a `simple-user`'s fields that we set. */
-function accountOf(repo: Repo, urls: Urls): Json {
+function accountOf(repo: Pick<Repo, "owner" | "ownerId">, urls: Urls): Json {
   return {
     login: repo.owner,
     id: repo.ownerId,

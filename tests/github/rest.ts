@@ -226,8 +226,12 @@ export class RestApi {
   }
 
   #installation(op: MatchedOperation): Reply {
-    const repo = op.operationId === "apps/get-org-installation"
-      ? this.#state.anyRepoOf(op.pathParams.org!)
+    // The App is installed on an organization itself, repositories or not.
+    const org = op.operationId === "apps/get-org-installation"
+      ? this.#state.org(op.pathParams.org!)
+      : undefined;
+    const repo = org
+      ? this.#state.installOn(org.login)
       : this.#state.repo(op.pathParams.owner!, op.pathParams.repo!);
     if (!repo) return NOT_FOUND;
     const { appId, urls } = this.#options;

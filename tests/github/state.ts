@@ -167,20 +167,15 @@ export class GitHubState {
   addRepo(owner: string, name: string): Repo {
     const known = this.repo(owner, name);
     if (known) return known;
-    const ownerKey = owner.toLowerCase();
-    let installationId = this.#installations.get(ownerKey);
-    if (installationId === undefined) {
-      installationId = this.#next.installation++;
-      this.#installations.set(ownerKey, installationId);
-    }
+    const { installationId, ownerId } = this.installOn(owner);
     const repo: Repo = {
       id: this.#next.repo++,
       owner,
-      ownerId: 10_000 + installationId,
+      ownerId,
       name,
       installationId,
     };
-    this.#repos.set(`${ownerKey}/${name.toLowerCase()}`, repo);
+    this.#repos.set(`${owner.toLowerCase()}/${name.toLowerCase()}`, repo);
     return repo;
   }
 
@@ -200,6 +195,17 @@ export class GitHubState {
     return installationId;
   }
 
+  /** The App's installation on an account, made on first use. */
+  installOn(owner: string): Pick<Repo, "owner" | "ownerId" | "installationId"> {
+    const ownerKey = owner.toLowerCase();
+    let installationId = this.#installations.get(ownerKey);
+    if (installationId === undefined) {
+      installationId = this.#next.installation++;
+      this.#installations.set(ownerKey, installationId);
+    }
+    return { owner, ownerId: 10_000 + installationId, installationId };
+  }
+
   /** The App's installation on an account, if it has one. */
   installationOf(login: string): number | undefined {
     return this.#installations.get(login.toLowerCase());
@@ -210,10 +216,6 @@ export class GitHubState {
     return [...this.#repos.values()].filter((r) =>
       r.owner.toLowerCase() === login.toLowerCase()
     );
-  }
-
-  anyRepoOf(login: string): Repo | undefined {
-    return this.reposOf(login)[0];
   }
 
   hasInstallation(id: number): boolean {

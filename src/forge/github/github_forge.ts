@@ -61,6 +61,7 @@ interface RunnerGroup {
   readonly id: number;
   readonly name: string;
   readonly visibility: string;
+  readonly allows_public_repositories?: boolean;
 }
 
 export class GitHubForge implements Forge {
@@ -141,6 +142,15 @@ export class GitHubForge implements Forge {
     await this.#client(needs.scope);
     for (const name of needs.runnerGroups) {
       const group = await this.#group(needs.scope, name);
+      if (group.allows_public_repositories === false) {
+        getLogger(["forrest", "github"]).warn(
+          "Runner group {group} of {scope} is closed to public repositories " +
+            "(GitHub's default): their jobs never reach its runners, though " +
+            "Forrest starts machines for them; list only private repositories, " +
+            "or allow public ones in the group's settings",
+          { group: group.name, scope: describeScope(needs.scope) },
+        );
+      }
       if (
         needs.scope.kind === "organization" && group.visibility === "selected"
       ) {
@@ -176,12 +186,13 @@ export class GitHubForge implements Forge {
       },
     );
     if (repositories === undefined) {
-      getLogger(["forrest", "github"]).info(
-        "Runner group {group} of {org} serves only the {count} repositories " +
-          "it selects",
-        { group: group.name, org, count: allowed.size },
+      // Forrest would start machines for jobs of every repository, and
+      // those outside the group's selection would never get their job.
+      throw new ForgeSetupError(
+        `runner group "${group.name}" is open to selected repositories ` +
+          `only: list them in [organizations.${org}] repositories (it ` +
+          `selects ${[...allowed].join(", ") || "none"})`,
       );
-      return;
     }
     const refused = repositories.filter((r) => !allowed.has(r.toLowerCase()));
     if (refused.length > 0) {

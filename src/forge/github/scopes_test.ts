@@ -100,6 +100,15 @@ Deno.test("GitHub forge: organization runners go to the named group, which is ch
         /runner group "Linux CI" is not open to acme\/web/.test(error.message),
     );
     await assert.rejects(
+      github.connect([
+        { scope: ACME, runnerGroups: ["Linux CI"], repositories: undefined },
+      ]),
+      (error) =>
+        error instanceof ForgeSetupError &&
+        /"Linux CI" is open to selected repositories only: list them in \[organizations.acme\] repositories \(it selects app, lib\)/
+          .test(error.message),
+    );
+    await assert.rejects(
       github.connect([{
         scope: ACME,
         runnerGroups: ["GPU"],

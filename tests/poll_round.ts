@@ -5,20 +5,13 @@
  * pins the cost and the bench that prints it for 200 repositories.
  */
 
-import { parseConfig } from "../src/config/mod.ts";
-import { GitHubForge } from "../src/forge/mod.ts";
-import { GuestApi } from "../src/guest_api/mod.ts";
-import { Secret } from "../src/log/mod.ts";
-import { Daemon } from "../src/serve/mod.ts";
+import { withDaemon } from "./daemon.ts";
 import { generateAppKey, GitHubDouble } from "./github/mod.ts";
-import { withTempDir } from "./temp.ts";
 
 export interface PollRound {
   /** Requests of the round, by kind. */
   readonly requests: number;
   readonly byPath: Readonly<Record<string, number>>;
-  /** Jobs the round found. */
-  readonly jobs: number;
   readonly milliseconds: number;
 }
 
@@ -33,67 +26,48 @@ export async function pollRound(
   repositories: number,
   active: number,
 ): Promise<PollRound> {
-  return await withTempDir(async (dir) => {
-    await using double = await GitHubDouble.start({
-      appId: 1,
-      privateKeyPem: KEY,
-      webhookSecret: "hush",
+  await using double = await GitHubDouble.start({
+    appId: 1,
+    privateKeyPem: KEY,
+    webhookSecret: "hush",
+  });
+  double.addOrg("acme");
+  for (let i = 0; i < repositories; i++) double.addRepo("acme", `repo${i}`);
+  for (let i = 0; i < active; i++) {
+    await double.queueJob({
+      owner: "acme",
+      repo: `repo${i}`,
+      labels: ["self-hosted", "gpu"],
+      webhook: false,
     });
-    double.addOrg("acme");
-    for (let i = 0; i < repositories; i++) double.addRepo("acme", `repo${i}`);
-    for (let i = 0; i < active; i++) {
-      await double.queueJob({
-        owner: "acme",
-        repo: `repo${i}`,
-        labels: ["self-hosted", "gpu"],
-        webhook: false,
-      });
+  }
+  return await withDaemon({
+    scopesToml: '[organizations.acme.machines.build]\nbase_image = "x.img"\n',
+    apiUrl: double.url,
+    appKey: KEY,
+    webhookSecret: "hush",
+  }, async (daemon, forge) => {
+    // The installation and its token, looked up as at start.
+    await forge.listRunners({ kind: "organization", org: "acme" });
+    const before = double.requests.length;
+    const started = performance.now();
+    await daemon.poll();
+    const milliseconds = performance.now() - started;
+    const round = double.requests.slice(before);
+    const byPath: Record<string, number> = {};
+    for (const request of round) {
+      const path = request.path.replace(/repo\d+/, "{repo}")
+        .replace(/runs\/\d+/, "runs/{run_id}");
+      const key = `${request.method} ${path}${
+        request.query.status ? `?status=${request.query.status}` : ""
+      }`;
+      byPath[key] = (byPath[key] ?? 0) + 1;
     }
-    const config = parseConfig(
-      `[host]
-base_dir = "${dir}"
-ram = "4G"
-[organizations.acme.machines.build]
-base_image = "x.img"
-`,
-      { file: "forrest.toml", cwd: dir },
-    );
-    const forge = new GitHubForge({
-      app: { appId: 1, privateKey: new Secret(KEY) },
-      webhookSecret: new Secret("hush"),
-      apiUrl: double.url,
-      retries: 0,
-    });
-    const guestApi = new GuestApi();
-    await guestApi.listen();
-    const daemon = new Daemon({ config, forge, guestApi });
-    try {
-      // The installation and its token, looked up as at start.
-      await forge.listRunners({ kind: "organization", org: "acme" });
-      const before = double.requests.length;
-      const started = performance.now();
-      await daemon.poll();
-      const milliseconds = performance.now() - started;
-      const round = double.requests.slice(before);
-      const byPath: Record<string, number> = {};
-      for (const request of round) {
-        const path = request.path.replace(/repo\d+/, "{repo}")
-          .replace(/runs\/\d+/, "runs/{run_id}");
-        const key = `${request.method} ${path}${
-          request.query.status ? `?status=${request.query.status}` : ""
-        }`;
-        byPath[key] = (byPath[key] ?? 0) + 1;
-      }
-      return {
-        requests: round.length,
-        byPath,
-        jobs: daemon.core.jobs().length + 0,
-        milliseconds,
-      };
-    } finally {
-      await daemon.stop();
-      await guestApi.close();
-    }
+    return {
+      requests: round.length,
+      byPath,
+      milliseconds,
+    };
   });
 }
 

@@ -14,7 +14,7 @@ import {
   tripletName,
 } from "../config/mod.ts";
 import { type JobChange, type JobReport, JobTracker } from "./jobs.ts";
-import { machineForJob, sameName, tripletKey } from "./labels.ts";
+import { isServed, machineForJob, sameName, tripletKey } from "./labels.ts";
 import {
   holdsBudget,
   isAvailable,
@@ -155,7 +155,7 @@ export class Core {
 
   /** A job report from a webhook or a poll. */
   jobReported(reported: JobReport, now: number): JobChange {
-    const report = this.#jobs.completed(reported);
+    const report = this.#jobs.withEarlier(reported);
     const machine = machineForJob(this.#config, report, report.labels);
     const change = this.#jobs.report(report, machine?.triplet, now);
     if (change.kind !== "none") this.#jobChanged(now);
@@ -571,9 +571,13 @@ export class Core {
     return this.#jobs.all();
   }
 
-  /** Whether this job is tracked (a later delivery may omit what matched it). */
-  knowsJob(id: number): boolean {
-    return this.#jobs.get(id) !== undefined;
+  /**
+   * Whether a configured scope serves this job, with what earlier reports
+   * said of it (a repository hook's delivery does not name the enterprise
+   * whose delivery matched the job).
+   */
+  serves(report: JobReport): boolean {
+    return isServed(this.#config, this.#jobs.withEarlier(report));
   }
 
   /** Takes the measurements made since the last call. */

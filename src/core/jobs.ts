@@ -67,7 +67,7 @@ export class JobTracker {
   readonly #jobs = new Map<number, TrackedJob>();
 
   /** A report with what earlier reports of the same job said and it does not. */
-  completed(report: JobReport): JobReport {
+  withEarlier(report: JobReport): JobReport {
     const enterprise = this.#jobs.get(report.id)?.enterprise;
     return report.enterprise === undefined && enterprise !== undefined
       ? { ...report, enterprise }

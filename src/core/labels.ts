@@ -42,7 +42,7 @@ export function runnerLabels(machine: MachineConfig): string[] {
  * (or the machine carries GitHub's default labels, and so takes the jobs
  * written for `runs-on: [self-hosted, linux]`).
  */
-export function takesJob(
+function takesJob(
   machine: MachineConfig,
   labels: readonly string[],
 ): boolean {
@@ -53,7 +53,7 @@ export function takesJob(
 }
 
 /** The configured scopes that serve jobs of this origin, most specific first. */
-export function scopesFor(config: Config, job: JobOrigin): ScopeConfig[] {
+function scopesFor(config: Config, job: JobOrigin): ScopeConfig[] {
   // config.scopes lists repositories, then organizations, then enterprises.
   return config.scopes.filter((entry) => serves(entry, job));
 }

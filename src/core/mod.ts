@@ -27,8 +27,6 @@ export {
   machineForJob,
   runnerLabels,
   sameName,
-  scopesFor,
-  takesJob,
   tripletKey,
 } from "./labels.ts";
 export {

@@ -20,7 +20,6 @@ import {
   Core,
   type Decision,
   DEFAULT_CORE_OPTIONS,
-  isServed,
   type RunnerReport,
   type Status,
 } from "../core/mod.ts";
@@ -159,11 +158,7 @@ export class Daemon {
         this.#deliveries.delete(this.#deliveries.values().next().value!);
       }
     }
-    // A job tracked already stays ours even when a later delivery (from a
-    // repository hook) does not name the enterprise that matched it.
-    if (
-      !isServed(this.core.config, report) && !this.core.knowsJob(report.id)
-    ) {
+    if (!this.core.serves(report)) {
       this.#log.debug("Job {id} of {owner}/{repo}: not a configured scope", {
         id: report.id,
         owner: report.owner,

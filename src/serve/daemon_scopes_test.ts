@@ -5,13 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseConfig } from "../config/mod.ts";
-import { GitHubForge } from "../forge/mod.ts";
-import { GuestApi } from "../guest_api/mod.ts";
-import { Secret } from "../log/mod.ts";
+import { withDaemon } from "../../tests/daemon.ts";
 import { generateAppKey, signBody } from "../../tests/github/mod.ts";
-import { withTempDir } from "../../tests/temp.ts";
-import { Daemon } from "./daemon.ts";
 
 const SECRET = "hush";
 
@@ -39,45 +34,30 @@ function delivery(
 }
 
 Deno.test("daemon: an enterprise's job is known by its delivery, and stays known without it", async () => {
-  await withTempDir(async (dir) => {
-    const config = parseConfig(
-      `[host]
-base_dir = "${dir}"
-ram = "4G"
-[enterprises.megacorp.machines.hil]
-base_image = "x.img"
-`,
-      { file: "forrest.toml", cwd: dir },
+  await withDaemon({
+    scopesToml: '[enterprises.megacorp.machines.hil]\nbase_image = "x.img"\n',
+    apiUrl: "http://127.0.0.1:9",
+    appKey: await generateAppKey(),
+    webhookSecret: SECRET,
+  }, async (daemon) => {
+    // Without the enterprise, no scope serves acme/lib.
+    assert.equal(
+      (await daemon.webhook(...delivery("queued", undefined))).outcome,
+      "unconfigured",
     );
-    const forge = new GitHubForge({
-      app: { appId: 1, privateKey: new Secret(await generateAppKey()) },
-      webhookSecret: new Secret(SECRET),
-      apiUrl: "http://127.0.0.1:9",
-    });
-    const guestApi = new GuestApi();
-    const daemon = new Daemon({ config, forge, guestApi });
-    try {
-      // Without the enterprise, no scope serves acme/lib.
-      assert.equal(
-        (await daemon.webhook(...delivery("queued", undefined))).outcome,
-        "unconfigured",
-      );
-      assert.equal(
-        (await daemon.webhook(...delivery("queued", "megacorp"))).outcome,
-        "accepted",
-      );
-      assert.equal(
-        daemon.status().jobs[0]?.triplet,
-        "enterprises/megacorp/hil",
-      );
-      // A repository hook's delivery of the same job, without the enterprise.
-      assert.equal(
-        (await daemon.webhook(...delivery("completed", undefined))).outcome,
-        "accepted",
-      );
-      assert.deepEqual(daemon.status().jobs, []);
-    } finally {
-      await daemon.stop();
-    }
+    assert.equal(
+      (await daemon.webhook(...delivery("queued", "megacorp"))).outcome,
+      "accepted",
+    );
+    assert.equal(
+      daemon.status().jobs[0]?.triplet,
+      "enterprises/megacorp/hil",
+    );
+    // A repository hook's delivery of the same job, without the enterprise.
+    assert.equal(
+      (await daemon.webhook(...delivery("completed", undefined))).outcome,
+      "accepted",
+    );
+    assert.deepEqual(daemon.status().jobs, []);
   });
 });

@@ -312,10 +312,6 @@ export class GitHubState {
     return [...this.#runners.values()].filter((r) => scopeKey(r.scope) === key);
   }
 
-  allRunners(): RunnerState[] {
-    return [...this.#runners.values()];
-  }
-
   runner(id: number): RunnerState | undefined {
     return this.#runners.get(id);
   }

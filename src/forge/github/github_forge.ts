@@ -155,7 +155,7 @@ export class GitHubForge implements Forge {
         needs.scope.kind === "organization" && group.visibility === "selected"
       ) {
         await this.#checkGroupRepositories(
-          needs.scope.org,
+          needs.scope,
           group,
           needs.repositories,
         );
@@ -168,11 +168,11 @@ export class GitHubForge implements Forge {
    * every repository the organization's machines serve by name.
    */
   async #checkGroupRepositories(
-    org: string,
+    scope: Extract<Scope, { kind: "organization" }>,
     group: RunnerGroup,
     repositories: readonly string[] | undefined,
   ): Promise<void> {
-    const scope: Scope = { kind: "organization", org };
+    const { org } = scope;
     const allowed = new Set<string>();
     await this.#pages(
       scope,

@@ -38,7 +38,11 @@ export async function withDaemon<T>(
     });
     const guestApi = new GuestApi();
     await guestApi.listen();
-    const daemon = new Daemon({ config, forge, guestApi });
+    const daemon = new Daemon({
+      config,
+      forges: { github: forge, forgejo: new Map() },
+      guestApi,
+    });
     try {
       return await body(daemon, forge);
     } finally {

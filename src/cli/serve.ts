@@ -8,13 +8,19 @@ import { getLogger } from "@logtape/logtape";
 import {
   type Config,
   ConfigReloader,
+  forgeOf,
   type GitHubConfig,
   readConfig,
   readSecretFile,
   readWebhookSecret,
   WebhookSecretError,
 } from "../config/mod.ts";
-import { ForgeSetupError, GitHubForge } from "../forge/mod.ts";
+import {
+  ForgejoForge,
+  forgejoStateDir,
+  ForgeSetupError,
+  GitHubForge,
+} from "../forge/mod.ts";
 import { Secret } from "../log/mod.ts";
 import { GuestApi } from "../guest_api/mod.ts";
 import { apiApp, Daemon, listenAll, notifySystemd } from "../serve/mod.ts";
@@ -34,30 +40,30 @@ export async function serveCommand(
   const file = flags.config ?? context.env("FORREST_CONFIG") ?? DEFAULT_CONFIG;
   const loaded = await readConfig(file);
   const { config } = loaded;
-  if (config.github === undefined) {
+  const usesGitHub = config.scopes.some((s) => forgeOf(s.scope) === undefined);
+  if (
+    config.github === undefined && (usesGitHub || config.forgejo.length === 0)
+  ) {
     throw new UsageError(
-      `${file} has no [github] table: forrest serve needs a GitHub App or a token (docs/github-app.md)`,
+      `${file} has no [github] table: forrest serve needs a GitHub App or a token (docs/github-app.md)` +
+        (config.forgejo.length > 0
+          ? ' for the scopes without forge = "NAME"'
+          : ", or a [forgejo.NAME] table (docs/forgejo.md)"),
     );
   }
-  const secrets = await readSecrets(config.github);
-  // The file the token came from: a new path in a reload needs a restart,
-  // like the App's settings; SIGHUP re-reads this file's contents.
-  const tokenFile = config.github.tokenFile;
-  const forge = new GitHubForge({
-    ...(config.github.app && secrets.privateKey
-      ? {
-        app: { appId: config.github.app.appId, privateKey: secrets.privateKey },
-      }
-      : {}),
-    ...(secrets.token ? { token: secrets.token } : {}),
-    webhookSecret: secrets.webhookSecret,
-    apiUrl: config.github.apiUrl,
-    requestTimeout: config.github.requestTimeout,
-  });
+  const github = config.github && await gitHubForge(config.github);
+  const forgejo = await forgejoForges(config);
   const guestApi = new GuestApi({
     observe: (outcome, bytes) => daemon.metrics.guestApiAnswer(outcome, bytes),
   });
-  const daemon = new Daemon({ config, forge, guestApi });
+  const daemon = new Daemon({
+    config,
+    forges: {
+      github: github?.forge,
+      forgejo: new Map(forgejo.map((f) => [f.forge.name, f.forge])),
+    },
+    guestApi,
+  });
   // After the daemon: the first request's outcome goes to its metrics.
   await guestApi.listen();
   log.debug("Guest API on 127.0.0.1:{port}", { port: guestApi.port });
@@ -77,8 +83,8 @@ export async function serveCommand(
   // Every reload reads the webhook secret again (the file's contents too),
   // as the original did at every delivery.
   const reloader = new ConfigReloader(file, loaded, {
-    webhookSecret: secrets.webhookSecret,
-    onWebhookSecret: (secret) => forge.setWebhookSecret(secret),
+    ...(github ? { webhookSecret: github.webhookSecret } : {}),
+    onWebhookSecret: (secret) => github?.forge.setWebhookSecret(secret),
     onChange: (next) => {
       warnUnreloadable(config, next);
       daemon.setConfig(next);
@@ -88,13 +94,24 @@ export async function serveCommand(
   // `systemctl reload` sends SIGHUP: re-read the file now (it is also
   // re-read whenever it changes), and the token file (a rotated token).
   const onHangup = () =>
-    void reloader.reload().then(() => rereadToken(tokenFile, forge));
+    void reloader.reload().then(() =>
+      Promise.all([
+        rereadToken(github?.tokenFile, (t) => github?.forge.setToken(t)),
+        ...forgejo.map((f) =>
+          rereadToken(f.tokenFile, (t) => f.forge.setToken(t))
+        ),
+      ])
+    );
   Deno.addSignalListener("SIGHUP", onHangup);
   try {
     await daemon.start().catch((error) => {
       // A runner group that does not exist: the config must change.
       if (error instanceof ForgeSetupError) {
-        throw new UsageError(`GitHub: ${error.message}`);
+        throw new UsageError(
+          error.message.startsWith("Forgejo")
+            ? error.message
+            : `GitHub: ${error.message}`,
+        );
       }
       throw error;
     });
@@ -125,14 +142,57 @@ export async function serveCommand(
   return 0;
 }
 
-/** A new token from token_file (SIGHUP); a broken one keeps the old. */
+/**
+ * The GitHub forge, with the App's key, the token and the webhook secret
+ * read now. `tokenFile` is the file the token came from: a new path in a
+ * reload needs a restart, like the App's settings; SIGHUP re-reads it.
+ */
+async function gitHubForge(config: GitHubConfig) {
+  const secrets = await readSecrets(config);
+  const forge = new GitHubForge({
+    ...(config.app && secrets.privateKey
+      ? { app: { appId: config.app.appId, privateKey: secrets.privateKey } }
+      : {}),
+    ...(secrets.token ? { token: secrets.token } : {}),
+    webhookSecret: secrets.webhookSecret,
+    apiUrl: config.apiUrl,
+    requestTimeout: config.requestTimeout,
+  });
+  return {
+    forge,
+    tokenFile: config.tokenFile,
+    webhookSecret: secrets.webhookSecret,
+  };
+}
+
+/** One forge per `[forgejo.NAME]`, each with its token read now. */
+function forgejoForges(config: Config) {
+  return Promise.all(config.forgejo.map(async (instance) => {
+    let token: Secret;
+    try {
+      token = await readSecretFile(instance.tokenFile, "token file");
+    } catch (error) {
+      throw new UsageError(
+        `forgejo.${instance.name}: ${(error as Error).message}`,
+      );
+    }
+    const forge = new ForgejoForge({
+      config: instance,
+      token,
+      stateDir: forgejoStateDir(config.host.baseDir, instance.name),
+    });
+    return { forge, tokenFile: instance.tokenFile };
+  }));
+}
+
+/** A new token from a token file (SIGHUP); a broken one keeps the old. */
 async function rereadToken(
   path: string | undefined,
-  forge: GitHubForge,
+  use: (token: Secret) => void,
 ): Promise<void> {
   if (path === undefined) return;
   try {
-    forge.setToken(await readSecretFile(path, "token file"));
+    use(await readSecretFile(path, "token file"));
   } catch (error) {
     getLogger(["forrest", "config"]).error("{error}; the old token stays", {
       error: (error as Error).message,
@@ -190,6 +250,22 @@ function warnUnreloadable(old: Config, next: Config): void {
     log.warn(
       "The GitHub settings (app_id, private_key_file, token_file, api_url) " +
         "change on restart only; SIGHUP re-reads the token file's contents",
+    );
+  }
+  // Polling intervals apply at the next round; the rest needs a restart.
+  const forgejo = (c: Config) =>
+    c.forgejo.map((f) => ({
+      name: f.name,
+      url: f.url,
+      guestUrl: f.guestUrl,
+      token: f.tokenFile,
+      timeout: f.requestTimeout,
+    }));
+  if (!same(forgejo(old), forgejo(next))) {
+    log.warn(
+      "Forgejo instances and their url, guest_url, token_file and " +
+        "request_timeout change on restart only; SIGHUP re-reads the token " +
+        "files' contents",
     );
   }
 }

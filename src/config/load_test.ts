@@ -378,7 +378,7 @@ base_image = "x.img"
 `,
     problems: [
       'forrest.toml:7: repositories.acme.app.machines.Build: machine "Build" is already configured as "build" (runner labels ignore case)',
-      'forrest.toml:9: repositories.ACME.app: repository "ACME/app" is already configured as "acme/app" (GitHub names ignore case)',
+      'forrest.toml:9: repositories.ACME.app: repository "ACME/app" is already configured as "acme/app" (repository names ignore case)',
     ],
   },
   {

@@ -9,6 +9,13 @@ import type { Triplet } from "./machine_key.ts";
 
 /** GitHub user and organization names: 1–39 letters, digits, single hyphens. */
 const OWNER_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+/**
+ * Forgejo user and organization names (its IsValidUsername): 1–40 letters,
+ * digits, "-", "_" or ".", starting and ending with a letter or digit, no
+ * two of "-_." in a row.
+ */
+const FORGEJO_OWNER_RE =
+  /^[A-Za-z0-9](?:[A-Za-z0-9]|[-_.](?=[A-Za-z0-9])){0,39}$/;
 /** GitHub repository names: 1–100 of letters, digits, `.`, `_`, `-`. */
 const REPO_RE = /^[A-Za-z0-9._-]{1,100}$/;
 /**
@@ -21,6 +28,12 @@ export function checkOwnerName(name: string): string | undefined {
   return OWNER_RE.test(name) ? undefined : `"${name}" is not a valid GitHub ` +
     "owner name (1 to 39 letters, digits or single hyphens, not starting " +
     "or ending with a hyphen)";
+}
+
+export function checkForgejoOwnerName(name: string): string | undefined {
+  return FORGEJO_OWNER_RE.test(name) ? undefined : `"${name}" is not a ` +
+    'valid Forgejo owner name (1 to 40 letters, digits, "-", "_" or ".", ' +
+    "starting and ending with a letter or digit)";
 }
 
 export function checkRepoName(name: string): string | undefined {
@@ -41,10 +54,11 @@ export function checkMachineName(name: string): string | undefined {
  */
 export function checkTripletNames(triplet: Triplet): string | undefined {
   const { scope } = triplet;
+  const checkOwner = scope.kind !== "enterprise" && scope.forge !== undefined
+    ? checkForgejoOwnerName
+    : checkOwnerName;
   const scopeProblem = scope.kind === "repository"
-    ? checkOwnerName(scope.owner) ?? checkRepoName(scope.repo)
-    : checkOwnerName(
-      scope.kind === "organization" ? scope.org : scope.enterprise,
-    );
+    ? checkOwner(scope.owner) ?? checkRepoName(scope.repo)
+    : checkOwner(scope.kind === "organization" ? scope.org : scope.enterprise);
   return scopeProblem ?? checkMachineName(triplet.machine);
 }

@@ -19,11 +19,17 @@ import {
 } from "./extends.ts";
 import type { KeyPath } from "./key_path.ts";
 import { parseListen } from "./listen.ts";
-import { checkMachineName, checkOwnerName, checkRepoName } from "./names.ts";
+import {
+  checkForgejoOwnerName,
+  checkMachineName,
+  checkOwnerName,
+  checkRepoName,
+} from "./names.ts";
 import {
   checkKeys,
   describe,
   enterpriseSchema,
+  forgejoSchema,
   githubSchema,
   hostSchema,
   isTable,
@@ -43,12 +49,14 @@ import {
   type Config,
   DEFAULT_API_URL,
   DEFAULT_ARTIFACT_STORE,
+  DEFAULT_FORGEJO_POLLING_INTERVAL,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
   DEFAULT_REQUEST_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_SOCKET_MODE,
+  type ForgejoConfig,
   type GitHubConfig,
   type HostConfig,
   type ListenAddress,
@@ -85,6 +93,7 @@ interface MachineEntry {
 interface ScopeEntry {
   readonly scope: Scope;
   readonly token: string | undefined;
+  readonly packageToken: boolean;
   readonly repositories: readonly string[] | undefined;
   readonly machines: MachineEntry[];
 }
@@ -99,9 +108,11 @@ export function resolveConfig(
   const host = readHost(doc, options, problems);
   const listen = readListen(doc, host?.baseDir, problems);
   const github = readGitHub(doc, options, problems);
+  const forgejo = readForgejo(doc, options, problems);
   const expander = new SnippetExpander(readSnippets(doc, problems), problems);
   expander.expandAllSnippets();
-  const scopes = readScopes(doc, expander, problems);
+  const forges = new Set(forgejo.map((f) => f.name));
+  const scopes = readScopes(doc, forges, expander, problems);
   checkEnterpriseAuth(doc, scopes, problems);
 
   const machines = scopes.map((scope) =>
@@ -141,11 +152,13 @@ export function resolveConfig(
     host,
     server: { listen, socketMode: socketMode(doc) },
     github,
+    forgejo,
     scopes: scopes.map((scope, index): ScopeConfig => ({
       scope: scope.scope,
       persistenceToken: scope.token === undefined
         ? undefined
         : new Secret(scope.token),
+      packageToken: scope.packageToken,
       repositories: scope.repositories,
       machines: machines[index]!,
     })),
@@ -291,6 +304,76 @@ function readGitHub(
   };
 }
 
+/** `[forgejo.NAME]` tables, in file order. */
+function readForgejo(
+  doc: Record<string, unknown>,
+  options: ResolveOptions,
+  problems: RawProblem[],
+): ForgejoConfig[] {
+  const instances: ForgejoConfig[] = [];
+  for (
+    const [name, value] of tableEntries(doc.forgejo, ["forgejo"], problems)
+  ) {
+    const path = ["forgejo", name];
+    if (!FORGE_NAME_RE.test(name) || name === GITHUB_FORGE) {
+      problems.push({
+        path,
+        message: name === GITHUB_FORGE
+          ? `"${GITHUB_FORGE}" names GitHub in forge = "..."; call this ` +
+            "Forgejo instance something else"
+          : `"${name}" is not a valid forge name (1 to 32 lower-case ` +
+            'letters, digits, "_" or "-", starting with a letter or digit)',
+      });
+      continue;
+    }
+    const raw = parseTable(forgejoSchema, value, path, problems);
+    if (raw?.url === undefined || raw.token_file === undefined) continue;
+    const url = raw.url.replace(/\/+$/, "");
+    instances.push({
+      name,
+      url,
+      guestUrl: (raw.guest_url ?? url).replace(/\/+$/, ""),
+      tokenFile: resolve(options.configDir, raw.token_file),
+      pollingInterval: raw.polling_interval ??
+        DEFAULT_FORGEJO_POLLING_INTERVAL,
+      requestTimeout: raw.request_timeout ?? DEFAULT_REQUEST_TIMEOUT,
+    });
+  }
+  return instances;
+}
+
+/** What `forge = "..."` calls GitHub, which needs no table of that name. */
+const GITHUB_FORGE = "github";
+const FORGE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/**
+ * The forge a scope table names: undefined for GitHub. A name without a
+ * `[forgejo.NAME]` table is a problem, reported at `forge`.
+ */
+function readForge(
+  forge: string | undefined,
+  forges: ReadonlySet<string>,
+  path: KeyPath,
+  problems: RawProblem[],
+): { forge: string | undefined } | undefined {
+  if (forge === undefined || forge === GITHUB_FORGE) {
+    return { forge: undefined };
+  }
+  if (forges.has(forge)) return { forge };
+  const known = [...forges];
+  problems.push({
+    path: [...path, "forge"],
+    message: known.length === 0
+      ? `there is no [forgejo.${forge}] table (forge = "${forge}")`
+      : `there is no [forgejo.${forge}] table${
+        closest(forge, known)
+          ? `; did you mean "${closest(forge, known)}"?`
+          : ` (there are ${known.map((k) => `"${k}"`).join(", ")})`
+      }`,
+  });
+  return undefined;
+}
+
 /**
  * GitHub Apps cannot register enterprise runners: an enterprise needs a
  * token (a classic PAT with manage_runners:enterprise).
@@ -336,18 +419,20 @@ const SCOPE_TABLES = {
 
 function readScopes(
   doc: Record<string, unknown>,
+  forges: ReadonlySet<string>,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
   return [
-    ...readRepositories(doc, expander, problems),
-    ...readAccounts(doc, "organization", expander, problems),
-    ...readAccounts(doc, "enterprise", expander, problems),
+    ...readRepositories(doc, forges, expander, problems),
+    ...readAccounts(doc, "organization", forges, expander, problems),
+    ...readAccounts(doc, "enterprise", forges, expander, problems),
   ];
 }
 
 function readRepositories(
   doc: Record<string, unknown>,
+  forges: ReadonlySet<string>,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
@@ -356,38 +441,56 @@ function readRepositories(
   const owners = tableEntries(doc.repositories, ["repositories"], problems);
   for (const [owner, ownerTable] of owners) {
     const ownerPath = ["repositories", owner];
-    const ownerProblem = checkOwnerName(owner) ?? reservedOwner(owner);
-    if (ownerProblem) problems.push({ path: ownerPath, message: ownerProblem });
+    const reserved = reservedOwner(owner);
+    if (reserved) problems.push({ path: ownerPath, message: reserved });
     for (
       const [repo, repoTable] of tableEntries(ownerTable, ownerPath, problems)
     ) {
       const path = [...ownerPath, repo];
+      const raw = parseTable(repositorySchema, repoTable, path, problems);
+      const on = raw && readForge(raw.forge, forges, path, problems);
+      // Owner names follow the forge's rules (Forgejo allows "_" and ".").
+      const ownerProblem = on?.forge === undefined
+        ? checkOwnerName(owner)
+        : checkForgejoOwnerName(owner);
+      if (ownerProblem) {
+        problems.push({ path: ownerPath, message: ownerProblem });
+      }
       const repoProblem = checkRepoName(repo);
       if (repoProblem) problems.push({ path, message: repoProblem });
-      // GitHub names are case-insensitive: two spellings are one repository.
-      const key = `${owner}/${repo}`.toLowerCase();
+      // Names are case-insensitive: two spellings are one repository.
+      const key = `${on?.forge ?? GITHUB_FORGE}:${owner}/${repo}`.toLowerCase();
       const earlier = seen.get(key);
       if (earlier !== undefined) {
         problems.push({
           path,
           message: `repository "${owner}/${repo}" is already configured as ` +
-            `"${earlier}" (GitHub names ignore case)`,
+            `"${earlier}" (repository names ignore case)`,
         });
         continue;
       }
       seen.set(key, `${owner}/${repo}`);
-      const raw = parseTable(repositorySchema, repoTable, path, problems);
-      if (!raw || ownerProblem || repoProblem) continue;
+      if (!raw || !on || reserved || ownerProblem || repoProblem) continue;
       if (raw.runner_group !== undefined) {
         problems.push({
           path: [...path, "runner_group"],
-          message: REPOSITORY_GROUP,
+          message: on.forge === undefined ? REPOSITORY_GROUP : FORGEJO_GROUP,
         });
       }
-      const scope = { kind: "repository", owner, repo } as const;
+      if (raw.package_token && on.forge === undefined) {
+        problems.push({
+          path: [...path, "package_token"],
+          message: "package tokens are made by Forgejo: set forge = " +
+            '"NAME" to a [forgejo.NAME] table, or leave package_token out',
+        });
+      }
+      const scope: Scope = on.forge === undefined
+        ? { kind: "repository", owner, repo }
+        : { kind: "repository", owner, repo, forge: on.forge };
       repositories.push({
         scope,
         token: raw.persistence_token,
+        packageToken: raw.package_token ?? false,
         repositories: undefined,
         machines: readMachines(
           scope,
@@ -402,6 +505,9 @@ function readRepositories(
   }
   return repositories;
 }
+
+const FORGEJO_GROUP =
+  "Forgejo has no runner groups: leave runner_group out of Forgejo scopes";
 
 const REPOSITORY_GROUP =
   "runner groups belong to organizations and enterprises; a repository's " +
@@ -425,6 +531,7 @@ function reservedOwner(owner: string): string | undefined {
 function readAccounts(
   doc: Record<string, unknown>,
   kind: "organization" | "enterprise",
+  forges: ReadonlySet<string>,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
@@ -433,7 +540,13 @@ function readAccounts(
   const seen = new Map<string, string>();
   for (const [name, value] of tableEntries(doc[table], [table], problems)) {
     const path = [table, name];
-    const nameProblem = checkOwnerName(name);
+    const written = isTable(value) ? value : {};
+    const forgeText = typeof written.forge === "string"
+      ? written.forge
+      : undefined;
+    const nameProblem = forgeText === undefined || forgeText === GITHUB_FORGE
+      ? checkOwnerName(name)
+      : checkForgejoOwnerName(name);
     if (nameProblem) {
       problems.push({
         path,
@@ -441,29 +554,50 @@ function readAccounts(
       });
       continue;
     }
-    const earlier = seen.get(name.toLowerCase());
+    const key = `${forgeText ?? GITHUB_FORGE}:${name}`.toLowerCase();
+    const earlier = seen.get(key);
     if (earlier !== undefined) {
       problems.push({
         path,
         message: `${kind} "${name}" is already configured as "${earlier}" ` +
-          "(GitHub names ignore case)",
+          "(account names ignore case)",
       });
       continue;
     }
-    seen.set(name.toLowerCase(), name);
+    seen.set(key, name);
     const raw = kind === "organization"
       ? parseTable(organizationSchema, value, path, problems)
       : parseTable(enterpriseSchema, value, path, problems);
     if (!raw) continue;
-    const scope: Scope = kind === "organization"
+    const on = "forge" in raw
+      ? readForge(raw.forge as string | undefined, forges, path, problems)
+      : { forge: undefined };
+    if (!on) continue;
+    if (on.forge !== undefined && raw.runner_group !== undefined) {
+      problems.push({
+        path: [...path, "runner_group"],
+        message: FORGEJO_GROUP,
+      });
+    }
+    if ("package_token" in raw && raw.package_token !== undefined) {
+      problems.push({
+        path: [...path, "package_token"],
+        message: "package tokens belong to a repository's CI user: set " +
+          'package_token on [repositories.OWNER.REPO] (forge = "NAME")',
+      });
+    }
+    const scope: Scope = kind === "enterprise"
+      ? { kind, enterprise: name }
+      : on.forge === undefined
       ? { kind, org: name }
-      : { kind, enterprise: name };
+      : { kind, org: name, forge: on.forge };
     const listed = "repositories" in raw
       ? raw.repositories as string[] | undefined
       : undefined;
     entries.push({
       scope,
       token: raw.persistence_token,
+      packageToken: false,
       repositories: listed === undefined
         ? undefined
         : readRepositoryList(listed, [...path, "repositories"], problems),
@@ -594,12 +728,6 @@ function buildMachine(
   checkForwards(value, where, problems);
   const fromConfig = (path: string) => resolve(options.configDir, path);
   const template = value.setup_template;
-  if (template && template.path === undefined) {
-    problems.push({
-      path: [...where("setup_template"), "path"],
-      message: "required key is missing (the template folder)",
-    });
-  }
   return {
     triplet: entry.triplet,
     cpus,
@@ -620,8 +748,9 @@ function buildMachine(
     labels: value.labels ?? [],
     defaultLabels: value.default_labels ?? false,
     runnerGroup: value.runner_group ?? entry.runnerGroup,
-    setupTemplate: template?.path === undefined ? undefined : {
-      path: fromConfig(template.path),
+    // Parameters without a path are the built-in template's.
+    setupTemplate: template === undefined ? undefined : {
+      path: template.path === undefined ? undefined : fromConfig(template.path),
       parameters: template.parameters ?? {},
     },
     shared: (value.shared ?? []).map((dir) => ({

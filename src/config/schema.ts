@@ -210,6 +210,15 @@ export const serverSchema = z.strictObject({
 });
 export type RawServer = z.output<typeof serverSchema>;
 
+function httpUrl(what: string) {
+  return z.string().refine((text) => /^https?:\/\/[^/\s]+\S*$/.test(text), {
+    error: (issue) =>
+      `expected ${what} as an http:// or https:// URL, found ${
+        describe(issue.input)
+      }`,
+  });
+}
+
 export const githubSchema = z.strictObject({
   app_id: z.int().min(1).optional(),
   private_key_file: nonEmpty.optional(),
@@ -226,7 +235,27 @@ export const githubSchema = z.strictObject({
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 
+/** `[forgejo.NAME]`: a Forgejo instance (15 or newer). */
+export const forgejoSchema = z.strictObject({
+  url: httpUrl("the instance's address"),
+  guest_url: httpUrl("the address guests reach the instance at").optional(),
+  token_file: nonEmpty,
+  polling_interval: duration(1_000, "1s").optional(),
+  request_timeout: duration(1_000, "1s").optional(),
+});
+export type RawForgejo = z.output<typeof forgejoSchema>;
+
+/** `forge = "NAME"`: a `[forgejo.NAME]` table, or "github" (the default). */
+const forgeName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, {
+  error: (issue) =>
+    `expected the name of a [forgejo.NAME] table, or "github", found ${
+      describe(issue.input)
+    }`,
+});
+
 export const repositorySchema = z.strictObject({
+  forge: forgeName.optional(),
+  package_token: z.boolean().optional(),
   persistence_token: nonEmpty.optional(),
   // Known here so that resolve.ts can say why it does not apply.
   runner_group: runnerGroup.optional(),
@@ -234,6 +263,9 @@ export const repositorySchema = z.strictObject({
 });
 
 export const organizationSchema = z.strictObject({
+  forge: forgeName.optional(),
+  // Known here so that resolve.ts can say why it does not apply.
+  package_token: z.boolean().optional(),
   persistence_token: nonEmpty.optional(),
   runner_group: runnerGroup.optional(),
   repositories: z.array(nonEmpty).optional(),
@@ -250,6 +282,7 @@ export const TOP_LEVEL_KEYS = [
   "host",
   "server",
   "github",
+  "forgejo",
   "snippets",
   "repositories",
   "organizations",

@@ -65,9 +65,29 @@ export interface GitHubConfig {
 }
 
 export interface SetupTemplate {
-  /** Absolute path of the template folder. */
-  readonly path: string;
+  /** Absolute path of the template folder; the built-in one when undefined. */
+  readonly path: string | undefined;
   readonly parameters: Readonly<Record<string, string>>;
+}
+
+/** A Forgejo instance, `[forgejo.NAME]` (product.md §12). */
+export interface ForgejoConfig {
+  /** The table's name, which scopes name with `forge = "NAME"`. */
+  readonly name: string;
+  /** The instance's web address, without a trailing slash. */
+  readonly url: string;
+  /**
+   * Where guests reach the instance, without a trailing slash: `url`
+   * unless the instance is only reachable from the host (then through a
+   * machine's `forwards`, at http://10.0.2.100:PORT).
+   */
+  readonly guestUrl: string;
+  /** Absolute path of the access token (see docs/forgejo.md for its scopes). */
+  readonly tokenFile: string;
+  /** How often each scope's waiting jobs are listed; milliseconds. */
+  readonly pollingInterval: number;
+  /** An API request that takes longer fails (and is retried); ms. */
+  readonly requestTimeout: number;
 }
 
 export interface SharedDir {
@@ -154,6 +174,11 @@ export interface ScopeConfig {
   readonly scope: Scope;
   readonly persistenceToken: Secret | undefined;
   /**
+   * Forgejo repositories only: each job gets a fresh `write:package` token
+   * of the repository's CI user (`<PACKAGE_USER>`, `<PACKAGE_TOKEN>`).
+   */
+  readonly packageToken: boolean;
+  /**
    * An organization's repositories that its machines serve (lower case);
    * all of them when undefined. Always undefined for other scopes.
    */
@@ -166,8 +191,13 @@ export interface Config {
   readonly file: string;
   readonly host: HostConfig;
   readonly server: ServerConfig;
-  /** Only `forrest serve` needs GitHub; `exec` and `image` work without. */
+  /**
+   * Only `forrest serve` needs a forge, and only for the scopes that use
+   * it; `exec` and `image` work without.
+   */
   readonly github: GitHubConfig | undefined;
+  /** Forgejo instances, in file order. */
+  readonly forgejo: readonly ForgejoConfig[];
   /**
    * Repositories, then organizations, then enterprises, each in file
    * order: the order in which a job looks for its machine.
@@ -196,6 +226,8 @@ export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
 export const DEFAULT_JANITOR_INTERVAL = 5 * 60_000;
 export const DEFAULT_REQUEST_TIMEOUT = 30_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10 * 60_000;
+/** Forgejo 15 has no job webhooks: waiting jobs are found by polling. */
+export const DEFAULT_FORGEJO_POLLING_INTERVAL = 10_000;
 export const DEFAULT_SOCKET_MODE = 0o660;
 export const DEFAULT_LISTEN = "unix:api.sock";
 
@@ -211,6 +243,13 @@ export const FORREST_PLACEHOLDERS = [
   "RUNNER_NAME",
   "JITCONFIG",
   "RUN_TOKEN",
+  "FORGE_URL",
+  "RUNNER_UUID",
+  "RUNNER_TOKEN",
+  "JOB_HANDLE",
+  "RUNNER_LABELS",
+  "PACKAGE_USER",
+  "PACKAGE_TOKEN",
 ] as const;
 
 /** The name of an artifact store that names none. */

@@ -9,11 +9,19 @@
 import {
   allMachines,
   type Config,
+  forgeOf,
   type MachineConfig,
   type Scope,
   tripletName,
 } from "../config/mod.ts";
-import { type JobChange, type JobReport, JobTracker } from "./jobs.ts";
+import {
+  type JobChange,
+  jobKey,
+  type JobListing,
+  type JobReport,
+  JobTracker,
+  type TrackedJob,
+} from "./jobs.ts";
 import { isServed, machineForJob, sameName, tripletKey } from "./labels.ts";
 import {
   holdsBudget,
@@ -159,32 +167,37 @@ export class Core {
     const machine = machineForJob(this.#config, report, report.labels);
     const change = this.#jobs.report(report, machine?.triplet, now);
     if (change.kind !== "none") this.#jobChanged(now);
-    if (report.status === "in_progress" && report.runnerName !== null) {
-      this.#runnerBusy(report.runnerName, now, report.id);
+    if (report.status === "in_progress") {
+      // Forgejo does not say which runner took a job; its handle does.
+      const runner = report.runnerName ??
+        this.#byJob(jobKey(report))?.runnerName;
+      if (runner !== undefined) {
+        this.#runnerBusy(runner, now, report.id, jobKey(report));
+      }
     }
     return change;
   }
 
   /**
-   * A poll of `owner/repo` that started at `startedAt` listed these jobs:
-   * they are the truth; tracked jobs it did not list and that nothing
-   * mentioned since are dropped. Returns what changed (webhooks missed).
+   * A poll that started at `startedAt` listed these jobs of a repository
+   * (or of all an owner's repositories): they are the truth; tracked jobs
+   * it did not list and that nothing mentioned since are dropped. Returns
+   * what changed (webhooks missed, or the news of a forge without them).
    */
   pollFinished(
-    owner: string,
-    repo: string,
+    listing: JobListing,
     reports: readonly JobReport[],
     startedAt: number,
     now: number,
   ): JobChange[] {
     // A webhook that came while the poll ran is newer than its listing.
     const fresh = reports.filter((report) =>
-      (this.#jobs.get(report.id)?.updatedAt ?? -Infinity) < startedAt
+      (this.#jobs.get(jobKey(report))?.updatedAt ?? -Infinity) < startedAt
     );
     const changes = fresh.map((report) => this.jobReported(report, now))
       .filter((change) => change.kind !== "none");
-    const listed = new Set(reports.map((r) => r.id));
-    const dropped = this.#jobs.forgetUnlisted(owner, repo, listed, startedAt);
+    const listed = new Set(reports.map(jobKey));
+    const dropped = this.#jobs.forgetUnlisted(listing, listed, startedAt);
     if (dropped.length) this.#jobChanged(now);
     return [
       ...changes,
@@ -213,8 +226,9 @@ export class Core {
     for (const runner of runners) {
       const machine = this.#byRunner(runner.name);
       if (machine !== undefined) {
-        if (runner.busy) this.#runnerBusy(runner.name, now, undefined);
-        else if (runner.online) this.#runnerOnline(machine, now);
+        if (runner.busy) {
+          this.#runnerBusy(runner.name, now, undefined, undefined);
+        } else if (runner.online) this.#runnerOnline(machine, now);
         continue;
       }
       if (
@@ -238,12 +252,17 @@ export class Core {
     this.#failures.delete(tripletKey(machine.triplet));
   }
 
-  #runnerBusy(runnerName: string, now: number, jobId: number | undefined) {
+  #runnerBusy(
+    runnerName: string,
+    now: number,
+    jobId: number | undefined,
+    key: string | undefined,
+  ) {
     const machine = this.#byRunner(runnerName);
     if (machine === undefined) return;
     if (jobId !== undefined && machine.jobId === undefined) {
       machine.jobId = jobId;
-      const job = this.#jobs.get(jobId);
+      const job = key === undefined ? undefined : this.#jobs.get(key);
       if (job) this.#observations.pickup.push((now - job.queuedAt) / 1000);
     }
     machine.ranJob = true;
@@ -371,21 +390,22 @@ export class Core {
     const demand = this.#jobs.queuedBy(tripletKey);
     const available = new Map<string, MachineRecord[]>();
     for (const machine of this.#machines.values()) {
-      if (!isAvailable(machine)) continue;
+      if (!isAvailable(machine) || machine.forJob !== undefined) continue;
       const key = tripletKey(machine.triplet);
       available.set(key, [...(available.get(key) ?? []), machine]);
     }
     for (const config of allMachines(this.#config)) {
+      if (forgeOf(config.triplet.scope) !== undefined) continue;
       const key = tripletKey(config.triplet);
       const wanted = demand.get(key) ?? 0;
       const have = available.get(key)?.length ?? 0;
-      const failure = this.#failures.get(key);
-      if (wanted > have && (failure === undefined || failure.until <= now)) {
+      if (wanted > have && this.#mayCreate(key, now)) {
         for (let i = have; i < wanted; i++) {
-          decisions.push(this.#create(config, now));
+          decisions.push(this.#create(config, undefined, now));
         }
       }
     }
+    decisions.push(...this.#planJobMachines(now));
     for (const [key, machines] of available) {
       const surplus = machines.length - (demand.get(key) ?? 0);
       if (surplus <= 0) continue;
@@ -401,7 +421,53 @@ export class Core {
     return decisions;
   }
 
-  #create(config: MachineConfig, now: number): Decision {
+  #mayCreate(key: string, now: number): boolean {
+    const failure = this.#failures.get(key);
+    return failure === undefined || failure.until <= now;
+  }
+
+  /**
+   * Machines made for one job attempt each (Forgejo): one per queued job
+   * that has none; one whose job is no longer queued (cancelled, taken,
+   * gone) is killed before it takes anything, as its runner would wait for
+   * that job forever.
+   */
+  #planJobMachines(now: number): Decision[] {
+    const decisions: Decision[] = [];
+    const queued = new Map<string, TrackedJob>();
+    for (const job of this.#jobs.queued()) {
+      if (job.handle !== undefined) queued.set(job.key, job);
+    }
+    const covered = new Set<string>();
+    for (const machine of this.#machines.values()) {
+      if (machine.forJob === undefined || !isAvailable(machine)) continue;
+      if (queued.has(machine.forJob.key)) {
+        covered.add(machine.forJob.key);
+        continue;
+      }
+      const decision = this.#kill(machine, "surplus", now);
+      if (decision) decisions.push(decision);
+    }
+    const configs = new Map(
+      allMachines(this.#config).map((c) => [tripletKey(c.triplet), c]),
+    );
+    for (const job of queued.values()) {
+      const key = tripletKey(job.triplet);
+      const config = configs.get(key);
+      if (covered.has(job.key) || !config || !this.#mayCreate(key, now)) {
+        continue;
+      }
+      const forJob = { key: job.key, handle: job.handle! };
+      decisions.push(this.#create(config, forJob, now));
+    }
+    return decisions;
+  }
+
+  #create(
+    config: MachineConfig,
+    forJob: Machine["forJob"],
+    now: number,
+  ): Decision {
     const scopeConfig = this.#config.scopes.find((s) =>
       s.machines.includes(config)
     )!;
@@ -410,6 +476,7 @@ export class Core {
       triplet: config.triplet,
       config,
       scopeConfig,
+      forJob,
       runnerName:
         `${RUNNER_PREFIX}${config.triplet.machine}-${this.#options.randomSuffix()}`,
       runnerId: undefined,
@@ -617,6 +684,16 @@ export class Core {
         cpus: { used: used.cpus, total: this.#config.host.cpus ?? null },
       },
     };
+  }
+
+  /** The live machine made for this job attempt, if any. */
+  #byJob(key: string): MachineRecord | undefined {
+    for (const machine of this.#machines.values()) {
+      if (machine.forJob?.key === key && machine.killed === undefined) {
+        return machine;
+      }
+    }
+    return undefined;
   }
 
   #byRunner(name: string): MachineRecord | undefined {

@@ -346,8 +346,7 @@ Deno.test("the poller is the truth: unlisted jobs are dropped", () => {
   core.jobReported(job(1, "queued"), 0);
   core.jobReported(job(2, "queued"), 0);
   core.pollFinished(
-    "octo",
-    "app",
+    { owner: "octo", repo: "app" },
     [job(2, "queued"), job(3, "queued")],
     1_000,
     2_000,
@@ -355,7 +354,7 @@ Deno.test("the poller is the truth: unlisted jobs are dropped", () => {
   assert.deepEqual(core.jobs().map((j) => j.id), [2, 3]);
   // A webhook that arrived while the poll ran is newer than the poll.
   core.jobReported(job(4, "queued"), 3_000);
-  core.pollFinished("octo", "app", [], 2_500, 4_000);
+  core.pollFinished({ owner: "octo", repo: "app" }, [], 2_500, 4_000);
   assert.deepEqual(core.jobs().map((j) => j.id), [4]);
   // Jobs of other repositories and unknown labels are not tracked at all.
   core.jobReported({ ...job(5, "queued"), repo: "other" }, 5_000);
@@ -429,7 +428,12 @@ Deno.test("out-of-order reports never move a running job back to queued", () => 
   // A poll starts at 1 000 and lists the job as queued; the webhook saying
   // it runs arrives at 1 500, before the poll's answer at 2 000.
   core.jobReported(job(1, "in_progress", undefined, runner), 1_500);
-  core.pollFinished("octo", "app", [job(1, "queued")], 1_000, 2_000);
+  core.pollFinished(
+    { owner: "octo", repo: "app" },
+    [job(1, "queued")],
+    1_000,
+    2_000,
+  );
   assert.equal(core.jobs()[0]!.status, "in_progress");
   // A late "queued" delivery after "in_progress" changes nothing either.
   core.jobReported(job(1, "queued"), 3_000);

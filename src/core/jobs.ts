@@ -1,14 +1,20 @@
 /**
  * The jobs Forrest knows of, from webhooks (hints, fast) and the poller (the
  * truth, slow). Only jobs that one of our machine types can take are kept;
- * a completed job is dropped.
+ * a completed job is dropped. A GitHub job is known by its id; a Forgejo
+ * job by its instance and handle, which is new for every attempt (a re-run
+ * keeps the id), and which its runner is told to take.
  */
 
 import type { Triplet } from "../config/mod.ts";
 
-/** What GitHub reports about a job, from a webhook or a poll. */
+/** What a forge reports about a job, from a webhook or a poll. */
 export interface JobReport {
   readonly id: number;
+  /** The `[forgejo.NAME]` it comes from; GitHub when undefined. */
+  readonly forge?: string;
+  /** Forgejo: the attempt's handle, which its runner is told to take. */
+  readonly handle?: string;
   readonly owner: string;
   readonly repo: string;
   readonly status: ForgeJobStatus;
@@ -38,7 +44,11 @@ export type ForgeJobStatus =
   | "completed";
 
 export interface TrackedJob {
+  /** What the tracker knows it by: see jobKey(). */
+  readonly key: string;
   readonly id: number;
+  readonly forge?: string;
+  readonly handle?: string;
   readonly owner: string;
   readonly repo: string;
   readonly labels: readonly string[];
@@ -63,12 +73,29 @@ export type JobChange =
     readonly job: TrackedJob;
   };
 
+/** Which jobs a poll listed: one repository's, or (repo undefined) an owner's. */
+export interface JobListing {
+  readonly forge?: string;
+  readonly owner: string;
+  readonly repo?: string;
+}
+
+/**
+ * A job's key: its GitHub id, or a Forgejo attempt's instance and handle
+ * (ids of different forges may be equal; a re-run is a new attempt).
+ */
+export function jobKey(job: Pick<JobReport, "id" | "forge" | "handle">) {
+  return job.forge === undefined
+    ? String(job.id)
+    : `${job.forge}:${job.handle ?? job.id}`;
+}
+
 export class JobTracker {
-  readonly #jobs = new Map<number, TrackedJob>();
+  readonly #jobs = new Map<string, TrackedJob>();
 
   /** A report with what earlier reports of the same job said and it does not. */
   withEarlier(report: JobReport): JobReport {
-    const enterprise = this.#jobs.get(report.id)?.enterprise;
+    const enterprise = this.#jobs.get(jobKey(report))?.enterprise;
     return report.enterprise === undefined && enterprise !== undefined
       ? { ...report, enterprise }
       : report;
@@ -80,7 +107,8 @@ export class JobTracker {
     triplet: Triplet | undefined,
     now: number,
   ): JobChange {
-    const old = this.#jobs.get(report.id);
+    const key = jobKey(report);
+    const old = this.#jobs.get(key);
     const enterprise = report.enterprise ?? old?.enterprise;
     // Deliveries come out of order: a job that runs does not go back to
     // waiting in line (a re-run is a new job id).
@@ -92,11 +120,14 @@ export class JobTracker {
     }
     if (report.status === "completed" || triplet === undefined) {
       if (old === undefined) return { kind: "none" };
-      this.#jobs.delete(report.id);
+      this.#jobs.delete(key);
       return { kind: "dropped", job: old };
     }
     const job: TrackedJob = {
+      key,
       id: report.id,
+      ...(report.forge === undefined ? {} : { forge: report.forge }),
+      ...(report.handle === undefined ? {} : { handle: report.handle }),
       owner: report.owner,
       repo: report.repo,
       labels: report.labels,
@@ -108,7 +139,7 @@ export class JobTracker {
       updatedAt: now,
       queuedAt: old?.queuedAt ?? report.createdAt ?? now,
     };
-    this.#jobs.set(report.id, job);
+    this.#jobs.set(key, job);
     if (old === undefined) return { kind: "added", job };
     const same = old.status === job.status &&
       old.runnerName === job.runnerName;
@@ -116,22 +147,25 @@ export class JobTracker {
   }
 
   /**
-   * Drops the jobs of `owner/repo` that a poll started at `pollStartedAt`
-   * did not list and that no webhook mentioned since: they completed or
-   * vanished while we were not looking.
+   * Drops the jobs of a listing that a poll started at `pollStartedAt` did
+   * not list (by key) and that no webhook mentioned since: they completed
+   * or vanished while we were not looking.
    */
   forgetUnlisted(
-    owner: string,
-    repo: string,
-    listed: ReadonlySet<number>,
+    listing: JobListing,
+    listed: ReadonlySet<string>,
     pollStartedAt: number,
   ): TrackedJob[] {
     const dropped: TrackedJob[] = [];
+    const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
     for (const job of this.#jobs.values()) {
-      const ofRepo = job.owner.toLowerCase() === owner.toLowerCase() &&
-        job.repo.toLowerCase() === repo.toLowerCase();
-      if (ofRepo && !listed.has(job.id) && job.updatedAt < pollStartedAt) {
-        this.#jobs.delete(job.id);
+      const listedHere = job.forge === listing.forge &&
+        same(job.owner, listing.owner) &&
+        (listing.repo === undefined || same(job.repo, listing.repo));
+      if (
+        listedHere && !listed.has(job.key) && job.updatedAt < pollStartedAt
+      ) {
+        this.#jobs.delete(job.key);
         dropped.push(job);
       }
     }
@@ -145,17 +179,22 @@ export class JobTracker {
   remap(triplet: (job: TrackedJob) => Triplet | undefined): void {
     for (const job of [...this.#jobs.values()]) {
       const now = triplet(job);
-      if (now === undefined) this.#jobs.delete(job.id);
-      else this.#jobs.set(job.id, { ...job, triplet: now });
+      if (now === undefined) this.#jobs.delete(job.key);
+      else this.#jobs.set(job.key, { ...job, triplet: now });
     }
   }
 
-  get(id: number): TrackedJob | undefined {
-    return this.#jobs.get(id);
+  get(key: string): TrackedJob | undefined {
+    return this.#jobs.get(key);
   }
 
   all(): TrackedJob[] {
     return [...this.#jobs.values()];
+  }
+
+  /** Queued jobs, in the order they were first seen. */
+  queued(): TrackedJob[] {
+    return [...this.#jobs.values()].filter((job) => job.status === "queued");
   }
 
   /** Queued jobs per triplet key. */

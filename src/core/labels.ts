@@ -8,6 +8,7 @@
 
 import {
   type Config,
+  forgeOf,
   GITHUB_DEFAULT_LABELS,
   type MachineConfig,
   type ScopeConfig,
@@ -17,6 +18,8 @@ import {
 
 /** Where a job comes from, as far as choosing its machine goes. */
 export interface JobOrigin {
+  /** The `[forgejo.NAME]` it comes from; GitHub when undefined. */
+  readonly forge?: string;
   readonly owner: string;
   readonly repo: string;
   /** The enterprise slug, when the delivery named one. */
@@ -60,6 +63,7 @@ function scopesFor(config: Config, job: JobOrigin): ScopeConfig[] {
 
 function serves(entry: ScopeConfig, job: JobOrigin): boolean {
   const { scope } = entry;
+  if (forgeOf(scope) !== job.forge) return false;
   switch (scope.kind) {
     case "repository":
       return sameName(scope.owner, job.owner) && sameName(scope.repo, job.repo);

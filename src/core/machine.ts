@@ -70,6 +70,14 @@ export interface Machine {
   readonly startedAt: number | undefined;
   readonly killed: KillReason | undefined;
   readonly wait: MachineWait | undefined;
+  /**
+   * The one job attempt its runner is made for (Forgejo: the runner is
+   * told its handle and takes nothing else); any job of its labels when
+   * undefined (GitHub).
+   */
+  readonly forJob:
+    | { readonly key: string; readonly handle: string }
+    | undefined;
   /** The job its runner took, once known. */
   readonly jobId: number | undefined;
   /** Its runner took a job (the VM is not wasted when it stops). */

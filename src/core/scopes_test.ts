@@ -132,7 +132,7 @@ Deno.test("scopes: a job counts once; a poll without the enterprise keeps what i
   };
   core.jobReported(report, 0);
   const { enterprise: _, ...polled } = report;
-  core.pollFinished("acme", "web", [polled], 1, 2);
+  core.pollFinished({ owner: "acme", repo: "web" }, [polled], 1, 2);
   const decisions = core.tick(10);
   assert.deepEqual(
     decisions.map((d) =>

@@ -9,7 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Accel, ArtifactStoreConfig, Triplet } from "../config/mod.ts";
 import { GuestApi, newRunToken } from "../guest_api/mod.ts";
 import type { Secret } from "../log/mod.ts";
-import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
+import { NO_RUNNER, readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import type { CloneSetting } from "../images/mod.ts";
 import {
   guestApiForward,
@@ -228,7 +228,7 @@ async function jobTemplate(
   const rendered = await renderSetupTemplate(undefined, {
     triplet: EXEC_TRIPLET,
     runner,
-    jitConfig: "",
+    forge: NO_RUNNER,
     runToken: runToken.reveal(),
   });
   return {

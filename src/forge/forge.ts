@@ -1,8 +1,9 @@
 /**
- * What Forrest needs from a forge (GitHub now, at every scope; Forgejo
- * later, product.md §7). The core and the daemon only talk to this
- * interface, so another forge slots in without touching them. Runners
- * belong to a scope: a repository, an organization or an enterprise.
+ * What Forrest needs from a forge: GitHub at every scope (product.md §11),
+ * Forgejo instances (§12). The core and the daemon only talk to these
+ * interfaces. Runners belong to a scope: a repository, an organization or
+ * an enterprise. GitHub tells of jobs by webhook and is polled per
+ * repository; Forgejo 15 has no job webhooks and is polled per scope.
  */
 
 import type { Scope } from "../config/mod.ts";
@@ -17,8 +18,20 @@ export interface RepoRef {
 export interface RegisteredRunner {
   readonly id: number;
   readonly name: string;
-  /** What the guest's runner starts with; never logged. */
-  readonly jitConfig: Secret;
+  /**
+   * What the guest's runner starts with, as setup template values
+   * (`JITCONFIG` for GitHub; `FORGE_URL`, `RUNNER_UUID`, `RUNNER_TOKEN`,
+   * `JOB_HANDLE`, `RUNNER_LABELS` and perhaps `PACKAGE_USER` and
+   * `PACKAGE_TOKEN` for Forgejo); never logged.
+   */
+  readonly identity: Readonly<Record<string, Secret>>;
+}
+
+/** The one job attempt a runner is for, where the forge can say (Forgejo). */
+export interface RunnerJob {
+  readonly handle: string;
+  /** The job's repository. */
+  readonly repo: RepoRef;
 }
 
 /** What a webhook delivery turned out to be. */
@@ -43,8 +56,11 @@ export interface ScopeNeeds {
   readonly runnerGroups: readonly string[];
   /** An organization's listed repositories: each must be able to use the groups. */
   readonly repositories: readonly string[] | undefined;
+  /** Each job gets a package token of the repository's CI user (Forgejo). */
+  readonly packageToken?: boolean;
 }
 
+/** What every forge does: runners, for the core's decisions. */
 export interface Forge {
   /**
    * Prepares API access for these scopes (GitHub: installations, runner
@@ -52,16 +68,27 @@ export interface Forge {
    * a ForgeError for what may pass (the forge could not be reached).
    */
   connect(scopes: readonly ScopeNeeds[]): Promise<void>;
-  /** Registers a one-job runner; the guest runs it with `jitConfig`. */
+  /**
+   * Registers a one-job runner (for `job` only, where the forge can say);
+   * the guest runs it with its `identity`.
+   */
   registerRunner(
     scope: Scope,
     name: string,
     labels: readonly string[],
     runnerGroup: string | undefined,
+    job?: RunnerJob,
   ): Promise<RegisteredRunner>;
-  /** Deletes a runner; one that is gone already is not an error. */
+  /**
+   * Deletes a runner and what was made for it (a package token); one that
+   * is gone already is not an error.
+   */
   deleteRunner(scope: Scope, id: number): Promise<void>;
   listRunners(scope: Scope): Promise<RunnerReport[]>;
+}
+
+/** A forge that tells of jobs by webhook, polled per repository (GitHub). */
+export interface WebhookForge extends Forge {
   /** The repositories of an organization whose jobs it may run. */
   listRepositories(org: string): Promise<RepoRef[]>;
   /** Queued and running jobs (and the finished jobs of their runs). */
@@ -71,6 +98,43 @@ export interface Forge {
     headers: Headers,
     body: Uint8Array,
   ): Promise<WebhookResult> | WebhookResult;
+}
+
+/** A forge whose waiting jobs are found by polling each scope (Forgejo). */
+export interface PollingForge extends Forge {
+  /** The config name of the instance, which its jobs' reports carry. */
+  readonly name: string;
+  /**
+   * The waiting and running jobs of a repository or an organization,
+   * every one of them (one listing per scope).
+   */
+  listJobs(scope: Scope): Promise<JobReport[]>;
+}
+
+/** Every configured forge: GitHub, and each `[forgejo.NAME]` by name. */
+export interface Forges {
+  readonly github: WebhookForge | undefined;
+  readonly forgejo: ReadonlyMap<string, PollingForge>;
+}
+
+/**
+ * The forge of a scope. Throws a ForgeError when it is not running: a
+ * reload added a scope of a forge that needs a restart to start.
+ */
+export function forgeOfScope(forges: Forges, scope: Scope): Forge {
+  const name = scope.kind === "enterprise" ? undefined : scope.forge;
+  const forge = name === undefined ? forges.github : forges.forgejo.get(name);
+  if (forge === undefined) {
+    throw new ForgeError(
+      name === undefined
+        ? "GitHub is not connected: forrest serve started without a " +
+          "[github] table; restart it to serve GitHub scopes"
+        : `Forgejo "${name}" is not connected: restart forrest serve to ` +
+          `serve the scopes of a new [forgejo.${name}] table`,
+      undefined,
+    );
+  }
+  return forge;
 }
 
 /** A forge call that failed, with what was asked, for the log. */

@@ -2,10 +2,15 @@
 export {
   type Forge,
   ForgeError,
+  forgeOfScope,
+  type Forges,
   ForgeSetupError,
+  type PollingForge,
   type RegisteredRunner,
   type RepoRef,
+  type RunnerJob,
   type ScopeNeeds,
+  type WebhookForge,
   type WebhookResult,
 } from "./forge.ts";
 export {
@@ -14,3 +19,9 @@ export {
   parseGitHubWebhook,
   verifySignature,
 } from "./github/mod.ts";
+export {
+  ciUserName,
+  ForgejoForge,
+  type ForgejoForgeOptions,
+  forgejoStateDir,
+} from "./forgejo/mod.ts";

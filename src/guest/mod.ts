@@ -3,8 +3,11 @@
  * CIDATA and JOBDATA FAT disks, and the job's results read back.
  */
 export {
+  BUILTIN_FORGEJO_TEMPLATE_DIR,
   BUILTIN_TEMPLATE_DEFAULTS,
   BUILTIN_TEMPLATE_DIR,
+  builtinTemplateDir,
+  NO_RUNNER,
   readTemplate,
   renderSetupTemplate,
   renderTemplate,

@@ -8,6 +8,7 @@
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  forgeOf,
   type Scope,
   scopeSegments,
   type SetupTemplate,
@@ -35,14 +36,30 @@ export const BUILTIN_TEMPLATE_DIR = fileURLToPath(
   new URL("../../templates/generic", import.meta.url),
 );
 
+/** The built-in template of Forgejo machines: forgejo-runner one-job. */
+export const BUILTIN_FORGEJO_TEMPLATE_DIR = fileURLToPath(
+  new URL("../../templates/forgejo", import.meta.url),
+);
+
 /**
- * Parameters the built-in template understands, with their defaults: an
- * actions runner to download when the image has none.
+ * Parameters the built-in templates understand, with their defaults: a
+ * runner to download when the image has none.
  */
 export const BUILTIN_TEMPLATE_DEFAULTS: Readonly<Record<string, string>> = {
   RUNNER_VERSION: "",
   RUNNER_SHA256: "",
+  FORGEJO_RUNNER_VERSION: "",
+  FORGEJO_RUNNER_SHA256: "",
+  FORGEJO_RUNNER_URL:
+    "https://code.forgejo.org/forgejo/runner/releases/download",
 };
+
+/** The built-in template for machines of this scope's forge. */
+export function builtinTemplateDir(scope: Scope): string {
+  return forgeOf(scope) === undefined
+    ? BUILTIN_TEMPLATE_DIR
+    : BUILTIN_FORGEJO_TEMPLATE_DIR;
+}
 
 /**
  * Reads a template folder. `job-config/` must exist; `cloud-init/` may be
@@ -156,30 +173,50 @@ export function renderTemplate(
 export interface RunIdentity {
   readonly triplet: Triplet;
   readonly runner: string;
-  /** The runner's JIT config; empty where there is no runner (exec). */
-  readonly jitConfig: string;
+  /**
+   * The runner's identity from its forge (`JITCONFIG`, or Forgejo's
+   * `RUNNER_UUID`, …); empty values where there is no runner (exec).
+   */
+  readonly forge: Readonly<Record<string, string>>;
   /** The run's token for the guest API (guest_api/). */
   readonly runToken: string;
 }
 
+/** Forge placeholders of a run without a runner (exec): all empty. */
+export const NO_RUNNER: Readonly<Record<string, string>> = Object.freeze({
+  JITCONFIG: "",
+  FORGE_URL: "",
+  RUNNER_UUID: "",
+  RUNNER_TOKEN: "",
+  JOB_HANDLE: "",
+  RUNNER_LABELS: "",
+  PACKAGE_USER: "",
+  PACKAGE_TOKEN: "",
+});
+
 /**
- * A machine's setup template (the built-in one when it has none), read and
- * rendered: its parameters (or the built-in defaults), then Forrest's own
- * placeholders, which parameters cannot override.
+ * A machine's setup template (the built-in one of its forge when it names
+ * no folder), read and rendered: its parameters over the built-in defaults,
+ * then Forrest's own placeholders, which parameters cannot override.
  */
 export async function renderSetupTemplate(
   template: SetupTemplate | undefined,
   run: RunIdentity,
 ): Promise<SetupTemplateContent> {
-  const content = await readTemplate(template?.path ?? BUILTIN_TEMPLATE_DIR);
+  const path = template?.path;
+  const content = await readTemplate(
+    path ?? builtinTemplateDir(run.triplet.scope),
+  );
   return renderTemplate(content, {
-    ...withHashAlias(
-      template ? template.parameters : BUILTIN_TEMPLATE_DEFAULTS,
-    ),
+    ...withHashAlias({
+      ...(path === undefined ? BUILTIN_TEMPLATE_DEFAULTS : {}),
+      ...template?.parameters,
+    }),
     ...scopePlaceholders(run.triplet.scope),
     MACHINE_NAME: run.triplet.machine,
     RUNNER_NAME: run.runner,
-    JITCONFIG: run.jitConfig,
+    ...NO_RUNNER,
+    ...run.forge,
     RUN_TOKEN: run.runToken,
   });
 }
@@ -190,7 +227,9 @@ export async function renderSetupTemplate(
  * `<REPO_NAME>` the repository, empty for the wider scopes.
  */
 function scopePlaceholders(scope: Scope): Record<string, string> {
-  const [first, second] = scopeSegments(scope);
+  const [prefixed, second] = scopeSegments(scope);
+  // The forge's own words: `owner/repo` on Forgejo too.
+  const first = prefixed.slice(prefixed.indexOf(":") + 1);
   return {
     SCOPE: `${first}/${second}`,
     REPO_OWNER: scope.kind === "repository" ? first : second,

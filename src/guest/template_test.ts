@@ -180,7 +180,7 @@ Deno.test("renderSetupTemplate() fills in the run token and takes RUNNER_HASH fo
         machine: "build",
       },
       runner: "forrest-build-x",
-      jitConfig: "",
+      forge: { JITCONFIG: "" },
       runToken: "abc123",
     };
     for (const key of ["RUNNER_HASH", "RUNNER_SHA256"]) {

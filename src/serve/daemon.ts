@@ -9,9 +9,11 @@ import { errorText } from "../log/mod.ts";
 import {
   allMachines,
   type Config,
+  DEFAULT_FORGEJO_POLLING_INTERVAL,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_POLLING_INTERVAL,
   describeScope,
+  forgeOf,
   type Scope,
   scopeKey,
   tripletName,
@@ -20,13 +22,16 @@ import {
   Core,
   type Decision,
   DEFAULT_CORE_OPTIONS,
+  type JobChange,
   type RunnerReport,
   type Status,
 } from "../core/mod.ts";
 import { randomSuffix } from "../run/mod.ts";
 import {
-  type Forge,
+  forgeOfScope,
+  type Forges,
   ForgeSetupError,
+  type PollingForge,
   type RepoRef,
   type ScopeNeeds,
 } from "../forge/mod.ts";
@@ -38,13 +43,14 @@ import { type RecoveredRun, recoverRuns } from "./recovery.ts";
 
 export interface DaemonOptions {
   readonly config: Config;
-  readonly forge: Forge;
+  /** GitHub and each Forgejo instance the config had at start. */
+  readonly forges: Forges;
   /** Listening already: machines' runs are added to it as they are made. */
   readonly guestApi: GuestApi;
 }
 
 export interface WebhookAnswer {
-  readonly status: 200 | 202 | 204 | 400 | 401;
+  readonly status: 200 | 202 | 204 | 400 | 401 | 404;
   readonly body: string;
   readonly outcome: WebhookOutcome;
 }
@@ -57,7 +63,7 @@ const DELIVERIES_KEPT = 10_000;
 export class Daemon {
   readonly core: Core;
   readonly metrics = new Metrics();
-  readonly #forge: Forge;
+  readonly #forges: Forges;
   readonly #executor: Executor;
   readonly #log = getLogger(["forrest", "serve"]);
   readonly #deliveries = new Set<string>();
@@ -73,16 +79,29 @@ export class Daemon {
     () => this.#janitorRound(),
     () => this.core.config.github?.janitorInterval ?? DEFAULT_JANITOR_INTERVAL,
   );
+  /** Forgejo 15 has no job webhooks: each instance is polled on its own. */
+  readonly #forgejoPollers: ReadonlyMap<string, Periodic>;
   #stopped = false;
 
   constructor(options: DaemonOptions) {
-    this.#forge = options.forge;
+    this.#forges = options.forges;
+    this.#forgejoPollers = new Map(
+      [...options.forges.forgejo.values()].map((forge) => [
+        forge.name,
+        new Periodic(
+          () => this.#pollForgejo(forge),
+          () =>
+            this.core.config.forgejo.find((f) => f.name === forge.name)
+              ?.pollingInterval ?? DEFAULT_FORGEJO_POLLING_INTERVAL,
+        ),
+      ]),
+    );
     this.core = new Core(options.config, {
       ...DEFAULT_CORE_OPTIONS,
       randomSuffix,
     });
     this.#executor = new Executor({
-      forge: options.forge,
+      forges: options.forges,
       core: this.core,
       wake: () => this.wake(),
       now: Date.now,
@@ -103,13 +122,17 @@ export class Daemon {
       this.#recoveredRunners.set(run.runner.toLowerCase(), run.triplet.scope);
     }
     await this.#sweepUploads(recovered);
-    try {
-      await this.#forge.connect(scopeNeeds(this.core.config));
-    } catch (error) {
-      if (error instanceof ForgeSetupError) throw error;
-      // Not fatal: the poller tries again, and webhooks still arrive.
-      this.#log.error("{error}", { error: errorText(error) });
-    }
+    await Promise.all(
+      this.#connections(this.core.config).map(async (connect) => {
+        try {
+          await connect();
+        } catch (error) {
+          if (error instanceof ForgeSetupError) throw error;
+          // Not fatal: the poller tries again, and webhooks still arrive.
+          this.#log.error("{error}", { error: errorText(error) });
+        }
+      }),
+    );
     await this.janitor();
     await this.poll();
   }
@@ -117,15 +140,30 @@ export class Daemon {
   /** A new valid config: new machines use it; running ones keep theirs. */
   setConfig(config: Config): void {
     this.core.setConfig(config, Date.now());
-    this.#forge.connect(scopeNeeds(config)).catch((error) =>
-      this.#log.error("{error}", { error: errorText(error) })
-    );
+    for (const connect of this.#connections(config)) {
+      connect().catch((error) =>
+        this.#log.error("{error}", { error: errorText(error) })
+      );
+    }
     this.wake();
+  }
+
+  /** Each running forge's connect(), with the scopes of the config it has. */
+  #connections(config: Config): (() => Promise<void>)[] {
+    const needs = scopeNeeds(config);
+    const of = (forge: string | undefined) =>
+      needs.filter((n) => forgeOf(n.scope) === forge);
+    const { github, forgejo } = this.#forges;
+    return [
+      ...(github ? [() => github.connect(of(undefined))] : []),
+      ...[...forgejo.values()].map((forge) => () =>
+        forge.connect(of(forge.name))
+      ),
+    ];
   }
 
   /** One webhook delivery, verified before anything is read. */
   async webhook(headers: Headers, body: Uint8Array): Promise<WebhookAnswer> {
-    const result = await this.#forge.parseWebhook(headers, body);
     const answer = (
       status: WebhookAnswer["status"],
       outcome: WebhookOutcome,
@@ -134,6 +172,16 @@ export class Daemon {
       this.metrics.webhook(outcome);
       return { status, body: text, outcome };
     };
+    const github = this.#forges.github;
+    if (github === undefined) {
+      // Forgejo 15 sends no job webhooks; its jobs are polled.
+      return answer(
+        404,
+        "unconfigured",
+        "no [github] table: this Forrest takes no webhooks\n",
+      );
+    }
+    const result = await github.parseWebhook(headers, body);
     switch (result.kind) {
       case "unauthorized":
         this.#log.warn("Webhook refused: {message}", {
@@ -180,12 +228,46 @@ export class Daemon {
     return answer(202, "accepted");
   }
 
-  /** Lists active jobs of every repository: the truth behind webhooks. */
-  poll(): Promise<void> {
-    return this.#poller.run();
+  /**
+   * Lists active jobs of every GitHub repository (the truth behind
+   * webhooks) and of every Forgejo scope.
+   */
+  async poll(): Promise<void> {
+    await Promise.all([
+      this.#poller.run(),
+      ...[...this.#forgejoPollers.values()].map((poller) => poller.run()),
+    ]);
+  }
+
+  /** One round of a Forgejo instance: each of its scopes' jobs. */
+  async #pollForgejo(forge: PollingForge): Promise<void> {
+    for (const { scope } of this.core.config.scopes) {
+      if (forgeOf(scope) !== forge.name) continue;
+      const startedAt = Date.now();
+      try {
+        const jobs = await forge.listJobs(scope);
+        const listing = scope.kind === "repository"
+          ? { forge: forge.name, owner: scope.owner, repo: scope.repo }
+          : scope.kind === "organization"
+          ? { forge: forge.name, owner: scope.org }
+          : undefined;
+        if (listing === undefined) continue;
+        this.#logChanges(
+          this.core.pollFinished(listing, jobs, startedAt, Date.now()),
+          "the poller",
+        );
+      } catch (error) {
+        this.#log.warn("Cannot list the jobs of {scope}: {error}", {
+          scope: describeScope(scope),
+          error: errorText(error),
+        });
+      }
+    }
+    this.wake();
   }
 
   async #poll(): Promise<void> {
+    if (this.#forges.github === undefined) return;
     const repos = await this.#pollTargets();
     for (const repo of repos) {
       try {
@@ -208,6 +290,7 @@ export class Daemon {
    * listing of an enterprise's jobs; their jobs come by webhook.
    */
   async #pollTargets(): Promise<RepoRef[]> {
+    const github = this.#forges.github!;
     const repos = new Map<string, RepoRef>();
     const add = ({ owner, repo }: RepoRef) => {
       const key = `${owner}/${repo}`.toLowerCase();
@@ -215,6 +298,7 @@ export class Daemon {
     };
     for (const entry of this.core.config.scopes) {
       const { scope } = entry;
+      if (forgeOf(scope) !== undefined) continue;
       if (scope.kind === "repository") add(scope);
       if (scope.kind !== "organization") continue;
       if (entry.repositories !== undefined) {
@@ -224,7 +308,7 @@ export class Daemon {
         continue;
       }
       try {
-        for (const repo of await this.#forge.listRepositories(scope.org)) {
+        for (const repo of await github.listRepositories(scope.org)) {
           add(repo);
         }
       } catch (error) {
@@ -236,34 +320,37 @@ export class Daemon {
     }
     // Jobs an enterprise's delivery brought, of repositories no scope
     // polls: listing them is how their lost deliveries are found.
-    for (const job of this.core.jobs()) add(job);
+    for (const job of this.core.jobs()) if (job.forge === undefined) add(job);
     return [...repos.values()];
   }
 
   async #pollRepo(repo: RepoRef): Promise<void> {
     const startedAt = Date.now();
-    const jobs = await this.#forge.listActiveJobs(
+    const jobs = await this.#forges.github!.listActiveJobs(
       repo,
       new Date(startedAt - POLL_WINDOW),
     );
-    const changes = this.core.pollFinished(
-      repo.owner,
-      repo.repo,
-      jobs,
-      startedAt,
-      Date.now(),
+    // Webhooks tell of every change first; these were missed.
+    this.#logChanges(
+      this.core.pollFinished(repo, jobs, startedAt, Date.now()),
+      "the poller",
     );
+  }
+
+  #logChanges(changes: readonly JobChange[], by: string): void {
     for (const change of changes) {
       if (change.kind === "none") continue;
-      // Webhooks tell of every change first; these were missed.
+      const { job } = change;
       this.#log.info(
-        "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
+        "Job {id} of {repo}: {status}, {change} by {by}",
         {
-          id: change.job.id,
-          owner: repo.owner,
-          repo: repo.repo,
-          status: change.kind === "dropped" ? "gone" : change.job.status,
+          id: job.id,
+          repo: `${
+            job.forge === undefined ? "" : `${job.forge}:`
+          }${job.owner}/${job.repo}`,
+          status: change.kind === "dropped" ? "gone" : job.status,
           change: change.kind === "added" ? "found" : change.kind,
+          by,
         },
       );
     }
@@ -278,7 +365,9 @@ export class Daemon {
   async #janitorRound(): Promise<void> {
     for (const { scope } of this.core.config.scopes) {
       try {
-        const runners = await this.#forge.listRunners(scope);
+        const runners = await forgeOfScope(this.#forges, scope).listRunners(
+          scope,
+        );
         await this.#deleteRecovered(scope, runners);
         this.#execute(this.core.runnersListed(scope, runners, Date.now()));
       } catch (error) {
@@ -302,7 +391,7 @@ export class Daemon {
       const owner = this.#recoveredRunners.get(key);
       if (!owner || scopeKey(owner) !== scopeKey(scope)) continue;
       try {
-        await this.#forge.deleteRunner(scope, runner.id);
+        await forgeOfScope(this.#forges, scope).deleteRunner(scope, runner.id);
         this.#recoveredRunners.delete(key);
         this.#log.info("Deleted runner {runner} of an earlier Forrest", {
           runner: runner.name,
@@ -373,7 +462,11 @@ export class Daemon {
     hurry: AbortSignal = AbortSignal.abort(),
   ): Promise<void> {
     this.#stopped = true;
-    const rounds = Promise.all([this.#poller.stop(), this.#janitor.stop()]);
+    const rounds = Promise.all([
+      this.#poller.stop(),
+      this.#janitor.stop(),
+      ...[...this.#forgejoPollers.values()].map((poller) => poller.stop()),
+    ]);
     clearTimeout(this.#tickTimer);
     this.#execute(this.core.shutdown(Date.now()));
     const running = this.core.machines().filter((m) => m.state === "running");
@@ -446,5 +539,6 @@ export function scopeNeeds(config: Config): ScopeNeeds[] {
       ...new Set(entry.machines.flatMap((m) => m.runnerGroup ?? [])),
     ],
     repositories: entry.repositories,
+    packageToken: entry.packageToken,
   }));
 }

@@ -14,7 +14,12 @@ import {
   type Machine,
   runnerLabels,
 } from "../core/mod.ts";
-import type { Forge, RegisteredRunner } from "../forge/mod.ts";
+import {
+  forgeOfScope,
+  type Forges,
+  type RegisteredRunner,
+  type RunnerJob,
+} from "../forge/mod.ts";
 import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import {
   chooseImage,
@@ -34,7 +39,7 @@ import type { Secret } from "../log/mod.ts";
 import { RunDir } from "../run/mod.ts";
 
 export interface ExecutorDeps {
-  readonly forge: Forge;
+  readonly forges: Forges;
   readonly core: Core;
   /** Asks the daemon to plan again (something changed). */
   readonly wake: () => void;
@@ -116,15 +121,18 @@ export class Executor {
     };
     this.#work.set(machine.id, work);
     work.task = this.#track(work, async () => {
-      const { forge, core, now } = this.#deps;
+      const { forges, core, now } = this.#deps;
       const labels = runnerLabels(machine.config);
       try {
-        work.runner = await forge.registerRunner(
-          machine.triplet.scope,
-          machine.runnerName,
-          labels,
-          machine.config.runnerGroup,
-        );
+        const job = this.#jobOf(machine);
+        work.runner = await forgeOfScope(forges, machine.triplet.scope)
+          .registerRunner(
+            machine.triplet.scope,
+            machine.runnerName,
+            labels,
+            machine.config.runnerGroup,
+            job,
+          );
       } catch (error) {
         this.#log.error(
           "Cannot register runner {runner} for {machine}: {error}",
@@ -149,6 +157,22 @@ export class Executor {
       work.phase = "registered";
       core.registered(machine.id, work.runner.id, now());
     });
+  }
+
+  /** The job attempt a machine is made for, with its repository. */
+  #jobOf(machine: Machine): RunnerJob | undefined {
+    if (machine.forJob === undefined) return undefined;
+    const job = this.#deps.core.jobs().find((j) =>
+      j.key === machine.forJob!.key
+    );
+    // The job went meanwhile: the core kills this machine at its next plan.
+    if (job === undefined) {
+      throw new Error(`its job ${machine.forJob.handle} is gone`);
+    }
+    return {
+      handle: machine.forJob.handle,
+      repo: { owner: job.owner, repo: job.repo },
+    };
   }
 
   #start(machine: Machine): void {
@@ -211,7 +235,9 @@ export class Executor {
         template: await renderSetupTemplate(machine.config.setupTemplate, {
           triplet: machine.triplet,
           runner: machine.runnerName,
-          jitConfig: runner.jitConfig.reveal(),
+          forge: Object.fromEntries(
+            Object.entries(runner.identity).map(([k, v]) => [k, v.reveal()]),
+          ),
           runToken: work.runToken.reveal(),
         }),
       });
@@ -331,7 +357,10 @@ export class Executor {
   }
 
   #deleteOrphan(decision: Extract<Decision, { kind: "delete-runner" }>) {
-    this.#deps.forge.deleteRunner(decision.scope, decision.runnerId).then(
+    Promise.resolve().then(() =>
+      forgeOfScope(this.#deps.forges, decision.scope)
+        .deleteRunner(decision.scope, decision.runnerId)
+    ).then(
       () =>
         this.#log.info("Deleted leftover runner {runner}", {
           runner: decision.runnerName,
@@ -349,13 +378,18 @@ export class Executor {
     const { machine } = work;
     work.phase = "done";
     if (work.runner) {
-      await this.#deps.forge.deleteRunner(machine.triplet.scope, work.runner.id)
-        .catch((error) =>
-          this.#log.warn("Cannot delete runner {runner}: {error}", {
-            runner: machine.runnerName,
-            error: errorText(error),
-          })
-        );
+      const { scope } = machine.triplet;
+      await Promise.resolve().then(() =>
+        forgeOfScope(this.#deps.forges, scope).deleteRunner(
+          scope,
+          work.runner!.id,
+        )
+      ).catch((error) =>
+        this.#log.warn("Cannot delete runner {runner}: {error}", {
+          runner: machine.runnerName,
+          error: errorText(error),
+        })
+      );
     }
     await run?.removeDisks().catch((error) =>
       this.#log.error("Cannot remove the disks of {runner}: {error}", {

@@ -90,7 +90,7 @@ interface MachineView {
   baseMachine: string | undefined;
   useBase: string;
   setupTemplate:
-    | { path: string; parameters: Record<string, string> }
+    | { path: string | undefined; parameters: Record<string, string> }
     | undefined;
   shared: { path: string; tag: string; writable: boolean }[];
   artifacts: {

@@ -25,12 +25,12 @@ import {
 import type { JobReport, RunnerReport } from "../../core/mod.ts";
 import { Secret } from "../../log/mod.ts";
 import {
-  type Forge,
   ForgeError,
   ForgeSetupError,
   type RegisteredRunner,
   type RepoRef,
   type ScopeNeeds,
+  type WebhookForge,
   type WebhookResult,
 } from "../forge.ts";
 import { parseGitHubWebhook } from "./webhook.ts";
@@ -64,7 +64,7 @@ interface RunnerGroup {
   readonly allows_public_repositories?: boolean;
 }
 
-export class GitHubForge implements Forge {
+export class GitHubForge implements WebhookForge {
   readonly #app: App | undefined;
   readonly #Octokit: typeof Octokit;
   #token: Client | undefined;
@@ -237,7 +237,7 @@ export class GitHubForge implements Forge {
       return {
         id: jit.runner.id,
         name: jit.runner.name,
-        jitConfig: new Secret(jit.encoded_jit_config),
+        identity: { JITCONFIG: new Secret(jit.encoded_jit_config) },
       };
     } catch (error) {
       // The group may have been deleted or made again: look it up anew.

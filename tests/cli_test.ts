@@ -152,6 +152,56 @@ base_image = "images/debian.img"
   });
 });
 
+Deno.test("forrest config check shows Forgejo instances and their machines beside GitHub's", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "forrest.toml"),
+      `[host]
+base_dir = "/srv/forrest"
+ram = "16G"
+
+[forgejo.codeberg]
+url = "https://codeberg.example/"
+guest_url = "http://10.0.2.100:3000"
+token_file = "codeberg-token"
+
+[repositories.alice.app]
+forge = "codeberg"
+package_token = true
+
+[repositories.alice.app.machines.build]
+base_image = "images/debian.img"
+
+[organizations."team_x.y"]
+forge = "codeberg"
+
+[organizations."team_x.y".machines.build]
+base_machine = "codeberg:alice/app/build"
+`,
+    );
+    const result = await runForrest(["config", "check"], { cwd: dir });
+    assert.equal(result.stderr, "");
+    assert.equal(result.code, 0);
+    const lines = result.stdout.trimEnd().split("\n");
+    assert.equal(
+      lines[0],
+      "forrest.toml: OK, 2 machines in 1 repository, 1 organization",
+    );
+    assert.ok(
+      lines.includes(
+        `  forgejo   codeberg: https://codeberg.example (guests: http://10.0.2.100:3000), token from ${dir}/codeberg-token, polling every 10s`,
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(lines.includes("  github    not configured"), lines.join("\n"));
+    const table = lines.slice(lines.findIndex((l) => l.startsWith("MACHINE")));
+    assert.deepEqual(table.slice(1).map((line) => line.split(/\s{2,}/)[0]), [
+      "codeberg:alice/app/build",
+      "codeberg:orgs/team_x.y/build",
+    ]);
+  });
+});
+
 Deno.test("forrest config check reports every problem with its line and exits 2", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(

@@ -100,8 +100,17 @@ export function describeConfig(file: string, config: Config): string[] {
         } at ${github.apiUrl}, polling every ${
           formatDuration(github.pollingInterval)
         }`
+        : config.forgejo.length > 0
+        ? "not configured"
         : "not configured (forrest serve needs it)"
     }`,
+    ...config.forgejo.map((f) =>
+      `  forgejo   ${f.name}: ${f.url}${
+        f.guestUrl === f.url ? "" : ` (guests: ${f.guestUrl})`
+      }, token from ${f.tokenFile}, polling every ${
+        formatDuration(f.pollingInterval)
+      }`
+    ),
   ];
   if (machines.length > 0) {
     // Runner groups only where some machine has one: most setups have none.

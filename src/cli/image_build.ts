@@ -8,6 +8,7 @@ import {
   BuildError,
   type DebianRelease,
   DEFAULT_CLOUD_URL,
+  DEFAULT_FORGEJO_RUNNER_URL,
   DEFAULT_RUNNER_URL,
 } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
@@ -25,6 +26,9 @@ export interface ImageBuildFlags {
   readonly runnerVersion?: string;
   readonly runnerSha256?: string;
   readonly runnerUrl: string;
+  readonly forgejoRunnerVersion?: string;
+  readonly forgejoRunnerSha256?: string;
+  readonly forgejoRunnerUrl: string;
   readonly cloudUrl: string;
   readonly accel?: Accel;
   readonly baseDir?: string;
@@ -50,24 +54,13 @@ export async function imageBuildCommand(
       throw new UsageError(`--size: ${(error as Error).message}`);
     }
   })();
-  if (
-    (flags.runnerVersion === undefined) !== (flags.runnerSha256 === undefined)
-  ) {
-    throw new UsageError("--runner-version and --runner-sha256 go together");
-  }
-  if (
-    flags.runnerSha256 !== undefined &&
-    !/^[0-9a-fA-F]{64}$/.test(flags.runnerSha256)
-  ) {
-    throw new UsageError(
-      `--runner-sha256 must be 64 hex digits, not "${flags.runnerSha256}"`,
-    );
-  }
-  if (flags.method === "cloud" && flags.runnerVersion !== undefined) {
-    throw new UsageError(
-      "--runner-version needs --method debootstrap (cloud images are used as they are)",
-    );
-  }
+  checkRelease("--runner", flags.runnerVersion, flags.runnerSha256, flags);
+  checkRelease(
+    "--forgejo-runner",
+    flags.forgejoRunnerVersion,
+    flags.forgejoRunnerSha256,
+    flags,
+  );
   const host = await hostSettings({
     config: flags.config,
     baseDir: flags.baseDir,
@@ -106,6 +99,28 @@ export async function imageBuildCommand(
   return 0;
 }
 
+/** A release to bake in: version and sha256 together, debootstrap only. */
+function checkRelease(
+  flag: string,
+  version: string | undefined,
+  sha256: string | undefined,
+  flags: Pick<ImageBuildFlags, "method">,
+): void {
+  if ((version === undefined) !== (sha256 === undefined)) {
+    throw new UsageError(`${flag}-version and ${flag}-sha256 go together`);
+  }
+  if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+    throw new UsageError(
+      `${flag}-sha256 must be 64 hex digits, not "${sha256}"`,
+    );
+  }
+  if (flags.method === "cloud" && version !== undefined) {
+    throw new UsageError(
+      `${flag}-version needs --method debootstrap (cloud images are used as they are)`,
+    );
+  }
+}
+
 /** Builds `out` (shared by `image build` and `exec` without --image). */
 export async function buildImage(
   out: string,
@@ -119,6 +134,9 @@ export async function buildImage(
     | "runnerVersion"
     | "runnerSha256"
     | "runnerUrl"
+    | "forgejoRunnerVersion"
+    | "forgejoRunnerSha256"
+    | "forgejoRunnerUrl"
     | "cloudUrl"
     | "accel"
   >,
@@ -137,6 +155,11 @@ export async function buildImage(
       version: flags.runnerVersion,
       sha256: flags.runnerSha256!,
       url: flags.runnerUrl,
+    },
+    forgejoRunner: flags.forgejoRunnerVersion === undefined ? undefined : {
+      version: flags.forgejoRunnerVersion,
+      sha256: flags.forgejoRunnerSha256!,
+      url: flags.forgejoRunnerUrl,
     },
     cloudUrl: flags.cloudUrl,
     reporter: stderrReporter(output),
@@ -177,5 +200,6 @@ export const IMAGE_BUILD_DEFAULTS = {
   method: "debootstrap" as const,
   size: "4G",
   runnerUrl: DEFAULT_RUNNER_URL,
+  forgejoRunnerUrl: DEFAULT_FORGEJO_RUNNER_URL,
   cloudUrl: DEFAULT_CLOUD_URL,
 };

@@ -302,6 +302,19 @@ Examples:
       IMAGE_BUILD_DEFAULTS.runnerUrl,
     )
     .option(
+      "--forgejo-runner-version <version>",
+      "bake in this forgejo-runner release (e.g. 12.8.2)",
+    )
+    .option(
+      "--forgejo-runner-sha256 <hex>",
+      "the release binary's sha256 (required with --forgejo-runner-version)",
+    )
+    .option(
+      "--forgejo-runner-url <url>",
+      "where forgejo-runner releases are",
+      IMAGE_BUILD_DEFAULTS.forgejoRunnerUrl,
+    )
+    .option(
       "--cloud-url <url>",
       "where Debian's cloud images are (--method cloud)",
       IMAGE_BUILD_DEFAULTS.cloudUrl,

@@ -382,6 +382,64 @@ base_image = "x.img"
     ],
   },
   {
+    name: "Forgejo tables and scopes that cannot work",
+    toml: `${HOST}[forgejo.github]
+url = "https://x.example"
+token_file = "t"
+[forgejo.codeberg]
+url = "codeberg.org"
+[forgejo.Big]
+url = "https://y.example"
+token_file = "t"
+[repositories.alice.app]
+forge = "codeburg"
+[repositories.bob.app]
+package_token = true
+[repositories.carol.app]
+forge = "codeberg"
+runner_group = "x"
+[organizations.team]
+forge = "codeberg"
+package_token = true
+[organizations.bad_name]
+[enterprises.megacorp]
+forge = "codeberg"
+`,
+    problems: [
+      'forrest.toml:5: forgejo.github: "github" names GitHub in forge = "..."; call this Forgejo instance something else',
+      "forrest.toml:8: forgejo.codeberg.token_file: required key is missing",
+      'forrest.toml:9: forgejo.codeberg.url: expected the instance\'s address as an http:// or https:// URL, found "codeberg.org"',
+      'forrest.toml:10: forgejo.Big: "Big" is not a valid forge name (1 to 32 lower-case letters, digits, "_" or "-", starting with a letter or digit)',
+      'forrest.toml:14: repositories.alice.app.forge: there is no [forgejo.codeburg] table; did you mean "codeberg"?',
+      'forrest.toml:16: repositories.bob.app.package_token: package tokens are made by Forgejo: set forge = "NAME" to a [forgejo.NAME] table, or leave package_token out',
+      'forrest.toml:23: organizations.bad_name: "bad_name" is not a valid GitHub organization name (1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen)',
+      "forrest.toml:25: enterprises.megacorp.forge: unknown key (expected one of persistence_token, runner_group, machines)",
+    ],
+  },
+  {
+    name: "what Forgejo scopes may not have",
+    toml: `${HOST}[forgejo.codeberg]
+url = "https://codeberg.example"
+token_file = "t"
+[repositories.carol.app]
+forge = "codeberg"
+runner_group = "x"
+[organizations.team]
+forge = "codeberg"
+package_token = true
+[organizations.team.machines.m]
+base_image = "x.img"
+runner_group = "y"
+[repositories."under_score".app]
+forge = "codeberg"
+`,
+    problems: [
+      "forrest.toml:10: repositories.carol.app.runner_group: Forgejo has no runner groups: leave runner_group out of Forgejo scopes",
+      'forrest.toml:13: organizations.team.package_token: package tokens belong to a repository\'s CI user: set package_token on [repositories.OWNER.REPO] (forge = "NAME")',
+      "forrest.toml:16: organizations.team.machines.m.runner_group: Forgejo has no runner groups: leave runner_group out of Forgejo scopes",
+    ],
+  },
+  {
     name: "listen addresses that are neither unix:PATH nor HOST:PORT",
     toml: `${HOST}[server]
 listen = ["unix:", "localhost", "127.0.0.1:70000"]
@@ -985,5 +1043,44 @@ base_machine = "ORGS/acme/base"
   assert.equal(
     tripletName(allMachines(c)[0]!.baseMachine!),
     "orgs/Acme/Base",
+  );
+});
+
+Deno.test("parseConfig() reads Forgejo instances and the scopes that use them", () => {
+  const c = config(`${HOST}[forgejo.codeberg]
+url = "https://codeberg.example/"
+token_file = "codeberg.token"
+polling_interval = "30s"
+
+[repositories.alice.app]
+forge = "codeberg"
+package_token = true
+[repositories.alice.app.machines.build]
+base_image = "x.img"
+
+[repositories.alice.site]
+forge = "github"
+[repositories.alice.site.machines.build]
+base_image = "x.img"
+`);
+  assert.equal(c.github, undefined);
+  assert.deepEqual(c.forgejo, [{
+    name: "codeberg",
+    url: "https://codeberg.example",
+    guestUrl: "https://codeberg.example",
+    tokenFile: "/etc/forrest/codeberg.token",
+    pollingInterval: 30_000,
+    requestTimeout: 30_000,
+  }]);
+  assert.deepEqual(c.scopes.map((s) => [s.scope, s.packageToken]), [
+    [
+      { kind: "repository", owner: "alice", repo: "app", forge: "codeberg" },
+      true,
+    ],
+    [{ kind: "repository", owner: "alice", repo: "site" }, false],
+  ]);
+  assert.equal(
+    tripletName(c.scopes[0]!.machines[0]!.triplet),
+    "codeberg:alice/app/build",
   );
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  describeScope,
   parseTriplet,
   scopeKey,
   scopeSegments,
@@ -49,5 +50,36 @@ Deno.test("machine keys: scopes compare ignoring case, and kinds never meet", ()
   assert.notEqual(
     scopeKey({ kind: "organization", org: "acme" }),
     scopeKey({ kind: "enterprise", enterprise: "acme" }),
+  );
+});
+
+Deno.test("machine keys: a Forgejo instance's scopes carry its name, there and back", () => {
+  const keys: [string, Triplet][] = [
+    ["codeberg:alice/app/build", {
+      scope: {
+        kind: "repository",
+        owner: "alice",
+        repo: "app",
+        forge: "codeberg",
+      },
+      machine: "build",
+    }],
+    ["codeberg:orgs/team/build", {
+      scope: { kind: "organization", org: "team", forge: "codeberg" },
+      machine: "build",
+    }],
+  ];
+  for (const [text, triplet] of keys) {
+    assert.deepEqual(parseTriplet(text), triplet);
+    assert.equal(tripletName(triplet), text);
+  }
+  // The same names on GitHub are another machine type.
+  assert.notEqual(
+    scopeKey(keys[0]![1].scope),
+    scopeKey({ kind: "repository", owner: "alice", repo: "app" }),
+  );
+  assert.equal(
+    describeScope(keys[1]![1].scope),
+    "organization team on codeberg",
   );
 });

@@ -111,7 +111,10 @@ export function resolveConfig(
   const forgejo = readForgejo(doc, options, problems);
   const expander = new SnippetExpander(readSnippets(doc, problems), problems);
   expander.expandAllSnippets();
-  const forges = new Set(forgejo.map((f) => f.name));
+  const forges: ForgeNames = {
+    valid: new Set(forgejo.map((f) => f.name)),
+    written: isTable(doc.forgejo) ? Object.keys(doc.forgejo) : [],
+  };
   const scopes = readScopes(doc, forges, expander, problems);
   checkEnterpriseAuth(doc, scopes, problems);
 
@@ -352,26 +355,30 @@ const FORGE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
  */
 function readForge(
   forge: string | undefined,
-  forges: ReadonlySet<string>,
+  forges: ForgeNames,
   path: KeyPath,
   problems: RawProblem[],
 ): { forge: string | undefined } | undefined {
   if (forge === undefined || forge === GITHUB_FORGE) {
     return { forge: undefined };
   }
-  if (forges.has(forge)) return { forge };
-  const known = [...forges];
+  if (forges.valid.has(forge)) return { forge };
+  // A table that is written but broken has its own problems already.
+  if (forges.written.includes(forge)) return undefined;
+  const near = closest(forge, forges.written);
   problems.push({
     path: [...path, "forge"],
-    message: known.length === 0
-      ? `there is no [forgejo.${forge}] table (forge = "${forge}")`
-      : `there is no [forgejo.${forge}] table${
-        closest(forge, known)
-          ? `; did you mean "${closest(forge, known)}"?`
-          : ` (there are ${known.map((k) => `"${k}"`).join(", ")})`
-      }`,
+    message: `there is no [forgejo.${forge}] table${
+      near ? `; did you mean "${near}"?` : ""
+    }`,
   });
   return undefined;
+}
+
+/** The `[forgejo.NAME]` tables: those that resolved, and all written. */
+interface ForgeNames {
+  readonly valid: ReadonlySet<string>;
+  readonly written: readonly string[];
 }
 
 /**
@@ -419,7 +426,7 @@ const SCOPE_TABLES = {
 
 function readScopes(
   doc: Record<string, unknown>,
-  forges: ReadonlySet<string>,
+  forges: ForgeNames,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
@@ -432,7 +439,7 @@ function readScopes(
 
 function readRepositories(
   doc: Record<string, unknown>,
-  forges: ReadonlySet<string>,
+  forges: ForgeNames,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
@@ -531,7 +538,7 @@ function reservedOwner(owner: string): string | undefined {
 function readAccounts(
   doc: Record<string, unknown>,
   kind: "organization" | "enterprise",
-  forges: ReadonlySet<string>,
+  forges: ForgeNames,
   expander: SnippetExpander,
   problems: RawProblem[],
 ): ScopeEntry[] {
@@ -676,13 +683,14 @@ function readMachines(
     const raw = parseTable(machineSchema, table, path, problems);
     if (!raw) continue;
     const expanded = expander.expand(raw, path);
+    const forge = scope.kind === "enterprise" ? undefined : scope.forge;
     if (
-      scope.kind === "repository" &&
+      (scope.kind === "repository" || forge !== undefined) &&
       expanded.value.runner_group !== undefined
     ) {
       problems.push({
         path: expanded.origin.get("runner_group") ?? path,
-        message: REPOSITORY_GROUP,
+        message: forge === undefined ? REPOSITORY_GROUP : FORGEJO_GROUP,
       });
     }
     entries.push({

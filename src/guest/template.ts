@@ -54,11 +54,18 @@ export const BUILTIN_TEMPLATE_DEFAULTS: Readonly<Record<string, string>> = {
     "https://code.forgejo.org/forgejo/runner/releases/download",
 };
 
-/** The built-in template for machines of this scope's forge. */
-export function builtinTemplateDir(scope: Scope): string {
-  return forgeOf(scope) === undefined
-    ? BUILTIN_TEMPLATE_DIR
-    : BUILTIN_FORGEJO_TEMPLATE_DIR;
+/**
+ * The built-in template for machines of this scope's forge. Forgejo's has
+ * its own job-config/ and shares the guest set-up (cloud-init/) of the
+ * GitHub one: the guest contract is the same.
+ */
+export async function readBuiltinTemplate(
+  scope: Scope,
+): Promise<SetupTemplateContent> {
+  const generic = await readTemplate(BUILTIN_TEMPLATE_DIR);
+  if (forgeOf(scope) === undefined) return generic;
+  const forgejo = await readTemplate(BUILTIN_FORGEJO_TEMPLATE_DIR);
+  return { cloudInit: generic.cloudInit, jobConfig: forgejo.jobConfig };
 }
 
 /**
@@ -204,9 +211,9 @@ export async function renderSetupTemplate(
   run: RunIdentity,
 ): Promise<SetupTemplateContent> {
   const path = template?.path;
-  const content = await readTemplate(
-    path ?? builtinTemplateDir(run.triplet.scope),
-  );
+  const content = path === undefined
+    ? await readBuiltinTemplate(run.triplet.scope)
+    : await readTemplate(path);
   return renderTemplate(content, {
     ...withHashAlias({
       ...(path === undefined ? BUILTIN_TEMPLATE_DEFAULTS : {}),

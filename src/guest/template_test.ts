@@ -200,3 +200,55 @@ Deno.test("renderSetupTemplate() fills in the run token and takes RUNNER_HASH fo
   });
   assert.deepEqual(withHashAlias({ X: "1" }), { X: "1" });
 });
+
+Deno.test("renderSetupTemplate() gives Forgejo machines the built-in forgejo-runner job, its identity in files", async () => {
+  const rendered = await renderSetupTemplate(
+    { path: undefined, parameters: { FORGEJO_RUNNER_VERSION: "12.8.2" } },
+    {
+      triplet: {
+        scope: {
+          kind: "repository",
+          owner: "alice",
+          repo: "app",
+          forge: "codeberg",
+        },
+        machine: "build",
+      },
+      runner: "forrest-build-x",
+      forge: {
+        FORGE_URL: "https://codeberg.example",
+        RUNNER_UUID: "d4637a60-uuid",
+        RUNNER_TOKEN: "e1f3d26e",
+        JOB_HANDLE: "33ba7d51-handle",
+        RUNNER_LABELS: "self-hosted,forrest,build",
+      },
+      runToken: "abc123",
+    },
+  );
+  const files = rendered.jobConfig;
+  const script = files.get("job.sh")!;
+  assert.match(script, /^#!\/bin\/sh\n/);
+  assert.match(script, /version="12\.8\.2"/);
+  // Parameters not given keep the built-in defaults.
+  assert.match(
+    script,
+    /base="https:\/\/code\.forgejo\.org\/forgejo\/runner\/releases\/download"/,
+  );
+  assert.match(script, /--token-url "file:\$config\/runner-token"/);
+  // forgejo-runner reads the token file whole: no newline may follow it.
+  assert.equal(files.get("runner-token"), "e1f3d26e");
+  assert.equal(files.get("runner-uuid"), "d4637a60-uuid");
+  assert.equal(files.get("job-handle"), "33ba7d51-handle");
+  assert.equal(files.get("runner-labels"), "self-hosted,forrest,build");
+  assert.equal(files.get("forge-url"), "https://codeberg.example");
+  assert.equal(files.get("run-token"), "abc123");
+  // Without package_token, the package files are empty (and unused).
+  assert.equal(files.get("package-token"), "");
+  assert.equal(files.get("package-user"), "");
+  // Nothing from the forge is pasted into the script itself.
+  for (const value of ["e1f3d26e", "d4637a60", "33ba7d51"]) {
+    assert.ok(!script.includes(value), value);
+  }
+  // The guest set-up of cloud images is the GitHub template's.
+  assert.match(rendered.cloudInit.get("user-data")!, /^#cloud-config\n/);
+});

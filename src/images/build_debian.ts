@@ -28,6 +28,8 @@ const RELEASE_NUMBER: Readonly<Record<DebianRelease, number>> = {
 export const DEFAULT_RUNNER_URL =
   "https://github.com/actions/runner/releases/download";
 export const DEFAULT_CLOUD_URL = "https://cloud.debian.org/images/cloud";
+export const DEFAULT_FORGEJO_RUNNER_URL =
+  "https://code.forgejo.org/forgejo/runner/releases/download";
 
 /** How a build tells the user where it is. */
 export interface BuildReporter {
@@ -54,6 +56,11 @@ export interface BuildDebianOptions {
   readonly mirror?: string | undefined;
   readonly packages: readonly string[];
   readonly runner?: RunnerRelease | undefined;
+  /**
+   * forgejo-runner, put at /usr/local/bin/forgejo-runner; releases are at
+   * `${url}/v${version}/forgejo-runner-${version}-linux-amd64`.
+   */
+  readonly forgejoRunner?: RunnerRelease | undefined;
   /** Where cloud images are (--method cloud). */
   readonly cloudUrl: string;
   /** Boots the new image and runs `true` in it; throws when that fails. */
@@ -128,6 +135,9 @@ async function bootstrapImage(
   bootstrapped();
   await writeFastInitrds(root);
   if (options.runner) await installRunner(root, work, options.runner, options);
+  if (options.forgejoRunner) {
+    await installForgejoRunner(root, work, options.forgejoRunner, options);
+  }
   const made = options.reporter.phase(
     "making the ext4 file system (mkfs.ext4 -d)",
   );
@@ -186,6 +196,41 @@ export async function installRunner(
   await runChecked("tar", ["-xzf", tarball, "-C", target, "--no-same-owner"]);
   await runChecked("chown", ["-R", "1001:1001", join(root, "home/runner")]);
   await Deno.remove(tarball);
+}
+
+/**
+ * Puts forgejo-runner (one static binary) at /usr/local/bin/forgejo-runner,
+ * where the built-in Forgejo template finds it; it must match its sha256.
+ */
+export async function installForgejoRunner(
+  root: string,
+  work: string,
+  runner: RunnerRelease,
+  options: Pick<BuildDebianOptions, "reporter" | "signal">,
+): Promise<void> {
+  if (!/^\d+\.\d+\.\d+$/.test(runner.version)) {
+    throw new BuildError(
+      `forgejo-runner version "${runner.version}" is not a version like 12.8.2`,
+    );
+  }
+  const name = `forgejo-runner-${runner.version}-linux-amd64`;
+  const file = join(work, name);
+  const done = options.reporter.phase(`downloading ${name}`);
+  await download(
+    `${runner.url.replace(/\/+$/, "")}/v${runner.version}/${name}`,
+    file,
+    {
+      digest: { algorithm: "sha256", hex: runner.sha256 },
+      onProgress: options.reporter.download,
+      ...(options.signal ? { signal: options.signal } : {}),
+    },
+  );
+  done();
+  const target = join(root, "usr/local/bin/forgejo-runner");
+  await Deno.mkdir(dirname(target), { recursive: true });
+  await Deno.copyFile(file, target);
+  await Deno.chmod(target, 0o755);
+  await Deno.remove(file);
 }
 
 async function fetchCloudImage(

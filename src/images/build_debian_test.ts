@@ -3,7 +3,11 @@ import { join } from "node:path";
 import { withServer } from "../../tests/http.ts";
 import { withTempDir } from "../../tests/temp.ts";
 import { DownloadError } from "./download.ts";
-import { type BuildReporter, installRunner } from "./build_debian.ts";
+import {
+  type BuildReporter,
+  installForgejoRunner,
+  installRunner,
+} from "./build_debian.ts";
 
 const quiet: BuildReporter = { phase: () => () => {}, download: () => {} };
 
@@ -110,5 +114,50 @@ Deno.test("installRunner() refuses a version that is not one", async () => {
       reporter: quiet,
     }),
     /Runner version "..\/..\/x" is not a version like 2.320.0/,
+  );
+});
+
+Deno.test("installForgejoRunner() puts the checked binary at /usr/local/bin/forgejo-runner", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new TextEncoder().encode("#!/bin/sh\necho forgejo-runner\n");
+    const sha256 = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const root = join(dir, "root");
+    await Deno.mkdir(root);
+    const path = "/v12.8.2/forgejo-runner-12.8.2-linux-amd64";
+    await withServer({ [path]: bytes }, async (url) => {
+      await assert.rejects(
+        installForgejoRunner(root, dir, {
+          version: "12.8.2",
+          sha256: "0".repeat(64),
+          url,
+        }, { reporter: quiet }),
+        /does not match its sha256/,
+      );
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
+      await installForgejoRunner(root, dir, {
+        version: "12.8.2",
+        sha256,
+        url: `${url}/`,
+      }, { reporter: quiet });
+    });
+    const binary = join(root, "usr/local/bin/forgejo-runner");
+    assert.deepEqual(await Deno.readFile(binary), bytes);
+    assert.equal((await Deno.stat(binary)).mode! & 0o777, 0o755);
+    // The download is gone once installed.
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name),
+      ["root"],
+    );
+  });
+  await assert.rejects(
+    installForgejoRunner("/nonexistent", "/nonexistent", {
+      version: "v12",
+      sha256: "0".repeat(64),
+      url: "http://127.0.0.1:1",
+    }, { reporter: quiet }),
+    /forgejo-runner version "v12" is not a version like 12.8.2/,
   );
 });

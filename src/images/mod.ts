@@ -36,7 +36,9 @@ export {
   DEBIAN_RELEASES,
   type DebianRelease,
   DEFAULT_CLOUD_URL,
+  DEFAULT_FORGEJO_RUNNER_URL,
   DEFAULT_RUNNER_URL,
+  installForgejoRunner,
   installRunner,
   type RunnerRelease,
 } from "./build_debian.ts";

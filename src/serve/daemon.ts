@@ -57,6 +57,8 @@ export interface WebhookAnswer {
 
 /** Queued jobs older than this are given up by GitHub; we don't look. */
 const POLL_WINDOW = 24 * 3600_000;
+/** The longest a failing Forgejo instance waits between polls. */
+const MAX_POLL_BACKOFF = 5 * 60_000;
 /** Delivery ids remembered, to ignore redeliveries. */
 const DELIVERIES_KEPT = 10_000;
 
@@ -81,6 +83,8 @@ export class Daemon {
   );
   /** Forgejo 15 has no job webhooks: each instance is polled on its own. */
   readonly #forgejoPollers: ReadonlyMap<string, Periodic>;
+  /** Failed rounds in a row per instance: its polls back off meanwhile. */
+  readonly #forgejoFailures = new Map<string, number>();
   #stopped = false;
 
   constructor(options: DaemonOptions) {
@@ -90,9 +94,7 @@ export class Daemon {
         forge.name,
         new Periodic(
           () => this.#pollForgejo(forge),
-          () =>
-            this.core.config.forgejo.find((f) => f.name === forge.name)
-              ?.pollingInterval ?? DEFAULT_FORGEJO_POLLING_INTERVAL,
+          () => this.#forgejoInterval(forge.name),
         ),
       ]),
     );
@@ -239,31 +241,58 @@ export class Daemon {
     ]);
   }
 
-  /** One round of a Forgejo instance: each of its scopes' jobs. */
+  /**
+   * One round of a Forgejo instance: each of its scopes' jobs. A round in
+   * which every listing failed (the instance is down) makes the next wait
+   * twice as long, up to 5 minutes, and is logged once, not every round.
+   */
   async #pollForgejo(forge: PollingForge): Promise<void> {
+    let listed = 0;
+    let failed = 0;
     for (const { scope } of this.core.config.scopes) {
-      if (forgeOf(scope) !== forge.name) continue;
+      if (forgeOf(scope) !== forge.name || scope.kind === "enterprise") {
+        continue;
+      }
       const startedAt = Date.now();
       try {
         const jobs = await forge.listJobs(scope);
         const listing = scope.kind === "repository"
           ? { forge: forge.name, owner: scope.owner, repo: scope.repo }
-          : scope.kind === "organization"
-          ? { forge: forge.name, owner: scope.org }
-          : undefined;
-        if (listing === undefined) continue;
+          : { forge: forge.name, owner: scope.org };
+        listed++;
         this.#logChanges(
           this.core.pollFinished(listing, jobs, startedAt, Date.now()),
           "the poller",
         );
       } catch (error) {
-        this.#log.warn("Cannot list the jobs of {scope}: {error}", {
+        failed++;
+        const failures = this.#forgejoFailures.get(forge.name) ?? 0;
+        const fields = {
           scope: describeScope(scope),
           error: errorText(error),
-        });
+        };
+        const message = "Cannot list the jobs of {scope}: {error}";
+        if (failures === 0) this.#log.warn(message, fields);
+        else this.#log.debug(message, fields);
       }
     }
+    const failures = this.#forgejoFailures.get(forge.name) ?? 0;
+    if (failed > 0 && listed === 0) {
+      this.#forgejoFailures.set(forge.name, failures + 1);
+    } else if (failures > 0) {
+      this.#forgejoFailures.delete(forge.name);
+      this.#log.info("Forgejo {name} answers again", { name: forge.name });
+    }
     this.wake();
+  }
+
+  #forgejoInterval(name: string): number {
+    const interval = this.core.config.forgejo.find((f) => f.name === name)
+      ?.pollingInterval ?? DEFAULT_FORGEJO_POLLING_INTERVAL;
+    const failures = this.#forgejoFailures.get(name) ?? 0;
+    if (failures === 0) return interval;
+    const backoff = interval * 2 ** Math.min(failures, 16);
+    return Math.max(interval, Math.min(MAX_POLL_BACKOFF, backoff));
   }
 
   async #poll(): Promise<void> {

@@ -16,6 +16,11 @@ import {
   GitHubDouble,
   STANDIN_TEMPLATE_DIR,
 } from "./github/mod.ts";
+import {
+  ForgejoDouble,
+  STANDIN_RUNNER_VERSION,
+  standinRunnerSha256,
+} from "./forgejo/mod.ts";
 import { filesUnder, processesUnder } from "./processes.ts";
 import { pathOfLength, withTempDir } from "./temp.ts";
 
@@ -56,10 +61,22 @@ export interface ServeOptions {
   readonly setup?: (double: GitHubDouble) => void;
   /** A personal access token: written to a file named by [github] token_file. */
   readonly token?: string;
+  /**
+   * A Forgejo double too, as `[forgejo.test]`, and a Forgejo repository
+   * FORGEJO_OWNER/FORGEJO_REPO with a Debian machine on the built-in
+   * Forgejo template (its runner downloaded from the double).
+   */
+  readonly forgejo?: {
+    /** More keys of the repository's table, as TOML lines. */
+    readonly repositoryToml?: string;
+    readonly pollingInterval?: string;
+  };
 }
 
 export interface Serving {
   readonly double: GitHubDouble;
+  /** The Forgejo double, with ServeOptions.forgejo. */
+  readonly forgejo: ForgejoDouble | undefined;
   readonly baseDir: string;
   readonly socket: string;
   /** The daemon's process id. */
@@ -94,6 +111,55 @@ export interface Serving {
 /** Labels a job of our machine has. */
 export const LABELS = ["self-hosted", "forrest", "debian"];
 
+/** The Forgejo repository of ServeOptions.forgejo, and its admin token. */
+export const FORGEJO_OWNER = "alice";
+export const FORGEJO_REPO = "firmware";
+export const FORGEJO_TOKEN_FILE = "forgejo-token";
+
+/**
+ * `[forgejo.test]` and its repository's Debian machine: the built-in
+ * Forgejo template, which downloads the runner stand-in from the double
+ * (through the machine's forward, as guests cannot reach the host).
+ */
+async function forgejoToml(
+  forgejo: ForgejoDouble,
+  options: NonNullable<ServeOptions["forgejo"]>,
+  image: string,
+  dir: string,
+): Promise<string> {
+  forgejo.addUser("forrest-admin", { admin: true });
+  forgejo.addUser(FORGEJO_OWNER);
+  forgejo.addRepo(FORGEJO_OWNER, FORGEJO_REPO);
+  const token = forgejo.addToken("forrest-admin", [
+    "write:repository",
+    "write:organization",
+    "write:admin",
+    "read:user",
+  ]);
+  await Deno.writeTextFile(join(dir, FORGEJO_TOKEN_FILE), `${token}\n`);
+  const port = new URL(forgejo.url).port;
+  const guest = "http://10.0.2.100:80";
+  return `
+[forgejo.test]
+url = "${forgejo.url}"
+guest_url = "${guest}"
+token_file = "${FORGEJO_TOKEN_FILE}"
+polling_interval = "${options.pollingInterval ?? "1s"}"
+
+[repositories.${FORGEJO_OWNER}.${FORGEJO_REPO}]
+forge = "test"
+${options.repositoryToml ?? ""}
+
+[repositories.${FORGEJO_OWNER}.${FORGEJO_REPO}.machines.debian]
+base_image = "${image}"
+ram = "1G"
+cpus = 1
+network = "restricted"
+forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
+setup_template = { parameters = { FORGEJO_RUNNER_VERSION = "${STANDIN_RUNNER_VERSION}", FORGEJO_RUNNER_SHA256 = "${await standinRunnerSha256()}", FORGEJO_RUNNER_URL = "${guest}/_guest/forgejo/runner" } }
+`;
+}
+
 export async function withServe(
   options: ServeOptions,
   body: (serving: Serving) => Promise<void>,
@@ -121,6 +187,7 @@ export async function withServe(
     if (options.token !== undefined) {
       await Deno.writeTextFile(join(dir, "token"), `${options.token}\n`);
     }
+    const forgejo = options.forgejo ? await ForgejoDouble.start() : undefined;
     let forrest: Deno.ChildProcess | undefined;
     let logText = "";
     let reading: Promise<void> | undefined;
@@ -128,6 +195,9 @@ export async function withServe(
       double.addRepo(owner, repo);
       options.setup?.(double);
       const port = new URL(double.url).port;
+      const forgejoTable = forgejo
+        ? await forgejoToml(forgejo, options.forgejo!, options.image, dir)
+        : "";
       await Deno.writeTextFile(
         join(dir, "forrest.toml"),
         `[host]
@@ -161,7 +231,8 @@ setup_template = ${
           options.setupTemplate ?? `{ path = "${STANDIN_TEMPLATE_DIR}" }`
         }
 ${options.machineToml ?? ""}
-${options.extraToml ?? ""}`,
+${options.extraToml ?? ""}
+${forgejoTable}`,
       );
       let exited = false;
       const launch = () => {
@@ -190,6 +261,7 @@ ${options.extraToml ?? ""}`,
       );
       const serving = servingOf(
         double,
+        forgejo,
         baseDir,
         socket,
         join(dir, "forrest.toml"),
@@ -238,6 +310,7 @@ ${options.extraToml ?? ""}`,
         assert.equal(status.code, 0, "forrest serve exits 0 on SIGTERM");
       }
       await double.close();
+      await forgejo?.close();
       assert.deepEqual(await processesUnder(baseDir), [], "processes left");
       const disks = (await filesUnder(baseDir).catch(() => [])).filter((f) =>
         f.startsWith("runs/") && /\/disk\.(raw|qcow2|img)$/.test(f)
@@ -258,6 +331,7 @@ type BaseServing = Omit<
 
 function servingOf(
   double: GitHubDouble,
+  forgejo: ForgejoDouble | undefined,
   baseDir: string,
   socket: string,
   configFile: string,
@@ -305,6 +379,7 @@ function servingOf(
   const status = async () => await (await fetchApi("/status")).json() as Status;
   return {
     double,
+    forgejo,
     baseDir,
     socket,
     configFile,

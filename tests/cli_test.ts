@@ -351,6 +351,22 @@ Deno.test("forrest rejects bad usage with exit code 2 and no stack trace", async
       /^forrest: Unknown log level "loud" \(use trace, debug, info, warning, error, fatal\)\n$/,
     ],
     [
+      ["image", "build", "debian", "--forgejo-runner-version", "12.8.2"],
+      /^forrest: --forgejo-runner-version and --forgejo-runner-sha256 go together\n$/,
+    ],
+    [
+      [
+        "image",
+        "build",
+        "debian",
+        "--forgejo-runner-version",
+        "12.8.2",
+        "--forgejo-runner-sha256",
+        "abc",
+      ],
+      /^forrest: --forgejo-runner-sha256 must be 64 hex digits, not "abc"\n$/,
+    ],
+    [
       ["--log-format", "xml", "version"],
       /^forrest: option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are text, json\./,
     ],

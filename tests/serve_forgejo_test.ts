@@ -81,6 +81,15 @@ Deno.test({
         "the ephemeral runner",
       );
       const [runner] = forgejo.runners();
+      // Status names the machine by its key, the instance's name first.
+      const status = await s.status();
+      assert.ok(
+        status.machines.some((m) =>
+          m.triplet === `test:${FORGEJO_OWNER}/${FORGEJO_REPO}/debian` &&
+          m.runner === runner!.name
+        ),
+        JSON.stringify(status),
+      );
       assert.ok(runner!.ephemeral);
       assert.match(runner!.name, /^forrest-debian-/);
       assert.equal(runner!.scope, `repo:${FORGEJO_OWNER}/${FORGEJO_REPO}`);
@@ -117,8 +126,7 @@ Deno.test({
       const password = JSON.parse(await Deno.readTextFile(state))[user];
       assert.match(password, /^[0-9a-f]{64}$/);
       assert.ok(!s.log().includes(password), "the password was logged");
-      const status = JSON.stringify(await s.status());
-      assert.ok(!status.includes(password));
+      assert.ok(!JSON.stringify(await s.status()).includes(password));
       assert.match(s.log(), /Created CI user/);
     });
   },

@@ -173,24 +173,11 @@ export async function installRunner(
   runner: RunnerRelease,
   options: Pick<BuildDebianOptions, "reporter" | "signal">,
 ): Promise<void> {
-  if (!/^\d+\.\d+\.\d+$/.test(runner.version)) {
-    throw new BuildError(
-      `Runner version "${runner.version}" is not a version like 2.320.0`,
-    );
-  }
-  const name = `actions-runner-linux-x64-${runner.version}.tar.gz`;
-  const tarball = join(work, name);
-  const done = options.reporter.phase(`downloading ${name}`);
-  await download(
-    `${runner.url.replace(/\/+$/, "")}/v${runner.version}/${name}`,
-    tarball,
-    {
-      digest: { algorithm: "sha256", hex: runner.sha256 },
-      onProgress: options.reporter.download,
-      ...(options.signal ? { signal: options.signal } : {}),
-    },
+  const tarball = await downloadRelease(
+    "Runner",
+    `actions-runner-linux-x64-${runner.version}.tar.gz`,
+    { work, runner, example: "2.320.0", ...options },
   );
-  done();
   const target = join(root, "home/runner/actions-runner");
   await Deno.mkdir(target, { recursive: true });
   await runChecked("tar", ["-xzf", tarball, "-C", target, "--no-same-owner"]);
@@ -208,13 +195,42 @@ export async function installForgejoRunner(
   runner: RunnerRelease,
   options: Pick<BuildDebianOptions, "reporter" | "signal">,
 ): Promise<void> {
+  const file = await downloadRelease(
+    "forgejo-runner",
+    `forgejo-runner-${runner.version}-linux-amd64`,
+    { work, runner, example: "12.8.2", ...options },
+  );
+  const target = join(root, "usr/local/bin/forgejo-runner");
+  await Deno.mkdir(dirname(target), { recursive: true });
+  await Deno.copyFile(file, target);
+  await Deno.chmod(target, 0o755);
+  await Deno.remove(file);
+}
+
+interface ReleaseDownload
+  extends Pick<BuildDebianOptions, "reporter" | "signal"> {
+  readonly work: string;
+  readonly runner: RunnerRelease;
+  /** A version like the project's, for the message about a bad one. */
+  readonly example: string;
+}
+
+/**
+ * Downloads `${url}/v${version}/${name}` into the work folder, checked
+ * against its sha256; the version goes into the URL, so it must be one.
+ */
+async function downloadRelease(
+  what: string,
+  name: string,
+  options: ReleaseDownload,
+): Promise<string> {
+  const { runner } = options;
   if (!/^\d+\.\d+\.\d+$/.test(runner.version)) {
     throw new BuildError(
-      `forgejo-runner version "${runner.version}" is not a version like 12.8.2`,
+      `${what} version "${runner.version}" is not a version like ${options.example}`,
     );
   }
-  const name = `forgejo-runner-${runner.version}-linux-amd64`;
-  const file = join(work, name);
+  const file = join(options.work, name);
   const done = options.reporter.phase(`downloading ${name}`);
   await download(
     `${runner.url.replace(/\/+$/, "")}/v${runner.version}/${name}`,
@@ -226,11 +242,7 @@ export async function installForgejoRunner(
     },
   );
   done();
-  const target = join(root, "usr/local/bin/forgejo-runner");
-  await Deno.mkdir(dirname(target), { recursive: true });
-  await Deno.copyFile(file, target);
-  await Deno.chmod(target, 0o755);
-  await Deno.remove(file);
+  return file;
 }
 
 async function fetchCloudImage(

@@ -89,6 +89,8 @@ export class ForgejoForge implements PollingForge {
   readonly #ciUsers = new Map<string, Promise<Secret>>();
   /** Package tokens of live runners, by runner id. */
   readonly #tokens = new Map<number, PackageToken>();
+  /** Names of package tokens being made: not leftovers for the sweep. */
+  readonly #making = new Set<string>();
   /** Jobs without a handle (made before Forgejo 15) are told of once. */
   readonly #noHandle = new Set<number>();
 
@@ -267,6 +269,8 @@ export class ForgejoForge implements PollingForge {
       RUNNER_LABELS: new Secret(labels.join(",")),
     };
     if (this.#packageScopes.has(scopeKey(scope))) {
+      // A sweep (a reload's connect) running meanwhile must not take it.
+      this.#making.add(name);
       try {
         const token = await this.#packageToken(job.repo, name);
         this.#tokens.set(data.id, { user: token.user, name });
@@ -275,6 +279,8 @@ export class ForgejoForge implements PollingForge {
       } catch (error) {
         await this.deleteRunner(scope, data.id).catch(() => {});
         throw error;
+      } finally {
+        this.#making.delete(name);
       }
     }
     return { id: data.id, name, identity };
@@ -366,6 +372,12 @@ export class ForgejoForge implements PollingForge {
     this.#tokens.delete(id);
   }
 
+  /** Whether a runner of this process holds (or is getting) this token. */
+  #isLive(name: string): boolean {
+    return this.#making.has(name) ||
+      [...this.#tokens.values()].some((token) => token.name === name);
+  }
+
   async #deleteToken(user: string, name: string): Promise<void> {
     const password = await this.#ciUser(user);
     await this.#client.request(
@@ -406,9 +418,6 @@ export class ForgejoForge implements PollingForge {
    * janitor), deleted.
    */
   async #sweepPackageTokens(scopes: readonly ScopeNeeds[]): Promise<void> {
-    const live = new Set(
-      [...this.#tokens.values()].map((t) => `${t.user}/${t.name}`),
-    );
     for (const { scope, packageToken } of scopes) {
       if (!packageToken || scope.kind !== "repository") continue;
       const user = await ciUserName(scope.owner, scope.repo);
@@ -421,8 +430,7 @@ export class ForgejoForge implements PollingForge {
         if (!Array.isArray(data)) continue;
         for (const token of data) {
           if (
-            !token.name.startsWith(TOKEN_PREFIX) ||
-            live.has(`${user}/${token.name}`)
+            !token.name.startsWith(TOKEN_PREFIX) || this.#isLive(token.name)
           ) continue;
           await this.#deleteToken(user, token.name);
           this.#log.info("Deleted package token {name} of {user} (left over)", {

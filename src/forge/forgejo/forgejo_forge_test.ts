@@ -314,6 +314,11 @@ Deno.test("ForgejoForge sweeps the package tokens a crash left, and sets a lost 
       handle: job.handle,
       repo: { owner: "alice", repo: "app" },
     });
+    // A reload connects again: the token of a live runner stays.
+    await before.connect([needs(REPO, true)]);
+    assert.deepEqual(double.tokensOf(user).map((t) => t.name), [
+      "forrest-x-1",
+    ]);
     // Not Forrest's: a token the user made by hand stays.
     double.addToken(user, ["read:package"], "by-hand");
     // A new Forrest, after a crash: the leftover token goes at connect.

@@ -16,31 +16,16 @@
  * and in the double's answers (the double must not invent fields).
  */
 
-import { Ajv, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
+import {
+  deref,
+  isObject,
+  type Json,
+  type MatchedOperation,
+  RouteTable,
+  SchemaChecker,
+} from "../api_description.ts";
 
-type Json = Record<string, unknown>;
-
-/** An operation a request matched, with its decoded path parameters. */
-export interface MatchedOperation {
-  readonly operationId: string;
-  readonly method: string;
-  /** The path as the description writes it, e.g. `/repos/{owner}/{repo}`. */
-  readonly template: string;
-  readonly pathParams: Readonly<Record<string, string>>;
-}
-
-interface Route {
-  readonly template: string;
-  readonly regex: RegExp;
-  readonly names: readonly string[];
-  /** Literal segments: `/actions/runners/jobs` beats `/actions/runners/{runner_id}`. */
-  readonly literals: number;
-  readonly operation: Json;
-}
-
-/** The schemas' `$id` inside Ajv; `#/definitions/…` refs are rebased onto it. */
-const ROOT = "swagger";
+export type { MatchedOperation } from "../api_description.ts";
 
 /** The vendored description. */
 export const SWAGGER_FILE = new URL("./swagger.v15.0.3.json", import.meta.url);
@@ -50,84 +35,45 @@ export class Swagger {
   /** Where the API lives: `/api/v1`. */
   readonly basePath: string;
   readonly #doc: Json;
-  readonly #ajv: Ajv;
-  readonly #routes = new Map<string, Route[]>();
-  readonly #validators = new Map<string, ValidateFunction | string>();
+  readonly #routes: RouteTable;
+  readonly #checker: SchemaChecker;
   /** Query parameters every operation takes: `sudo` (securityDefinitions). */
   readonly #globalQuery: ReadonlySet<string>;
 
   constructor(doc: Json) {
     this.#doc = doc;
     this.basePath = String(doc.basePath ?? "");
+    this.#routes = new RouteTable(doc.paths as Json);
     const definitions = structuredClone(doc.definitions) as Json;
     for (const schema of Object.values(definitions)) fixSchema(schema);
-    this.#ajv = new Ajv({
-      strict: false,
-      allErrors: true,
-      validateSchema: false,
+    this.#checker = new SchemaChecker({
+      // `#/definitions/…` refs are rebased onto this.
+      root: "swagger",
+      schemas: { definitions },
+      fix: fixSchema,
+      // go-swagger's integer formats that ajv-formats lacks.
+      formats: {
+        uint64: {
+          type: "number",
+          validate: (n: number) => Number.isInteger(n) && n >= 0,
+        },
+      },
+      detail: (error) =>
+        error.keyword === "additionalProperties"
+          ? String(error.params.additionalProperty)
+          : undefined,
     });
-    addFormats.default(this.#ajv);
-    // go-swagger's integer formats that ajv-formats lacks.
-    this.#ajv.addFormat("uint64", {
-      type: "number",
-      validate: (n: number) => Number.isInteger(n) && n >= 0,
-    });
-    this.#ajv.addSchema({ $id: ROOT, definitions });
     const security = (doc.securityDefinitions ?? {}) as Record<string, Json>;
     this.#globalQuery = new Set(
       Object.values(security).filter((s) => s.in === "query").map((s) =>
         String(s.name)
       ),
     );
-    for (const [template, item] of Object.entries(doc.paths as Json)) {
-      const names: string[] = [];
-      const source = template.split("/").map((segment) =>
-        segment.replace(/\{([^}]+)\}|[^{]+/g, (part, name?: string) => {
-          if (name === undefined) {
-            return part.replace(/[.*+?^$()|[\]\\]/g, "\\$&");
-          }
-          names.push(name);
-          return "([^/]+)";
-        })
-      ).join("/");
-      const literals = template.split("/").filter((s) => !s.includes("{"))
-        .length;
-      for (const [method, operation] of Object.entries(item as Json)) {
-        if (!isObject(operation) || !("responses" in operation)) continue;
-        const key = method.toUpperCase();
-        const routes = this.#routes.get(key) ?? [];
-        routes.push({
-          template,
-          regex: new RegExp(`^${source}$`),
-          names,
-          literals,
-          operation,
-        });
-        this.#routes.set(key, routes);
-      }
-    }
-    for (const routes of this.#routes.values()) {
-      routes.sort((a, b) => b.literals - a.literals);
-    }
   }
 
   /** The documented operation for a path below basePath, if there is one. */
   matchOperation(method: string, path: string): MatchedOperation | undefined {
-    for (const route of this.#routes.get(method.toUpperCase()) ?? []) {
-      const found = route.regex.exec(path);
-      if (!found) continue;
-      const pathParams: Record<string, string> = {};
-      route.names.forEach((name, i) => {
-        pathParams[name] = safeDecode(found[i + 1]!);
-      });
-      return {
-        operationId: String(route.operation.operationId),
-        method: method.toUpperCase(),
-        template: route.template,
-        pathParams,
-      };
-    }
-    return undefined;
+    return this.#routes.match(method, path);
   }
 
   /**
@@ -154,7 +100,7 @@ export class Swagger {
       const schema = parameterSchema(param);
       const value = convert(raw, schema, param);
       problems.push(
-        ...this.#check(
+        ...this.#checker.check(
           `${op.operationId} parameter ${name}`,
           schema,
           value,
@@ -190,7 +136,7 @@ export class Swagger {
     } catch {
       return ["request body is not JSON"];
     }
-    return this.#check(
+    return this.#checker.check(
       `${op.operationId} body`,
       param.schema as Json,
       value,
@@ -205,64 +151,17 @@ export class Swagger {
    * errors sparsely (no 401 on most operations).
    */
   checkResponse(op: MatchedOperation, status: number, body: unknown): string[] {
-    const responses = this.#operation(op).responses as Json;
-    const documented = responses[String(status)];
-    if (!isObject(documented)) {
-      return status < 400 ? [`status ${status} is not documented`] : [];
-    }
-    const schema = this.#deref(documented).schema;
-    if (!isObject(schema)) {
-      return body === undefined ? [] : [`status ${status} has no body`];
-    }
-    if (body === undefined) return [`status ${status} needs a JSON body`];
-    return this.#check(
-      `${op.operationId} response ${status}`,
-      schema,
-      body,
-      "body",
-    );
-  }
-
-  #operation(op: MatchedOperation): Json {
-    const item = (this.#doc.paths as Json)[op.template] as Json;
-    return item[op.method.toLowerCase()] as Json;
+    const responses = this.#routes.operation(op).responses as Json;
+    const response = responses[String(status)];
+    const documented = isObject(response);
+    const declared = documented ? deref(this.#doc, response).schema : undefined;
+    const schema = isObject(declared) ? declared : undefined;
+    return this.#checker.checkAnswer(op, { status, body, documented, schema });
   }
 
   #parameters(op: MatchedOperation): Json[] {
-    const list = (this.#operation(op).parameters ?? []) as Json[];
-    return list.map((p) => this.#deref(p));
-  }
-
-  #deref(value: Json): Json {
-    let current = value;
-    while (typeof current.$ref === "string") {
-      current = pointer(this.#doc, current.$ref) as Json;
-    }
-    return current;
-  }
-
-  #check(key: string, schema: Json, value: unknown, what: string): string[] {
-    let validate = this.#validators.get(key);
-    if (validate === undefined) {
-      try {
-        const copy = rebase(structuredClone(schema)) as Json;
-        fixSchema(copy);
-        validate = this.#ajv.compile(copy);
-      } catch (error) {
-        validate = `cannot compile the schema: ${error}`;
-      }
-      this.#validators.set(key, validate);
-    }
-    if (typeof validate === "string") return [validate];
-    if (validate(value)) return [];
-    return (validate.errors ?? []).map((e) => {
-      const extra = e.keyword === "additionalProperties"
-        ? ` (${
-          (e.params as { additionalProperty: string }).additionalProperty
-        })`
-        : "";
-      return `${what}${e.instancePath} ${e.message ?? "is invalid"}${extra}`;
-    });
+    const list = (this.#routes.operation(op).parameters ?? []) as Json[];
+    return list.map((p) => deref(this.#doc, p));
   }
 }
 
@@ -274,33 +173,6 @@ export function loadSwagger(): Promise<Swagger> {
     new Swagger(JSON.parse(text))
   );
   return loading;
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function pointer(doc: Json, ref: string): unknown {
-  let current: unknown = doc;
-  for (const part of ref.replace(/^#\//, "").split("/")) {
-    const key = part.replaceAll("~1", "/").replaceAll("~0", "~");
-    current = isObject(current) ? current[key] : undefined;
-  }
-  if (current === undefined) throw new Error(`Dangling swagger ref ${ref}`);
-  return current;
-}
-
-/** Points `#/definitions/…` refs at the definitions added to Ajv. */
-function rebase(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(rebase);
-  if (!isObject(value)) return value;
-  const out: Json = {};
-  for (const [key, item] of Object.entries(value)) {
-    out[key] = key === "$ref" && typeof item === "string"
-      ? `${ROOT}${item}`
-      : rebase(item);
-  }
-  return out;
 }
 
 /**
@@ -384,12 +256,4 @@ function scalar(raw: string, type: unknown): unknown {
     if (FALSE.has(raw)) return false;
   }
   return raw;
-}
-
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }

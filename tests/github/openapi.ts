@@ -5,104 +5,47 @@
  * parsed once per test process; validators are compiled on first use.
  */
 
-import { Ajv, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
 import { fileURLToPath } from "node:url";
+import {
+  deref,
+  isObject,
+  type Json,
+  type MatchedOperation,
+  pointer,
+  RouteTable,
+  SchemaChecker,
+} from "../api_description.ts";
 
-type Json = Record<string, unknown>;
-
-/** An operation a request matched, with its decoded path parameters. */
-export interface MatchedOperation {
-  readonly operationId: string;
-  readonly method: string;
-  /** The path as the description writes it, e.g. `/repos/{owner}/{repo}`. */
-  readonly template: string;
-  readonly pathParams: Readonly<Record<string, string>>;
-}
-
-interface Route {
-  readonly template: string;
-  readonly regex: RegExp;
-  readonly names: readonly string[];
-  /** Literal segments: `/runners/generate-jitconfig` beats `/runners/{id}`. */
-  readonly literals: number;
-  readonly operation: Json;
-}
-
-/** The schemas' `$id` inside Ajv; operations' `#/components/…` refs point there. */
-const ROOT = "openapi";
+export type { MatchedOperation } from "../api_description.ts";
 
 /** The description and its validators. Use {@link loadOpenApi}. */
 export class OpenApi {
   readonly #doc: Json;
-  readonly #ajv: Ajv;
-  readonly #routes = new Map<string, Route[]>();
-  readonly #validators = new Map<string, ValidateFunction | string>();
+  readonly #routes: RouteTable;
+  readonly #checker: SchemaChecker;
 
   constructor(doc: Json) {
     this.#doc = doc;
+    this.#routes = new RouteTable(doc.paths as Json);
     const schemas = pointer(doc, "#/components/schemas") as Json;
     const formats = new Set<string>();
     for (const schema of Object.values(schemas)) fixSchema(schema, formats);
-    this.#ajv = new Ajv({
-      strict: false,
-      allErrors: true,
-      validateSchema: false,
+    this.#checker = new SchemaChecker({
+      // Operations' `#/components/…` refs point into this.
+      root: "openapi",
+      schemas: { components: { schemas } },
+      fix: (schema) => fixSchema(schema, new Set()),
+      // GitHub's own formats (`repo.nwo`, `timestamp`) pass any value.
+      formats: Object.fromEntries([...formats].map((f) => [f, true])),
+      // OpenAPI's patterns are ECMA-262 ones, read without the `u` flag.
       unicodeRegExp: false,
+      detail: (error) => error.schemaPath,
     });
-    addFormats.default(this.#ajv);
-    for (const format of formats) {
-      if (!(format in this.#ajv.formats)) this.#ajv.addFormat(format, true);
-    }
-    this.#ajv.addSchema({ $id: ROOT, components: { schemas } });
-    for (const [template, item] of Object.entries(doc.paths as Json)) {
-      const names: string[] = [];
-      const source = template.split("/").map((segment) =>
-        segment.replace(/\{([^}]+)\}|[^{]+/g, (part, name?: string) => {
-          if (name === undefined) {
-            return part.replace(/[.*+?^$()|[\]\\]/g, "\\$&");
-          }
-          names.push(name);
-          return "([^/]+)";
-        })
-      ).join("/");
-      const literals = template.split("/").filter((s) => !s.includes("{"))
-        .length;
-      for (const [method, operation] of Object.entries(item as Json)) {
-        if (!isObject(operation) || !("responses" in operation)) continue;
-        const routes = this.#routes.get(method.toUpperCase()) ?? [];
-        routes.push({
-          template,
-          regex: new RegExp(`^${source}$`),
-          names,
-          literals,
-          operation,
-        });
-        this.#routes.set(method.toUpperCase(), routes);
-      }
-    }
-    for (const routes of this.#routes.values()) {
-      routes.sort((a, b) => b.literals - a.literals);
-    }
   }
 
   /** The documented operation for a request, if there is one. */
   match(method: string, path: string): MatchedOperation | undefined {
-    for (const route of this.#routes.get(method.toUpperCase()) ?? []) {
-      const found = route.regex.exec(path);
-      if (!found) continue;
-      const pathParams: Record<string, string> = {};
-      route.names.forEach((name, i) => {
-        pathParams[name] = safeDecode(found[i + 1]!);
-      });
-      return {
-        operationId: String(route.operation.operationId),
-        method: method.toUpperCase(),
-        template: route.template,
-        pathParams,
-      };
-    }
-    return undefined;
+    return this.#routes.match(method, path);
   }
 
   /**
@@ -115,10 +58,10 @@ export class OpenApi {
     query: URLSearchParams,
     rawBody: string,
   ): string[] {
-    const operation = this.#operation(op);
+    const operation = this.#routes.operation(op);
     const problems: string[] = [];
     for (const ref of (operation.parameters ?? []) as Json[]) {
-      const param = this.#deref(ref);
+      const param = deref(this.#doc, ref);
       const name = String(param.name);
       const raw = param.in === "path"
         ? op.pathParams[name]
@@ -136,12 +79,14 @@ export class OpenApi {
       const qualifier = String(param.description).includes("search syntax");
       const declared = qualifier ? { type: "string" } : param.schema;
       const key = `${op.operationId} parameter ${name}`;
-      const type = this.#deref(declared).type;
-      problems.push(...this.#check(key, declared, coerce(raw, type), name));
+      const type = deref(this.#doc, declared).type;
+      problems.push(
+        ...this.#checker.check(key, declared, coerce(raw, type), name),
+      );
     }
     const body = operation.requestBody === undefined
       ? undefined
-      : this.#deref(operation.requestBody as Json);
+      : deref(this.#doc, operation.requestBody as Json);
     const schema = jsonSchema(body);
     if (rawBody === "") {
       if (body?.required === true) problems.push("request body missing");
@@ -153,7 +98,12 @@ export class OpenApi {
         return [...problems, "request body is not JSON"];
       }
       problems.push(
-        ...this.#check(`${op.operationId} request body`, schema, value, "body"),
+        ...this.#checker.check(
+          `${op.operationId} request body`,
+          schema,
+          value,
+          "body",
+        ),
       );
     }
     return problems;
@@ -164,22 +114,13 @@ export class OpenApi {
    * only a problem for success: GitHub documents its errors sparsely.
    */
   checkResponse(op: MatchedOperation, status: number, body: unknown): string[] {
-    const responses = this.#operation(op).responses as Json;
-    const documented = responses[String(status)];
-    if (documented === undefined) {
-      return status < 400 ? [`status ${status} is not documented`] : [];
-    }
-    const schema = jsonSchema(this.#deref(documented as Json));
-    if (schema === undefined) {
-      return body === undefined ? [] : [`status ${status} has no body`];
-    }
-    if (body === undefined) return [`status ${status} needs a JSON body`];
-    return this.#check(
-      `${op.operationId} response ${status}`,
-      schema,
-      body,
-      "body",
-    );
+    const responses = this.#routes.operation(op).responses as Json;
+    const response = responses[String(status)];
+    const documented = response !== undefined;
+    const schema = documented
+      ? jsonSchema(deref(this.#doc, response as Json))
+      : undefined;
+    return this.#checker.checkAnswer(op, { status, body, documented, schema });
   }
 
   /** Problems with a webhook payload, by x-webhooks key (`workflow-job-queued`). */
@@ -187,50 +128,19 @@ export class OpenApi {
     const hooks = this.#doc["x-webhooks"] as Json;
     const post = isObject(hooks[key]) ? (hooks[key] as Json).post : undefined;
     if (!isObject(post)) return [`webhook ${key} is not documented`];
-    const schema = jsonSchema(this.#deref(post.requestBody as Json));
+    const schema = jsonSchema(deref(this.#doc, post.requestBody as Json));
     if (schema === undefined) return [];
-    return this.#check(`webhook ${key}`, schema, payload, "payload");
+    return this.#checker.check(`webhook ${key}`, schema, payload, "payload");
   }
 
   /** A copy of `components.examples[name].value`, to build responses from. */
   example(name: string): Json {
-    const example = pointer(this.#doc, `#/components/examples/${name}`);
+    const examples = pointer(this.#doc, "#/components/examples") as Json;
+    const example = examples[name];
     if (!isObject(example) || !isObject(example.value)) {
       throw new Error(`No OpenAPI example "${name}"`);
     }
     return structuredClone(example.value);
-  }
-
-  #operation(op: MatchedOperation): Json {
-    const item = (this.#doc.paths as Json)[op.template] as Json;
-    return item[op.method.toLowerCase()] as Json;
-  }
-
-  #deref(value: Json): Json {
-    let current = value;
-    while (typeof current.$ref === "string") {
-      current = pointer(this.#doc, current.$ref) as Json;
-    }
-    return current;
-  }
-
-  #check(key: string, schema: Json, value: unknown, what: string): string[] {
-    let validate = this.#validators.get(key);
-    if (validate === undefined) {
-      try {
-        const copy = rebase(structuredClone(schema)) as Json;
-        fixSchema(copy, new Set());
-        validate = this.#ajv.compile(copy);
-      } catch (error) {
-        validate = `cannot compile the schema: ${error}`;
-      }
-      this.#validators.set(key, validate);
-    }
-    if (typeof validate === "string") return [validate];
-    if (validate(value)) return [];
-    return (validate.errors ?? []).map((e) =>
-      `${what}${e.instancePath} ${e.message ?? "is invalid"} (${e.schemaPath})`
-    );
   }
 }
 
@@ -260,39 +170,12 @@ export function loadOpenApi(
   return found;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function pointer(doc: Json, ref: string): unknown {
-  let current: unknown = doc;
-  for (const part of ref.replace(/^#\//, "").split("/")) {
-    const key = part.replaceAll("~1", "/").replaceAll("~0", "~");
-    current = isObject(current) ? current[key] : undefined;
-  }
-  if (current === undefined) throw new Error(`Dangling OpenAPI ref ${ref}`);
-  return current;
-}
-
 /** The `application/json` schema of a response or request body object. */
 function jsonSchema(body: Json | undefined): Json | undefined {
   const content = body?.content;
   if (!isObject(content)) return undefined;
   const json = content["application/json"];
   return isObject(json) && isObject(json.schema) ? json.schema : undefined;
-}
-
-/** Points an operation's `#/components/…` refs at the schemas added to Ajv. */
-function rebase(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(rebase);
-  if (!isObject(value)) return value;
-  const out: Json = {};
-  for (const [key, item] of Object.entries(value)) {
-    out[key] = key === "$ref" && typeof item === "string"
-      ? `${ROOT}${item}`
-      : rebase(item);
-  }
-  return out;
 }
 
 const SUBSCHEMA_MAPS = ["properties", "patternProperties"];
@@ -342,12 +225,4 @@ function coerce(raw: string, type: unknown): unknown {
     return raw === "true";
   }
   return raw;
-}
-
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }

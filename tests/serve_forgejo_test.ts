@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ciUserName } from "../src/forge/mod.ts";
+import { ciUserName } from "../src/config/mod.ts";
 import { runForrest, startForrest } from "./cli.ts";
 import { testDebianImage } from "./debian_image.ts";
 import { ForgejoDouble } from "./forgejo/mod.ts";
@@ -105,7 +105,7 @@ Deno.test({
       assert.equal(done.runnerId, runner!.id);
       assert.equal(s.double.job(github.id)!.conclusion, "success");
       // The guest's token pushed the package, as the CI user.
-      const user = await ciUser();
+      const user = ciUser();
       assert.deepEqual(
         forgejo.packageUploads.map((u) => [u.owner, u.package, u.user]),
         [[user, "firmware", user]],
@@ -187,7 +187,7 @@ Deno.test({
         JOB_TIMEOUT,
         "the job running",
       );
-      const user = await ciUser();
+      const user = ciUser();
       assert.equal(forgejo.tokensOf(user).length, 1);
       await s.crashAndRestart();
       // Recovery stopped the VM; the janitor deletes the runner; the

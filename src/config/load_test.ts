@@ -417,6 +417,22 @@ forge = "codeberg"
     ],
   },
   {
+    name: "two package_token repositories with one CI user",
+    toml: `${HOST}[forgejo.codeberg]
+url = "https://codeberg.example"
+token_file = "t"
+[repositories.a-b.c]
+forge = "codeberg"
+package_token = true
+[repositories.a.b-c]
+forge = "codeberg"
+package_token = true
+`,
+    problems: [
+      'forrest.toml:13: repositories.a.b-c.package_token: repositories a-b/c and a/b-c would share the CI user "a-b-c-ci"; set package_token on one of them only',
+    ],
+  },
+  {
     name: "what Forgejo scopes may not have",
     toml: `${HOST}[forgejo.codeberg]
 url = "https://codeberg.example"
@@ -1070,6 +1086,7 @@ base_image = "x.img"
     guestUrl: "https://codeberg.example",
     tokenFile: "/etc/forrest/codeberg.token",
     pollingInterval: 30_000,
+    janitorInterval: 300_000,
     requestTimeout: 30_000,
   }]);
   assert.deepEqual(c.scopes.map((s) => [s.scope, s.packageToken]), [

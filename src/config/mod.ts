@@ -22,6 +22,7 @@ export {
   checkOwnerName,
   checkRepoName,
   checkTripletNames,
+  ciUserName,
 } from "./names.ts";
 export {
   ConfigReloader,

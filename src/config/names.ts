@@ -5,6 +5,7 @@
  * Each check returns undefined for a good name, or what is wrong with it.
  */
 
+import { createHash } from "node:crypto";
 import type { Triplet } from "./machine_key.ts";
 
 /** GitHub user and organization names: 1–39 letters, digits, single hyphens. */
@@ -61,4 +62,26 @@ export function checkTripletNames(triplet: Triplet): string | undefined {
     ? checkOwner(scope.owner) ?? checkRepoName(scope.repo)
     : checkOwner(scope.kind === "organization" ? scope.org : scope.enterprise);
   return scopeProblem ?? checkMachineName(triplet.machine);
+}
+
+/** Forgejo's longest user name. */
+const MAX_FORGEJO_LOGIN = 40;
+
+/**
+ * The CI user of a Forgejo repository with `package_token` (product.md
+ * §12): `<owner>-<repo>-ci`, lower case, with the characters Forgejo
+ * refuses in user names (runs of "-_.", and "." or "_" next to the
+ * dashes) folded to one "-". A name over 40 characters keeps its start and
+ * gets 8 hex digits of a hash of the whole, so two long repositories never
+ * share a user.
+ */
+export function ciUserName(owner: string, repo: string): string {
+  const whole = `${owner}-${repo}-ci`.toLowerCase();
+  const login = whole.replace(/[-_.]*-[-_.]*/g, "-")
+    .replace(/[-_.]{2,}/g, "-");
+  if (login.length <= MAX_FORGEJO_LOGIN) return login;
+  const hash = createHash("sha256").update(whole).digest("hex").slice(0, 8);
+  const head = login.slice(0, MAX_FORGEJO_LOGIN - hash.length - 4)
+    .replace(/[-_.]+$/, "");
+  return `${head}-${hash}-ci`;
 }

@@ -24,6 +24,7 @@ import {
   checkMachineName,
   checkOwnerName,
   checkRepoName,
+  ciUserName,
 } from "./names.ts";
 import {
   checkKeys,
@@ -339,6 +340,7 @@ function readForgejo(
       tokenFile: resolve(options.configDir, raw.token_file),
       pollingInterval: raw.polling_interval ??
         DEFAULT_FORGEJO_POLLING_INTERVAL,
+      janitorInterval: raw.janitor_interval ?? DEFAULT_JANITOR_INTERVAL,
       requestTimeout: raw.request_timeout ?? DEFAULT_REQUEST_TIMEOUT,
     });
   }
@@ -445,6 +447,8 @@ function readRepositories(
 ): ScopeEntry[] {
   const repositories: ScopeEntry[] = [];
   const seen = new Map<string, string>();
+  /** Forgejo CI users of package_token repositories, per instance. */
+  const ciUsers = new Map<string, string>();
   const owners = tableEntries(doc.repositories, ["repositories"], problems);
   for (const [owner, ownerTable] of owners) {
     const ownerPath = ["repositories", owner];
@@ -483,6 +487,20 @@ function readRepositories(
           path: [...path, "runner_group"],
           message: on.forge === undefined ? REPOSITORY_GROUP : FORGEJO_GROUP,
         });
+      }
+      if (raw.package_token && on.forge !== undefined) {
+        // Two repositories must not push as one user.
+        const user = `${on.forge}:${ciUserName(owner, repo)}`;
+        const other = ciUsers.get(user);
+        if (other !== undefined) {
+          problems.push({
+            path: [...path, "package_token"],
+            message: `repositories ${other} and ${owner}/${repo} would ` +
+              `share the CI user "${ciUserName(owner, repo)}"; set ` +
+              "package_token on one of them only",
+          });
+        }
+        ciUsers.set(user, `${owner}/${repo}`);
       }
       if (raw.package_token && on.forge === undefined) {
         problems.push({

@@ -241,6 +241,7 @@ export const forgejoSchema = z.strictObject({
   guest_url: httpUrl("the address guests reach the instance at").optional(),
   token_file: nonEmpty,
   polling_interval: duration(1_000, "1s").optional(),
+  janitor_interval: duration(1_000, "1s").optional(),
   request_timeout: duration(1_000, "1s").optional(),
 });
 export type RawForgejo = z.output<typeof forgejoSchema>;

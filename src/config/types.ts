@@ -86,6 +86,8 @@ export interface ForgejoConfig {
   readonly tokenFile: string;
   /** How often each scope's waiting jobs are listed; milliseconds. */
   readonly pollingInterval: number;
+  /** How often its scopes' runners are listed (the shortest of all wins); ms. */
+  readonly janitorInterval: number;
   /** An API request that takes longer fails (and is retried); ms. */
   readonly requestTimeout: number;
 }

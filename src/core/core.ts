@@ -126,6 +126,8 @@ export interface Status {
 type MachineRecord = { -readonly [K in keyof Machine]: Machine[K] };
 
 const RUNNER_PREFIX = "forrest-";
+/** How long a runner may look idle after its job was seen running (ms). */
+const TAKEN_GRACE = 60_000;
 
 export class Core {
   #config: Config;
@@ -228,6 +230,9 @@ export class Core {
       if (machine !== undefined) {
         if (runner.busy) {
           this.#runnerBusy(runner.name, now, undefined, undefined);
+        } else if (this.#lostItsJob(machine, now)) {
+          const decision = this.#kill(machine, "surplus", now);
+          if (decision) decisions.push(decision);
         } else if (runner.online) this.#runnerOnline(machine, now);
         continue;
       }
@@ -243,6 +248,17 @@ export class Core {
       }
     }
     return decisions;
+  }
+
+  /**
+   * A machine made for one job that Forgejo listed as running, whose runner
+   * is still not busy a while later: another runner (one without a handle)
+   * took the job, and this one would wait for it forever. Forgejo shows a
+   * runner active while it works a task (it reports every second).
+   */
+  #lostItsJob(machine: MachineRecord, now: number): boolean {
+    return machine.forJob !== undefined && machine.state === "running" &&
+      machine.killed === undefined && now - machine.since >= TAKEN_GRACE;
   }
 
   #runnerOnline(machine: MachineRecord, now: number): void {

@@ -188,3 +188,46 @@ Deno.test("forgejo: an organization's listing covers its repositories, and GitHu
     false,
   );
 });
+
+Deno.test("forgejo: a machine whose job another runner took is stopped once its runner is still idle a minute on", () => {
+  const c = core();
+  const listing = { forge: "codeberg", owner: "alice", repo: "app" };
+  c.pollFinished(listing, [forgejoJob(1, "h-1", "queued")], 0, 0);
+  const [machine] = registers(c.tick(10_000));
+  c.registered(machine!.id, 11, 10_001);
+  c.tick(10_002);
+  const scope = machine!.triplet.scope;
+  const idle = [{
+    id: 11,
+    name: machine!.runnerName,
+    online: true,
+    busy: false,
+  }];
+  assert.deepEqual(c.runnersListed(scope, idle, 15_000), []);
+  // Listed running, though our runner is idle: a runner without a handle
+  // took it. The job may simply have started a moment ago: not yet.
+  c.pollFinished(
+    listing,
+    [forgejoJob(1, "h-1", "in_progress")],
+    20_000,
+    20_000,
+  );
+  assert.deepEqual(c.runnersListed(scope, idle, 30_000), []);
+  // Still idle a minute on: it would wait forever.
+  const decisions = c.runnersListed(scope, idle, 80_000);
+  assert.deepEqual(kills(decisions).map((m) => m.id), [machine!.id]);
+  // A runner that is busy (ours took it) is never stopped so.
+  const d = core();
+  d.pollFinished(listing, [forgejoJob(2, "h-2", "queued")], 0, 0);
+  const [own] = registers(d.tick(10_000));
+  d.registered(own!.id, 12, 10_001);
+  d.tick(10_002);
+  d.pollFinished(
+    listing,
+    [forgejoJob(2, "h-2", "in_progress")],
+    20_000,
+    20_000,
+  );
+  const busy = [{ id: 12, name: own!.runnerName, online: true, busy: true }];
+  assert.deepEqual(d.runnersListed(own!.triplet.scope, busy, 200_000), []);
+});

@@ -32,6 +32,8 @@ export interface RunnerJob {
   readonly handle: string;
   /** The job's repository. */
   readonly repo: RepoRef;
+  /** The job's labels (`runs-on`), as the forge spells them. */
+  readonly labels?: readonly string[];
 }
 
 /** What a webhook delivery turned out to be. */
@@ -117,14 +119,24 @@ export interface Forges {
   readonly forgejo: ReadonlyMap<string, PollingForge>;
 }
 
+/** Whether the forge of a scope runs (a reload may name one that does not). */
+export function hasForge(forges: Forges, scope: Scope): boolean {
+  return lookup(forges, scope) !== undefined;
+}
+
+function lookup(forges: Forges, scope: Scope): Forge | undefined {
+  const name = scope.kind === "enterprise" ? undefined : scope.forge;
+  return name === undefined ? forges.github : forges.forgejo.get(name);
+}
+
 /**
  * The forge of a scope. Throws a ForgeError when it is not running: a
  * reload added a scope of a forge that needs a restart to start.
  */
 export function forgeOfScope(forges: Forges, scope: Scope): Forge {
-  const name = scope.kind === "enterprise" ? undefined : scope.forge;
-  const forge = name === undefined ? forges.github : forges.forgejo.get(name);
+  const forge = lookup(forges, scope);
   if (forge === undefined) {
+    const name = scope.kind === "enterprise" ? undefined : scope.forge;
     throw new ForgeError(
       name === undefined
         ? "GitHub is not connected: forrest serve started without a " +

@@ -5,6 +5,7 @@ export {
   forgeOfScope,
   type Forges,
   ForgeSetupError,
+  hasForge,
   type PollingForge,
   type RegisteredRunner,
   type RepoRef,
@@ -20,7 +21,6 @@ export {
   verifySignature,
 } from "./github/mod.ts";
 export {
-  ciUserName,
   ForgejoForge,
   type ForgejoForgeOptions,
   forgejoStateDir,

@@ -31,6 +31,7 @@ import {
   forgeOfScope,
   type Forges,
   ForgeSetupError,
+  hasForge,
   type PollingForge,
   type RepoRef,
   type ScopeNeeds,
@@ -79,12 +80,16 @@ export class Daemon {
   );
   readonly #janitor = new Periodic(
     () => this.#janitorRound(),
-    () => this.core.config.github?.janitorInterval ?? DEFAULT_JANITOR_INTERVAL,
+    () => janitorInterval(this.core.config),
   );
   /** Forgejo 15 has no job webhooks: each instance is polled on its own. */
   readonly #forgejoPollers: ReadonlyMap<string, Periodic>;
   /** Failed rounds in a row per instance: its polls back off meanwhile. */
   readonly #forgejoFailures = new Map<string, number>();
+  /** Scopes whose last listing failed (logged once, not every round). */
+  readonly #failingScopes = new Set<string>();
+  /** Instances whose connect() succeeded. */
+  readonly #forgejoConnected = new Set<string>();
   #stopped = false;
 
   constructor(options: DaemonOptions) {
@@ -152,16 +157,23 @@ export class Daemon {
 
   /** Each running forge's connect(), with the scopes of the config it has. */
   #connections(config: Config): (() => Promise<void>)[] {
-    const needs = scopeNeeds(config);
-    const of = (forge: string | undefined) =>
-      needs.filter((n) => forgeOf(n.scope) === forge);
     const { github, forgejo } = this.#forges;
     return [
-      ...(github ? [() => github.connect(of(undefined))] : []),
+      ...(github ? [() => github.connect(needsOf(config, undefined))] : []),
       ...[...forgejo.values()].map((forge) => () =>
-        forge.connect(of(forge.name))
+        this.#connectForgejo(forge, config)
       ),
     ];
+  }
+
+  /**
+   * A Forgejo instance's connect(), remembered when it succeeds: one that
+   * failed (the instance was down at start) is tried again after the next
+   * poll that reaches it, so its leftovers are still swept.
+   */
+  async #connectForgejo(forge: PollingForge, config: Config): Promise<void> {
+    await forge.connect(needsOf(config, forge.name));
+    this.#forgejoConnected.add(forge.name);
   }
 
   /** One webhook delivery, verified before anything is read. */
@@ -260,28 +272,40 @@ export class Daemon {
           ? { forge: forge.name, owner: scope.owner, repo: scope.repo }
           : { forge: forge.name, owner: scope.org };
         listed++;
+        if (this.#failingScopes.delete(scopeKey(scope))) {
+          this.#log.info("The jobs of {scope} are listed again", {
+            scope: describeScope(scope),
+          });
+        }
         this.#logChanges(
           this.core.pollFinished(listing, jobs, startedAt, Date.now()),
           "the poller",
         );
       } catch (error) {
         failed++;
-        const failures = this.#forgejoFailures.get(forge.name) ?? 0;
         const fields = {
           scope: describeScope(scope),
           error: errorText(error),
         };
         const message = "Cannot list the jobs of {scope}: {error}";
-        if (failures === 0) this.#log.warn(message, fields);
-        else this.#log.debug(message, fields);
+        if (this.#failingScopes.has(scopeKey(scope))) {
+          this.#log.debug(message, fields);
+        } else {
+          this.#failingScopes.add(scopeKey(scope));
+          this.#log.warn(message, fields);
+        }
       }
     }
     const failures = this.#forgejoFailures.get(forge.name) ?? 0;
     if (failed > 0 && listed === 0) {
       this.#forgejoFailures.set(forge.name, failures + 1);
-    } else if (failures > 0) {
-      this.#forgejoFailures.delete(forge.name);
-      this.#log.info("Forgejo {name} answers again", { name: forge.name });
+    } else if (failures > 0) this.#forgejoFailures.delete(forge.name);
+    if (listed > 0 && !this.#forgejoConnected.has(forge.name)) {
+      // Once: a connect that fails now fails for what the config must fix.
+      this.#forgejoConnected.add(forge.name);
+      await forge.connect(needsOf(this.core.config, forge.name)).catch((
+        error,
+      ) => this.#log.error("{error}", { error: errorText(error) }));
     }
     this.wake();
   }
@@ -393,6 +417,9 @@ export class Daemon {
   /** Every scope's runners, each scope on its own: one that fails is logged. */
   async #janitorRound(): Promise<void> {
     for (const { scope } of this.core.config.scopes) {
+      // A scope of a forge that a reload added waits for the restart (the
+      // reload said so); its runners are nobody's to list meanwhile.
+      if (!hasForge(this.#forges, scope)) continue;
       try {
         const runners = await forgeOfScope(this.#forges, scope).listRunners(
           scope,
@@ -558,6 +585,20 @@ export class Daemon {
       }
     }
   }
+}
+
+/** One janitor for every forge: the shortest interval configured. */
+function janitorInterval(config: Config): number {
+  const intervals = [
+    ...(config.github ? [config.github.janitorInterval] : []),
+    ...config.forgejo.map((f) => f.janitorInterval),
+  ];
+  return intervals.length ? Math.min(...intervals) : DEFAULT_JANITOR_INTERVAL;
+}
+
+/** What the scopes of one forge (GitHub when undefined) need of it. */
+function needsOf(config: Config, forge: string | undefined): ScopeNeeds[] {
+  return scopeNeeds(config).filter((n) => forgeOf(n.scope) === forge);
 }
 
 /** What each configured scope needs of the forge: its runner groups. */

@@ -172,6 +172,7 @@ export class Executor {
     return {
       handle: machine.forJob.handle,
       repo: { owner: job.owner, repo: job.repo },
+      labels: job.labels,
     };
   }
 

@@ -36,6 +36,13 @@ export function userGetCurrent(call: Call): Reply {
   return { status: 200, body: userResource(call.base, call.caller!.user) };
 }
 
+/** `GET /users/{username}`: every user is public in the double. */
+export function userGet(call: Call): Reply {
+  const user = call.state.user(call.op.pathParams.username!);
+  if (!user) return notFound(call.base);
+  return { status: 200, body: userResource(call.base, user) };
+}
+
 /** Every repository is public in the double: no sign-in needed. */
 export function repoGetByID(call: Call): Reply {
   const id = Number(call.op.pathParams.id);
@@ -89,6 +96,7 @@ export function adminCreateUser(call: Call): Reply {
       ? body.must_change_password
       : true,
     createdBy: call.caller!.user.login,
+    ...(typeof body.full_name === "string" ? { fullName: body.full_name } : {}),
     ...(typeof body.visibility === "string"
       ? { visibility: body.visibility }
       : {}),

@@ -93,6 +93,7 @@ export interface UserView {
   readonly admin: boolean;
   readonly mustChangePassword: boolean;
   readonly email: string;
+  readonly fullName: string;
   readonly createdBy?: string;
 }
 
@@ -151,6 +152,7 @@ export class ForgejoDouble implements AsyncDisposable {
       admin?: boolean;
       password?: string;
       mustChangePassword?: boolean;
+      fullName?: string;
     } = {},
   ): void {
     this.#state.addUser(login, options);
@@ -241,6 +243,7 @@ export class ForgejoDouble implements AsyncDisposable {
       admin: u.admin,
       mustChangePassword: u.mustChangePassword,
       email: u.email,
+      fullName: u.fullName,
       ...(u.createdBy === undefined ? {} : { createdBy: u.createdBy }),
     }));
   }

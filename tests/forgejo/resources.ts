@@ -29,7 +29,7 @@ export function userResource(
     login,
     login_name: "",
     source_id: 0,
-    full_name: "",
+    full_name: user?.fullName ?? "",
     // Forgejo shows a placeholder where it hides an address (orgs too).
     email: user?.email ?? `${login.toLowerCase()}@noreply.forgejo.test`,
     avatar_url: `${base}/avatars/${account.id}`,

@@ -18,6 +18,7 @@ type Handler = (call: Call) => Reply;
 const HANDLERS: Readonly<Record<string, Handler>> = {
   getVersion: users.getVersion,
   userGetCurrent: users.userGetCurrent,
+  userGet: users.userGet,
   repoGetByID: users.repoGetByID,
   adminSearchUsers: users.adminSearchUsers,
   adminCreateUser: users.adminCreateUser,

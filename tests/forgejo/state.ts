@@ -19,6 +19,7 @@ export interface User {
   password: string;
   mustChangePassword: boolean;
   visibility: string;
+  fullName: string;
 }
 
 export interface Org {
@@ -119,6 +120,7 @@ export class ForgejoState {
       email?: string;
       createdBy?: string;
       visibility?: string;
+      fullName?: string;
     } = {},
   ): User {
     this.#claimName(login);
@@ -132,6 +134,7 @@ export class ForgejoState {
       password: fields.password ?? randomHex(16),
       mustChangePassword: fields.mustChangePassword ?? false,
       visibility: fields.visibility ?? "public",
+      fullName: fields.fullName ?? "",
     };
     this.#users.set(login.toLowerCase(), user);
     return user;

@@ -1,42 +1,20 @@
 /**
  * Per-repository CI users (forgejo-kvm-runner's model, product.md §12):
- * user `<owner>-<repo>-ci` owns the packages a repository's jobs push, and
- * each job gets a fresh `write:package` token of it. Forgejo makes tokens
- * only for a password login (Basic auth; a token, even an admin's with
- * Sudo, is refused), so Forrest sets each CI user's password itself and
- * keeps it here: `base_dir/forgejo/<instance>/ci-users.json`, mode 0600.
- * The password is written before the user is made, so that a crash in
- * between loses nothing: the next start sets it again.
+ * user `<owner>-<repo>-ci` (config/names.ts) owns the packages a
+ * repository's jobs push, and each job gets a fresh `write:package` token
+ * of it. Forgejo makes tokens only for a password login (Basic auth; a
+ * token, even an admin's with Sudo, is refused), so Forrest sets each CI
+ * user's password itself and keeps it here:
+ * `base_dir/forgejo/<instance>/ci-users.json`, mode 0600. The password is
+ * written before the user is made or changed, so that a crash in between
+ * loses nothing: the forge checks the user exists on first use in each
+ * process, and makes it then with the password kept.
  */
 
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { fsync } from "../../host/mod.ts";
 import { Secret } from "../../log/mod.ts";
-
-/** Forgejo's longest user name. */
-const MAX_LOGIN = 40;
-
-/**
- * The CI user of a repository: `<owner>-<repo>-ci`, lower case, with the
- * characters Forgejo refuses in user names (runs of "-_.", and "." or "_"
- * next to the dashes) folded to one "-". A name over 40 characters keeps
- * its start and gets 8 hex digits of a hash of the whole, so two long
- * repositories never share a user.
- */
-export async function ciUserName(owner: string, repo: string): Promise<string> {
-  const whole = `${owner}-${repo}-ci`.toLowerCase();
-  const login = whole.replace(/[-_.]*-[-_.]*/g, "-")
-    .replace(/[-_.]{2,}/g, "-");
-  if (login.length <= MAX_LOGIN) return login;
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(whole)),
-  );
-  const hash = Buffer.from(digest.slice(0, 4)).toString("hex");
-  const head = login.slice(0, MAX_LOGIN - hash.length - 4)
-    .replace(/[-_.]+$/, "");
-  return `${head}-${hash}-ci`;
-}
 
 /** A random password for a CI user: 32 bytes, hex. */
 export function newPassword(): Secret {

@@ -1,10 +1,10 @@
 /**
  * Forgejo's REST API (`/api/v1`) over fetch: the admin token or a user's
  * password (Basic, which Forgejo requires for making tokens), a timeout on
- * every request, and retries for reads that failed on the way (a 5xx, a
- * timeout, a dropped connection). Writes are not retried: a runner
- * registered twice would be a leftover; the core backs the machine off
- * instead. Errors carry the method, path, status and Forgejo's message,
+ * every request, and retries for GETs and DELETEs that failed on the way
+ * (a 5xx, a timeout, a dropped connection): asking again changes nothing
+ * more. POSTs and PATCHes are not retried: a runner registered twice would
+ * be a leftover; the core backs the machine off instead. Errors carry the method, path, status and Forgejo's message,
  * never a credential.
  */
 

@@ -13,6 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import { join } from "node:path";
 import {
+  ciUserName,
   describeScope,
   type ForgejoConfig,
   type Scope,
@@ -29,7 +30,7 @@ import {
   type RunnerJob,
   type ScopeNeeds,
 } from "../forge.ts";
-import { ciUserName, CiUserStore, newPassword } from "./ci_users.ts";
+import { CiUserStore, newPassword } from "./ci_users.ts";
 import { ForgejoClient } from "./client.ts";
 
 export interface ForgejoForgeOptions {
@@ -73,6 +74,12 @@ interface AccessToken {
 interface PackageToken {
   readonly user: string;
   readonly name: string;
+  readonly repo: RepoRef;
+}
+
+/** What marks a CI user as Forrest's: it never takes over another account. */
+function ciUserFullName(repo: RepoRef): string {
+  return `Forrest CI user of ${repo.owner}/${repo.repo}`;
 }
 
 export class ForgejoForge implements PollingForge {
@@ -93,6 +100,8 @@ export class ForgejoForge implements PollingForge {
   readonly #making = new Set<string>();
   /** Jobs without a handle (made before Forgejo 15) are told of once. */
   readonly #noHandle = new Set<number>();
+  /** So are jobs whose labels no runner can declare. */
+  readonly #unusable = new Set<number>();
 
   constructor(options: ForgejoForgeOptions) {
     this.name = options.config.name;
@@ -207,6 +216,23 @@ export class ForgejoForge implements PollingForge {
         }
         continue;
       }
+      const labels = [...(job.runs_on ?? [])];
+      if (labels.some((label) => /[,:\s]/.test(label))) {
+        // forgejo-runner reads "name:scheme" and a list split at commas.
+        if (!this.#unusable.has(job.id)) {
+          this.#unusable.add(job.id);
+          this.#log.warn(
+            "Job {id} of {scope} asks for labels no runner can declare " +
+              "({labels}): Forrest leaves it",
+            {
+              id: job.id,
+              scope: describeScope(scope),
+              labels: labels.join(" "),
+            },
+          );
+        }
+        continue;
+      }
       const repo = await this.#repoOf(scope, job.repo_id);
       reports.push({
         id: job.id,
@@ -215,7 +241,7 @@ export class ForgejoForge implements PollingForge {
         owner: repo.owner,
         repo: repo.repo,
         status,
-        labels: [...(job.runs_on ?? [])],
+        labels,
         runnerName: null,
       });
     }
@@ -266,14 +292,16 @@ export class ForgejoForge implements PollingForge {
       RUNNER_UUID: new Secret(data.uuid),
       RUNNER_TOKEN: new Secret(data.token),
       JOB_HANDLE: new Secret(job.handle),
-      RUNNER_LABELS: new Secret(labels.join(",")),
+      // The job's own spelling: Forgejo matches labels exactly, and a
+      // runner must declare every label of the job's runs-on.
+      RUNNER_LABELS: new Secret((job.labels ?? labels).join(",")),
     };
     if (this.#packageScopes.has(scopeKey(scope))) {
       // A sweep (a reload's connect) running meanwhile must not take it.
       this.#making.add(name);
       try {
         const token = await this.#packageToken(job.repo, name);
-        this.#tokens.set(data.id, { user: token.user, name });
+        this.#tokens.set(data.id, { user: token.user, name, repo: job.repo });
         identity.PACKAGE_USER = new Secret(token.user);
         identity.PACKAGE_TOKEN = token.secret;
       } catch (error) {
@@ -291,8 +319,8 @@ export class ForgejoForge implements PollingForge {
     repo: RepoRef,
     name: string,
   ): Promise<{ user: string; secret: Secret }> {
-    const user = await ciUserName(repo.owner, repo.repo);
-    const password = await this.#ciUser(user);
+    const user = ciUserName(repo.owner, repo.repo);
+    const password = await this.#ciUser(user, repo);
     const { data } = await this.#client.request<AccessToken>(
       "POST",
       `/users/${encodeURIComponent(user)}/tokens`,
@@ -311,50 +339,61 @@ export class ForgejoForge implements PollingForge {
   }
 
   /**
-   * The CI user's password: kept from an earlier run, or set now, on a new
-   * user (created without the must-change-password flag, which would make
-   * Forgejo refuse every request as it) or on one whose password was lost.
+   * The CI user's password, checked once per process: the user is made
+   * when it does not exist (without the must-change-password flag, which
+   * would make Forgejo refuse every request as it), and its password set
+   * anew when Forrest lost it. A user of that name that Forrest did not
+   * make (its full name says so) is never taken over.
    */
-  #ciUser(login: string): Promise<Secret> {
+  #ciUser(login: string, repo: RepoRef): Promise<Secret> {
     let password = this.#ciUsers.get(login);
     if (password === undefined) {
-      password = this.#ensureCiUser(login);
+      password = this.#ensureCiUser(login, repo);
       password.catch(() => this.#ciUsers.delete(login));
       this.#ciUsers.set(login, password);
     }
     return password;
   }
 
-  async #ensureCiUser(login: string): Promise<Secret> {
+  async #ensureCiUser(login: string, repo: RepoRef): Promise<Secret> {
     const kept = await this.#users.password(login);
-    if (kept !== undefined) return kept;
-    const password = newPassword();
-    // Kept before the user exists: a crash in between loses nothing.
-    await this.#users.setPassword(login, password);
-    const created = await this.#client.request("POST", "/admin/users", {
-      body: {
-        username: login,
-        email: `${login}@noreply.invalid`,
-        password: password.reveal(),
-        must_change_password: false,
-      },
-      accept: [422],
-    });
-    if (created.status === 422) {
-      // It exists, from a lost state file: set the password anew.
-      await this.#client.request(
-        "PATCH",
-        `/admin/users/${encodeURIComponent(login)}`,
-        {
-          body: {
-            password: password.reveal(),
-            must_change_password: false,
-          },
+    const password = kept ?? newPassword();
+    // Kept before the user is made or changed: a crash in between loses
+    // nothing, as this runs again in the next process.
+    if (kept === undefined) await this.#users.setPassword(login, password);
+    const path = `/users/${encodeURIComponent(login)}`;
+    const found = await this.#client.request<{ full_name?: string }>(
+      "GET",
+      path,
+      { accept: [404] },
+    );
+    const fullName = ciUserFullName(repo);
+    if (found.status === 404) {
+      await this.#client.request("POST", "/admin/users", {
+        body: {
+          username: login,
+          full_name: fullName,
+          email: `${login}@noreply.invalid`,
+          password: password.reveal(),
+          must_change_password: false,
         },
-      );
-      this.#log.info("Set a new password for CI user {user}", { user: login });
-    } else {
+      });
       this.#log.info("Created CI user {user}", { user: login });
+      return password;
+    }
+    if (found.data?.full_name !== fullName) {
+      throw new ForgeError(
+        `user ${login} exists and is not Forrest's CI user of ` +
+          `${repo.owner}/${repo.repo} (its full name is not "${fullName}"): ` +
+          "rename or delete it, or leave package_token out",
+        undefined,
+      );
+    }
+    if (kept === undefined) {
+      await this.#client.request("PATCH", `/admin${path}`, {
+        body: { password: password.reveal(), must_change_password: false },
+      });
+      this.#log.info("Set a new password for CI user {user}", { user: login });
     }
     return password;
   }
@@ -368,7 +407,7 @@ export class ForgejoForge implements PollingForge {
     );
     const token = this.#tokens.get(id);
     if (token === undefined) return;
-    await this.#deleteToken(token.user, token.name);
+    await this.#deleteToken(token.user, token.name, token.repo);
     this.#tokens.delete(id);
   }
 
@@ -378,8 +417,12 @@ export class ForgejoForge implements PollingForge {
       [...this.#tokens.values()].some((token) => token.name === name);
   }
 
-  async #deleteToken(user: string, name: string): Promise<void> {
-    const password = await this.#ciUser(user);
+  async #deleteToken(
+    user: string,
+    name: string,
+    repo: RepoRef,
+  ): Promise<void> {
+    const password = await this.#ciUser(user, repo);
     await this.#client.request(
       "DELETE",
       `/users/${encodeURIComponent(user)}/tokens/${encodeURIComponent(name)}`,
@@ -420,7 +463,7 @@ export class ForgejoForge implements PollingForge {
   async #sweepPackageTokens(scopes: readonly ScopeNeeds[]): Promise<void> {
     for (const { scope, packageToken } of scopes) {
       if (!packageToken || scope.kind !== "repository") continue;
-      const user = await ciUserName(scope.owner, scope.repo);
+      const user = ciUserName(scope.owner, scope.repo);
       try {
         const { data } = await this.#client.request<AccessToken[] | null>(
           "GET",
@@ -432,7 +475,7 @@ export class ForgejoForge implements PollingForge {
           if (
             !token.name.startsWith(TOKEN_PREFIX) || this.#isLive(token.name)
           ) continue;
-          await this.#deleteToken(user, token.name);
+          await this.#deleteToken(user, token.name, scope);
           this.#log.info("Deleted package token {name} of {user} (left over)", {
             name: token.name,
             user,

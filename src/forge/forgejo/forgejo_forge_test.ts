@@ -8,12 +8,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { ForgejoConfig, Scope } from "../../config/mod.ts";
+import {
+  ciUserName,
+  type ForgejoConfig,
+  type Scope,
+} from "../../config/mod.ts";
 import { Secret } from "../../log/mod.ts";
 import { ForgejoDouble } from "../../../tests/forgejo/mod.ts";
 import { withTempDir } from "../../../tests/temp.ts";
 import { ForgeError, ForgeSetupError, type ScopeNeeds } from "../forge.ts";
-import { ciUserName } from "./ci_users.ts";
 import { ForgejoForge } from "./forgejo_forge.ts";
 
 const REPO: Scope = {
@@ -60,6 +63,7 @@ async function withForge(
       guestUrl: "http://10.0.2.100:3000",
       tokenFile: "/unused",
       pollingInterval: 1_000,
+      janitorInterval: 1_000,
       requestTimeout: 5_000,
     };
     await body({
@@ -214,6 +218,7 @@ Deno.test("ForgejoForge.connect() refuses a Forgejo 14", async () => {
         guestUrl: double.url,
         tokenFile: "/unused",
         pollingInterval: 1_000,
+        janitorInterval: 1_000,
         requestTimeout: 5_000,
       },
       token: new Secret(double.addToken("root", ["all"])),
@@ -253,7 +258,7 @@ Deno.test("ForgejoForge gives each job a package token of the repository's CI us
   await withForge(async ({ double, forge, stateDir }) => {
     const f = forge();
     await f.connect([needs(REPO, true)]);
-    const user = await ciUserName("alice", "app");
+    const user = ciUserName("alice", "app");
     const job = double.queueJob({ owner: "alice", repo: "app", runsOn: ["x"] });
     const runner = await f.registerRunner(
       REPO,
@@ -306,7 +311,7 @@ Deno.test("ForgejoForge gives each job a package token of the repository's CI us
 
 Deno.test("ForgejoForge sweeps the package tokens a crash left, and sets a lost password anew", async () => {
   await withForge(async ({ double, forge, stateDir }) => {
-    const user = await ciUserName("alice", "app");
+    const user = ciUserName("alice", "app");
     const job = double.queueJob({ owner: "alice", repo: "app", runsOn: ["x"] });
     const before = forge();
     await before.connect([needs(REPO, true)]);
@@ -342,5 +347,78 @@ Deno.test("ForgejoForge sweeps the package tokens a crash left, and sets a lost 
         r.method === "PATCH" && r.path === `/api/v1/admin/users/${user}`
       ),
     );
+  });
+});
+
+Deno.test("ForgejoForge makes a CI user whose creation failed once the next time, and never takes over another account", async () => {
+  await withForge(async ({ double, forge }) => {
+    const user = ciUserName("alice", "app");
+    const job = double.queueJob({ owner: "alice", repo: "app", runsOn: ["x"] });
+    const attempt = (f: ForgejoForge, name: string) =>
+      f.registerRunner(REPO, name, ["x"], undefined, {
+        handle: job.handle,
+        repo: { owner: "alice", repo: "app" },
+      });
+    const f = forge();
+    await f.connect([needs(REPO, true)]);
+    // The password is kept, then making the user fails: the runner goes.
+    double.failNext({ method: "POST", path: /\/admin\/users$/ }, {
+      status: 500,
+    });
+    await assert.rejects(attempt(f, "forrest-x-1"), /POST \/admin\/users: 500/);
+    assert.deepEqual(double.runners(), []);
+    assert.equal(double.users().some((u) => u.login === user), false);
+    // The next job (a new process, too) makes the user with that password.
+    const again = forge();
+    await again.connect([needs(REPO, true)]);
+    const runner = await attempt(again, "forrest-x-2");
+    assert.ok(runner.identity.PACKAGE_TOKEN);
+    assert.equal(
+      double.users().find((u) => u.login === user)?.fullName,
+      "Forrest CI user of alice/app",
+    );
+  });
+  await withForge(async ({ double, forge }) => {
+    // Somebody's own account carries the CI user's name.
+    double.addUser(ciUserName("alice", "app"), { fullName: "Alice's bot" });
+    const job = double.queueJob({ owner: "alice", repo: "app", runsOn: ["x"] });
+    const f = forge();
+    await f.connect([needs(REPO, true)]);
+    await assert.rejects(
+      f.registerRunner(REPO, "forrest-x-1", ["x"], undefined, {
+        handle: job.handle,
+        repo: { owner: "alice", repo: "app" },
+      }),
+      /user alice-app-ci exists and is not Forrest's CI user of alice\/app \(its full name is not "Forrest CI user of alice\/app"\): rename or delete it, or leave package_token out/,
+    );
+    assert.equal(
+      double.requests.some((r) => r.method === "PATCH"),
+      false,
+      "its password was not touched",
+    );
+    assert.deepEqual(double.runners(), []);
+  });
+});
+
+Deno.test("ForgejoForge declares the job's labels as the job spells them", async () => {
+  await withForge(async ({ double, forge }) => {
+    const job = double.queueJob({
+      owner: "alice",
+      repo: "app",
+      runsOn: ["Debian", "big"],
+    });
+    const runner = await forge().registerRunner(
+      REPO,
+      "forrest-debian-1",
+      ["self-hosted", "forrest", "debian", "big"],
+      undefined,
+      {
+        handle: job.handle,
+        repo: { owner: "alice", repo: "app" },
+        labels: ["Debian", "big"],
+      },
+    );
+    // Forgejo matches labels exactly: "debian" would never get the task.
+    assert.equal(runner.identity.RUNNER_LABELS!.reveal(), "Debian,big");
   });
 });

@@ -3,4 +3,3 @@ export {
   type ForgejoForgeOptions,
   forgejoStateDir,
 } from "./forgejo_forge.ts";
-export { ciUserName } from "./ci_users.ts";

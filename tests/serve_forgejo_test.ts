@@ -147,11 +147,15 @@ Deno.test({
         runsOn: RUNS_ON,
         script: "echo should not run",
       });
-      await waitFor(
-        () => forgejo.runners().length === 1,
+      await s.waitForStatus(
+        (st) => st.machines.some((m) => m.state === "starting"),
         60_000,
-        "the ephemeral runner",
+        "the machine booting",
       );
+      // /metrics counts it like any machine.
+      const metrics = await (await s.fetch("/metrics")).text();
+      assert.match(metrics, /^forrest_machines\{state="starting"\} 1$/m);
+      assert.equal(forgejo.runners().length, 1);
       forgejo.cancelJob(job.id);
       await s.waitForLog('("surplus")', 60_000);
       await s.waitForStatus(

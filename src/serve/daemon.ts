@@ -279,7 +279,6 @@ export class Daemon {
         }
         this.#logChanges(
           this.core.pollFinished(listing, jobs, startedAt, Date.now()),
-          "the poller",
         );
       } catch (error) {
         failed++;
@@ -386,24 +385,23 @@ export class Daemon {
     // Webhooks tell of every change first; these were missed.
     this.#logChanges(
       this.core.pollFinished(repo, jobs, startedAt, Date.now()),
-      "the poller",
     );
   }
 
-  #logChanges(changes: readonly JobChange[], by: string): void {
+  #logChanges(changes: readonly JobChange[]): void {
     for (const change of changes) {
       if (change.kind === "none") continue;
       const { job } = change;
       this.#log.info(
-        "Job {id} of {repo}: {status}, {change} by {by}",
+        "Job {id} of {owner}/{repo}: {status}, {change} by the poller",
         {
           id: job.id,
-          repo: `${
-            job.forge === undefined ? "" : `${job.forge}:`
-          }${job.owner}/${job.repo}`,
+          owner: job.forge === undefined
+            ? job.owner
+            : `${job.forge}:${job.owner}`,
+          repo: job.repo,
           status: change.kind === "dropped" ? "gone" : job.status,
           change: change.kind === "added" ? "found" : change.kind,
-          by,
         },
       );
     }

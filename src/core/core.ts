@@ -456,13 +456,16 @@ export class Core {
     }
     const covered = new Set<string>();
     for (const machine of this.#machines.values()) {
-      if (machine.forJob === undefined || !isAvailable(machine)) continue;
-      if (queued.has(machine.forJob.key)) {
-        covered.add(machine.forJob.key);
+      if (machine.forJob === undefined || machine.killed !== undefined) {
         continue;
       }
-      const decision = this.#kill(machine, "surplus", now);
-      if (decision) decisions.push(decision);
+      // A machine that took its job covers it too: the runner list may say
+      // so before the next listing of jobs does.
+      if (queued.has(machine.forJob.key)) covered.add(machine.forJob.key);
+      else if (isAvailable(machine)) {
+        const decision = this.#kill(machine, "surplus", now);
+        if (decision) decisions.push(decision);
+      }
     }
     const configs = new Map(
       allMachines(this.#config).map((c) => [tripletKey(c.triplet), c]),

@@ -231,3 +231,25 @@ Deno.test("forgejo: a machine whose job another runner took is stopped once its 
   const busy = [{ id: 12, name: own!.runnerName, online: true, busy: true }];
   assert.deepEqual(d.runnersListed(own!.triplet.scope, busy, 200_000), []);
 });
+
+Deno.test("forgejo: a machine whose runner took its job covers the job while the listing still says waiting", () => {
+  const c = core();
+  const listing = { forge: "codeberg", owner: "alice", repo: "app" };
+  c.pollFinished(listing, [forgejoJob(1, "h-1", "queued")], 0, 0);
+  const [machine] = registers(c.tick(10_000));
+  c.registered(machine!.id, 11, 10_001);
+  c.tick(10_002);
+  // The janitor sees the runner busy before the next listing does.
+  const busy = [{
+    id: 11,
+    name: machine!.runnerName,
+    online: true,
+    busy: true,
+  }];
+  c.runnersListed(machine!.triplet.scope, busy, 20_000);
+  assert.equal(c.machines()[0]!.state, "running");
+  c.pollFinished(listing, [forgejoJob(1, "h-1", "queued")], 21_000, 21_000);
+  const decisions = c.tick(40_000);
+  assert.deepEqual(registers(decisions), []);
+  assert.deepEqual(kills(decisions), []);
+});

@@ -523,6 +523,7 @@ Deno.test("ForgejoDouble makes users that must change their password unless told
     admin: false,
     mustChangePassword: true,
     email: "ci@example.com",
+    fullName: "",
     createdBy: "root",
   });
   const blocked = await call(double, "GET", "/api/v1/user", {

@@ -579,6 +579,7 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     networkInterfaces: [],
     artifacts: [],
     startTimeout: 15 * 60_000,
+    minIdle: 0,
   });
 });
 

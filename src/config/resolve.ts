@@ -804,6 +804,7 @@ function buildMachine(
       token: store.token === undefined ? undefined : new Secret(store.token),
     })),
     startTimeout: value.start_timeout ?? MACHINE_DEFAULTS.startTimeout,
+    minIdle: value.min_idle ?? 0,
   };
 }
 

@@ -186,6 +186,7 @@ export const machineSchema = z.strictObject({
   network_interfaces: z.array(networkInterface).optional(),
   artifacts: z.array(artifactStore).optional(),
   start_timeout: duration(1_000, "1s").optional(),
+  min_idle: z.int().min(0).max(1000).optional(),
 });
 export type RawMachine = z.output<typeof machineSchema>;
 

@@ -169,6 +169,11 @@ export interface MachineConfig {
   readonly artifacts: readonly ArtifactStoreConfig[];
   /** Milliseconds a machine may take to come online. */
   readonly startTimeout: number;
+  /**
+   * Booted machines kept waiting for a job (warm machines, product.md
+   * §13), from budget that queued jobs do not need.
+   */
+  readonly minIdle: number;
 }
 
 /** A repository, organization or enterprise, with its machines. */

@@ -26,6 +26,7 @@ import { isServed, machineForJob, sameName, tripletKey } from "./labels.ts";
 import {
   holdsBudget,
   isAvailable,
+  isSpare,
   KILL_ORDER,
   type KillReason,
   type Machine,
@@ -33,7 +34,10 @@ import {
 } from "./machine.ts";
 
 export interface CoreOptions {
-  /** Demand settles once no job changed for this long (ms). */
+  /**
+   * While the budget cannot take every queued job, demand settles once no
+   * job changed for this long (ms), so that the largest go first.
+   */
   readonly debounce: number;
   /** ...or at the latest this long after the first unsettled change (ms). */
   readonly maxDebounce: number;
@@ -55,9 +59,16 @@ export const DEFAULT_CORE_OPTIONS: Omit<CoreOptions, "randomSuffix"> = {
 };
 
 export type Decision =
-  /** Register a just-in-time runner for the machine. */
+  /**
+   * Register a just-in-time runner for the machine; its guest gets the
+   * runner's identity once both this and its boot are done. For a warm
+   * machine: the job has come.
+   */
   | { readonly kind: "register"; readonly machine: Machine }
-  /** Fork its disk and boot its VM: the budget has room. */
+  /**
+   * Fork its disk and boot its VM: the budget has room. A machine without
+   * a runner yet (`assigned` false) is a warm one.
+   */
   | { readonly kind: "start"; readonly machine: Machine }
   /**
    * Stop the machine: its VM if it has one, then delete its runner if it has
@@ -122,10 +133,29 @@ export interface Status {
   };
 }
 
+/**
+ * Whether two machine configs make the same VM: a reload makes new
+ * objects of unchanged ones. Secrets compare as equal (guest API tokens
+ * live on the host, not in the VM).
+ */
+function sameConfig(a: MachineConfig, b: MachineConfig): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** What status says of a warm machine on its way. */
+function warmNote(machine: Machine): string | null {
+  if (machine.assigned || machine.state === "warm") return null;
+  return machine.state === "requested"
+    ? "warm machine, waiting for RAM and CPUs no job needs"
+    : "warm machine, booting";
+}
+
 /** A machine's record as the core keeps it; callers see it read-only. */
 type MachineRecord = { -readonly [K in keyof Machine]: Machine[K] };
 
 const RUNNER_PREFIX = "forrest-";
+/** Warm machines from least to most worth keeping. */
+const SPARE_ORDER: readonly MachineState[] = ["requested", "starting", "warm"];
 /** How long a runner may look idle after its job was seen running (ms). */
 const TAKEN_GRACE = 60_000;
 
@@ -143,6 +173,14 @@ export class Core {
   /** Machines whose failure is counted already (vmEnded, then stopped). */
   readonly #countedFailures = new Set<number>();
   readonly #observations: Observations = { pickup: [], boot: [] };
+  readonly #bootObserved = new WeakSet<MachineRecord>();
+  /** Machines the executor has had a decision of (a kill must reach it). */
+  readonly #told = new Set<number>();
+  /**
+   * Machine types whose image cannot keep warm machines (no late JOBDATA),
+   * until this time: told once, tried again later (the image may change).
+   */
+  readonly #warmRefused = new Map<string, number>();
   #shuttingDown = false;
 
   constructor(config: Config, options: CoreOptions) {
@@ -262,7 +300,9 @@ export class Core {
   }
 
   #runnerOnline(machine: MachineRecord, now: number): void {
-    if (machine.state !== "starting" || machine.killed) return;
+    if (machine.state !== "starting" || machine.killed || !machine.assigned) {
+      return;
+    }
     this.#observeBoot(machine, now);
     this.#setState(machine, "waiting", now);
     this.#failures.delete(tripletKey(machine.triplet));
@@ -289,8 +329,10 @@ export class Core {
     }
   }
 
+  /** Once per machine: when it came online, or a warm one got ready. */
   #observeBoot(machine: MachineRecord, now: number): void {
-    if (machine.startedAt !== undefined) {
+    if (machine.startedAt !== undefined && !this.#bootObserved.has(machine)) {
+      this.#bootObserved.add(machine);
       this.#observations.boot.push((now - machine.startedAt) / 1000);
     }
   }
@@ -306,14 +348,65 @@ export class Core {
     }
   }
 
-  /** Registration failed: the machine is gone; its type backs off. */
-  registerFailed(id: number, now: number): void {
+  /**
+   * Registration failed: its type backs off. A machine without a VM is
+   * gone; one whose VM started meanwhile is killed (the executor reports
+   * it stopped).
+   */
+  registerFailed(id: number, now: number): Decision | undefined {
     const machine = this.#machines.get(id);
-    if (machine === undefined) return;
+    if (machine === undefined) return undefined;
     // A machine killed meanwhile was not wanted anyway: no backoff.
     if (machine.killed === undefined) this.#failed(machine, now);
+    if (machine.startedAt !== undefined) {
+      return this.#kill(machine, "register-failed", now);
+    }
     this.#machines.delete(id);
+    this.#told.delete(id);
     this.#countedFailures.delete(id);
+    return undefined;
+  }
+
+  /**
+   * The guest booted and waits for JOBDATA: a warm machine is warm now. A
+   * machine with a runner comes online soon after.
+   */
+  guestReady(id: number, now: number): void {
+    const machine = this.#machines.get(id);
+    if (machine === undefined || machine.killed !== undefined) return;
+    machine.ready = true;
+    if (!machine.assigned && machine.state === "starting") {
+      this.#observeBoot(machine, now);
+      this.#setState(machine, "warm", now);
+      this.#failures.delete(tripletKey(machine.triplet));
+    }
+  }
+
+  /**
+   * The image a warm machine booted is no longer the one its type would
+   * boot (a persist, a rebuild, its base's new image): it makes way for one
+   * that boots the new image.
+   */
+  imageChanged(id: number, now: number): Decision | undefined {
+    const machine = this.#machines.get(id);
+    if (machine === undefined || !isSpare(machine)) return undefined;
+    return this.#kill(machine, "stale-image", now);
+  }
+
+  /**
+   * The image of a warm machine cannot get its JOBDATA after boot (an
+   * image of an older Forrest, a cloud image, a template whose cloud-init
+   * needs the runner): the machine goes, and its type keeps no warm
+   * machines for a while. Jobs still get machines, the serial way.
+   */
+  warmRefused(id: number, now: number): Decision | undefined {
+    const machine = this.#machines.get(id);
+    if (machine === undefined) return undefined;
+    this.#warmRefused.set(
+      tripletKey(machine.triplet),
+      now + this.#options.maxFailureBackoff,
+    );
+    return this.#kill(machine, "surplus", now);
   }
 
   /**
@@ -327,7 +420,16 @@ export class Core {
     const news = machine.wait?.message !== message;
     machine.wait = { reason, message, until: now + this.#options.imageRetry };
     machine.startedAt = undefined;
-    this.#setState(machine, "registered", now);
+    machine.timeoutFrom = undefined;
+    this.#setState(
+      machine,
+      !machine.assigned
+        ? "requested"
+        : machine.runnerId === undefined
+        ? "registering"
+        : "registered",
+      now,
+    );
     return news;
   }
 
@@ -349,6 +451,7 @@ export class Core {
       this.#failed(machine, now);
     }
     this.#machines.delete(id);
+    this.#told.delete(id);
     this.#countedFailures.delete(id);
     // A machine that waited for this one (its base) may start now.
     for (const other of this.#machines.values()) {
@@ -371,17 +474,19 @@ export class Core {
   // --- Planning -----------------------------------------------------------
 
   /**
-   * Kills machines past their start timeout, settles demand (after the
-   * debounce) into new and surplus machines, and starts what the budget
-   * allows, largest first.
+   * Kills machines past their start timeout, settles demand into assigned
+   * warm machines, new machines and surplus kills (at once while the
+   * budget takes every queued job, after the debounce while it cannot),
+   * keeps each type's warm machines, and starts what the budget allows:
+   * machines for jobs first, largest first; warm ones from what is left.
    */
   tick(now: number): Decision[] {
     const decisions: Decision[] = [];
     for (const machine of this.#machines.values()) {
-      const timeout = machine.config.startTimeout;
+      const from = machine.timeoutFrom ?? machine.startedAt;
       if (
         machine.state === "starting" && machine.killed === undefined &&
-        machine.startedAt !== undefined && now - machine.startedAt >= timeout
+        from !== undefined && now - from >= machine.config.startTimeout
       ) {
         const decision = this.#kill(machine, "start-timeout", now);
         if (decision) decisions.push(decision);
@@ -391,14 +496,80 @@ export class Core {
       this.#firstUnsettled = undefined;
       decisions.push(...this.#planDemand(now));
     }
+    if (!this.#shuttingDown) decisions.push(...this.#planWarm(now));
     decisions.push(...this.#planStarts(now));
     return decisions;
   }
 
+  /**
+   * The debounce only orders work the budget cannot all take at once
+   * (largest first, once all jobs of a workflow are in); when it can take
+   * everything queued, waiting gains nothing.
+   */
   #demandSettled(now: number): boolean {
     if (this.#firstUnsettled === undefined) return true;
+    if (!this.#contended()) return true;
     return now - this.#lastJobChange! >= this.#options.debounce ||
       now - this.#firstUnsettled >= this.#options.maxDebounce;
+  }
+
+  /**
+   * Whether the machines queued jobs need, with those waiting to start,
+   * exceed the budget that is free or held by warm machines (which give
+   * way).
+   */
+  #contended(): boolean {
+    const need = this.#queuedNeed();
+    const used = this.#budgetUsed((m) => !isSpare(m));
+    const { ram, cpus } = this.#config.host;
+    return used.ram + need.ram > ram ||
+      (cpus !== undefined && used.cpus + need.cpus > cpus);
+  }
+
+  /**
+   * RAM and CPUs of machines with a job that are not started yet, and of
+   * the new ones queued jobs need beyond the machines there are (warm ones
+   * count as there: they take the job).
+   */
+  #queuedNeed(): { ram: number; cpus: number } {
+    const need = { ram: 0, cpus: 0 };
+    const add = (config: MachineConfig, n = 1) => {
+      need.ram += config.ram * n;
+      need.cpus += config.cpus * n;
+    };
+    for (const machine of this.#machines.values()) {
+      if (machine.assigned && isAvailable(machine) && !holdsBudget(machine)) {
+        add(machine.config);
+      }
+    }
+    const configs = this.#configsByKey();
+    const demand = this.#jobs.queuedBy(tripletKey);
+    for (const [key, wanted] of demand) {
+      const config = configs.get(key);
+      if (config === undefined || forgeOf(config.triplet.scope) !== undefined) {
+        continue;
+      }
+      const have = this.#count(
+        (m) =>
+          tripletKey(m.triplet) === key && m.forJob === undefined &&
+          ((m.assigned && isAvailable(m)) || isSpare(m)),
+      );
+      if (wanted > have) add(config, wanted - have);
+    }
+    const covered = new Set<string>();
+    for (const machine of this.#machines.values()) {
+      if (machine.forJob && !machine.killed) covered.add(machine.forJob.key);
+    }
+    const spares = this.#sparesByKey();
+    for (const job of this.#jobs.queued()) {
+      if (job.handle === undefined || covered.has(job.key)) continue;
+      const key = tripletKey(job.triplet);
+      const config = configs.get(key);
+      if (config === undefined) continue;
+      if ((spares.get(key)?.length ?? 0) > 0) spares.get(key)!.pop();
+      else add(config);
+    }
+    return need;
   }
 
   #planDemand(now: number): Decision[] {
@@ -406,10 +577,14 @@ export class Core {
     const demand = this.#jobs.queuedBy(tripletKey);
     const available = new Map<string, MachineRecord[]>();
     for (const machine of this.#machines.values()) {
-      if (!isAvailable(machine) || machine.forJob !== undefined) continue;
+      if (
+        !isAvailable(machine) || !machine.assigned ||
+        machine.forJob !== undefined
+      ) continue;
       const key = tripletKey(machine.triplet);
       available.set(key, [...(available.get(key) ?? []), machine]);
     }
+    const spares = this.#sparesByKey();
     for (const config of allMachines(this.#config)) {
       if (forgeOf(config.triplet.scope) !== undefined) continue;
       const key = tripletKey(config.triplet);
@@ -417,11 +592,16 @@ export class Core {
       const have = available.get(key)?.length ?? 0;
       if (wanted > have && this.#mayCreate(key, now)) {
         for (let i = have; i < wanted; i++) {
-          decisions.push(this.#create(config, undefined, now));
+          const spare = spares.get(key)?.shift();
+          decisions.push(
+            spare
+              ? this.#assign(spare, undefined, now)
+              : this.#create(config, undefined, true, now)!,
+          );
         }
       }
     }
-    decisions.push(...this.#planJobMachines(now));
+    decisions.push(...this.#planJobMachines(spares, now));
     for (const [key, machines] of available) {
       const surplus = machines.length - (demand.get(key) ?? 0);
       if (surplus <= 0) continue;
@@ -444,11 +624,14 @@ export class Core {
 
   /**
    * Machines made for one job attempt each (Forgejo): one per queued job
-   * that has none; one whose job is no longer queued (cancelled, taken,
-   * gone) is killed before it takes anything, as its runner would wait for
-   * that job forever.
+   * that has none (a warm machine of its type if there is one); one whose
+   * job is no longer queued (cancelled, taken, gone) is killed before it
+   * takes anything, as its runner would wait for that job forever.
    */
-  #planJobMachines(now: number): Decision[] {
+  #planJobMachines(
+    spares: Map<string, MachineRecord[]>,
+    now: number,
+  ): Decision[] {
     const decisions: Decision[] = [];
     const queued = new Map<string, TrackedJob>();
     for (const job of this.#jobs.queued()) {
@@ -467,9 +650,7 @@ export class Core {
         if (decision) decisions.push(decision);
       }
     }
-    const configs = new Map(
-      allMachines(this.#config).map((c) => [tripletKey(c.triplet), c]),
-    );
+    const configs = this.#configsByKey();
     for (const job of queued.values()) {
       const key = tripletKey(job.triplet);
       const config = configs.get(key);
@@ -477,16 +658,122 @@ export class Core {
         continue;
       }
       const forJob = { key: job.key, handle: job.handle! };
-      decisions.push(this.#create(config, forJob, now));
+      const spare = spares.get(key)?.shift();
+      decisions.push(
+        spare
+          ? this.#assign(spare, forJob, now)
+          : this.#create(config, forJob, true, now)!,
+      );
     }
     return decisions;
   }
 
-  #create(
-    config: MachineConfig,
+  /**
+   * Keeps `min_idle` warm machines per type: new ones are requested (and
+   * started by #planStarts from budget no job needs); more than that, after
+   * a reload lowered it, are killed.
+   */
+  #planWarm(now: number): Decision[] {
+    const decisions: Decision[] = [];
+    const spares = this.#sparesByKey();
+    for (const config of allMachines(this.#config)) {
+      const key = tripletKey(config.triplet);
+      const have = spares.get(key) ?? [];
+      const refused = (this.#warmRefused.get(key) ?? -Infinity) > now;
+      const wanted = refused ? 0 : config.minIdle;
+      if (have.length < wanted && this.#mayCreate(key, now)) {
+        for (let i = have.length; i < wanted; i++) {
+          this.#create(config, undefined, false, now);
+        }
+      }
+      // Least far along first: a booted warm machine is worth keeping.
+      const cheapest = have.toSorted((a, b) =>
+        SPARE_ORDER.indexOf(a.state) - SPARE_ORDER.indexOf(b.state) ||
+        b.id - a.id
+      );
+      for (
+        const machine of cheapest.slice(0, Math.max(0, have.length - wanted))
+      ) {
+        const decision = this.#kill(machine, "surplus", now);
+        if (decision) decisions.push(decision);
+      }
+    }
+    // Warm machines of types the config no longer has, or has changed:
+    // a job would get the machine of the old config.
+    const configs = this.#configsByKey();
+    for (const [key, machines] of spares) {
+      const current = configs.get(key);
+      for (const machine of machines) {
+        if (current !== undefined && sameConfig(current, machine.config)) {
+          continue;
+        }
+        const decision = this.#kill(
+          machine,
+          current === undefined ? "surplus" : "stale-image",
+          now,
+        );
+        if (decision) decisions.push(decision);
+      }
+    }
+    return decisions;
+  }
+
+  /** Warm machines per type, booted ones first, then oldest first. */
+  #sparesByKey(): Map<string, MachineRecord[]> {
+    const spares = new Map<string, MachineRecord[]>();
+    const sorted = [...this.#machines.values()].filter(isSpare).sort((a, b) =>
+      SPARE_ORDER.indexOf(b.state) - SPARE_ORDER.indexOf(a.state) ||
+      a.id - b.id
+    );
+    for (const machine of sorted) {
+      const key = tripletKey(machine.triplet);
+      spares.set(key, [...(spares.get(key) ?? []), machine]);
+    }
+    return spares;
+  }
+
+  #configsByKey(): Map<string, MachineConfig> {
+    return new Map(
+      allMachines(this.#config).map((c) => [tripletKey(c.triplet), c]),
+    );
+  }
+
+  #count(predicate: (machine: MachineRecord) => boolean): number {
+    let n = 0;
+    for (const machine of this.#machines.values()) if (predicate(machine)) n++;
+    return n;
+  }
+
+  /** A warm machine gets a runner: the job has come. */
+  #assign(
+    machine: MachineRecord,
     forJob: Machine["forJob"],
     now: number,
   ): Decision {
+    machine.assigned = true;
+    machine.forJob = forJob;
+    if (machine.state === "warm") {
+      // From here it must come online like any machine, within its timeout.
+      machine.timeoutFrom = now;
+      this.#setState(machine, "starting", now);
+    } else if (machine.state === "requested") {
+      this.#setState(machine, "registering", now);
+    }
+    this.#told.add(machine.id);
+    return { kind: "register", machine: { ...machine } };
+  }
+
+  /**
+   * A new machine: one for a job registers its runner at once (and starts
+   * as soon as the budget allows, while it registers); a warm one waits in
+   * `requested` for #planStarts.
+   */
+  #create(
+    config: MachineConfig,
+    forJob: Machine["forJob"],
+    assigned: boolean,
+    now: number,
+  ): Decision | undefined {
     const scopeConfig = this.#config.scopes.find((s) =>
       s.machines.includes(config)
     )!;
@@ -507,44 +794,108 @@ export class Core {
       wait: undefined,
       jobId: undefined,
       ranJob: false,
+      assigned,
+      ready: false,
+      timeoutFrom: undefined,
     };
     this.#machines.set(machine.id, machine);
+    if (!assigned) return undefined;
     this.#setState(machine, "registering", now);
+    this.#told.add(machine.id);
     return { kind: "register", machine: { ...machine } };
   }
 
   #planStarts(now: number): Decision[] {
     const used = this.#budgetUsed();
     const { ram, cpus } = this.#config.host;
-    const candidates = [...this.#machines.values()]
-      .filter((m) =>
-        m.state === "registered" && m.killed === undefined &&
-        (m.wait === undefined || m.wait.until <= now)
-      )
-      .sort((a, b) =>
-        b.config.ram - a.config.ram || b.config.cpus - a.config.cpus ||
-        a.id - b.id
-      );
+    const waitOver = (m: MachineRecord) =>
+      m.wait === undefined || m.wait.until <= now;
+    const bySize = (a: MachineRecord, b: MachineRecord) =>
+      b.config.ram - a.config.ram || b.config.cpus - a.config.cpus ||
+      a.id - b.id;
+    const fits = (m: MachineRecord, reserve = { ram: 0, cpus: 0 }) =>
+      used.ram + reserve.ram + m.config.ram <= ram &&
+      (cpus === undefined || used.cpus + reserve.cpus + m.config.cpus <= cpus);
     const decisions: Decision[] = [];
-    for (const machine of candidates) {
-      const fitsRam = used.ram + machine.config.ram <= ram;
-      const fitsCpus = cpus === undefined ||
-        used.cpus + machine.config.cpus <= cpus;
-      if (!fitsRam || !fitsCpus) continue;
+    const start = (machine: MachineRecord) => {
       used.ram += machine.config.ram;
       used.cpus += machine.config.cpus;
       machine.startedAt = now;
+      machine.timeoutFrom = now;
       this.#setState(machine, "starting", now);
+      this.#told.add(machine.id);
       decisions.push({ kind: "start", machine: { ...machine } });
+    };
+    // Machines for jobs start while their runners register.
+    const forJobs = [...this.#machines.values()]
+      .filter((m) =>
+        m.assigned && m.killed === undefined && waitOver(m) &&
+        (m.state === "registering" || m.state === "registered")
+      )
+      .sort(bySize);
+    const short = forJobs.filter((machine) => {
+      if (!fits(machine)) return true;
+      start(machine);
+      return false;
+    });
+    if (short.length > 0) {
+      decisions.push(...this.#makeRoom(short, used, now));
+      return decisions;
+    }
+    // Warm machines from what jobs queued now (but not yet planned, while
+    // the debounce runs) will not need.
+    const reserve = this.#queuedNeed();
+    const warm = [...this.#machines.values()]
+      .filter((m) => isSpare(m) && m.state === "requested" && waitOver(m))
+      .sort(bySize);
+    for (const machine of warm) if (fits(machine, reserve)) start(machine);
+    return decisions;
+  }
+
+  /**
+   * Machines for jobs do not fit: warm machines give way, cheapest first,
+   * until what they free (with what is being freed) makes room for all.
+   */
+  #makeRoom(
+    short: readonly MachineRecord[],
+    used: { ram: number; cpus: number },
+    now: number,
+  ): Decision[] {
+    const need = {
+      ram: short.reduce((sum, m) => sum + m.config.ram, 0),
+      cpus: short.reduce((sum, m) => sum + m.config.cpus, 0),
+    };
+    const { ram, cpus } = this.#config.host;
+    const freeing = this.#budgetUsed((m) => m.killed !== undefined);
+    const free = {
+      ram: ram - used.ram + freeing.ram,
+      cpus: (cpus ?? Infinity) - used.cpus + freeing.cpus,
+    };
+    const decisions: Decision[] = [];
+    const holders = [...this.#machines.values()]
+      .filter((m) => isSpare(m) && holdsBudget(m))
+      .sort((a, b) =>
+        SPARE_ORDER.indexOf(a.state) - SPARE_ORDER.indexOf(b.state) ||
+        b.id - a.id
+      );
+    for (const holder of holders) {
+      if (free.ram >= need.ram && free.cpus >= need.cpus) break;
+      const decision = this.#kill(holder, "make-room", now);
+      if (decision) decisions.push(decision);
+      free.ram += holder.config.ram;
+      free.cpus += holder.config.cpus;
     }
     return decisions;
   }
 
-  #budgetUsed(): { ram: number; cpus: number } {
+  /** RAM and CPUs of the machines that hold budget (those that match). */
+  #budgetUsed(
+    which: (machine: MachineRecord) => boolean = () => true,
+  ): { ram: number; cpus: number } {
     let ram = 0;
     let cpus = 0;
     for (const machine of this.#machines.values()) {
-      if (!holdsBudget(machine)) continue;
+      if (!holdsBudget(machine) || !which(machine)) continue;
       ram += machine.config.ram;
       cpus += machine.config.cpus;
     }
@@ -552,8 +903,9 @@ export class Core {
   }
 
   /**
-   * Kills a machine: one still being requested just goes; any other gets a
-   * kill decision and is `stopping` until the executor reports it stopped.
+   * Kills a machine: one the executor was never told of just goes; any
+   * other gets a kill decision and is `stopping` until the executor
+   * reports it stopped.
    */
   #kill(
     machine: MachineRecord,
@@ -564,8 +916,9 @@ export class Core {
       return undefined;
     }
     machine.killed = reason;
-    if (machine.state === "requested") {
+    if (!this.#told.has(machine.id)) {
       this.#machines.delete(machine.id);
+      this.#told.delete(machine.id);
       return undefined;
     }
     const quarantine = reason === "start-timeout";
@@ -619,23 +972,35 @@ export class Core {
       );
     }
     for (const machine of this.#machines.values()) {
-      if (machine.state === "starting" && machine.startedAt !== undefined) {
-        times.push(machine.startedAt + machine.config.startTimeout);
+      const from = machine.timeoutFrom ?? machine.startedAt;
+      if (machine.state === "starting" && from !== undefined) {
+        times.push(from + machine.config.startTimeout);
       }
       // An expired wait is due at the next plan anyway; counting it here
       // would wake the loop at once, over and over, while the budget is full.
       if (
-        machine.state === "registered" && machine.wait &&
+        (machine.state === "registered" || machine.state === "registering" ||
+          machine.state === "requested") &&
+        machine.wait &&
         machine.wait.until > now
       ) {
         times.push(machine.wait.until);
       }
     }
     const demand = this.#jobs.queuedBy(tripletKey);
+    const spares = this.#sparesByKey();
+    const minIdle = new Map(
+      allMachines(this.#config).map((c) => [tripletKey(c.triplet), c.minIdle]),
+    );
+    const short = (key: string) =>
+      (minIdle.get(key) ?? 0) > (spares.get(key)?.length ?? 0);
     for (const [key, failure] of this.#failures) {
-      if (failure.until > now && (demand.get(key) ?? 0) > 0) {
+      if (failure.until > now && ((demand.get(key) ?? 0) > 0 || short(key))) {
         times.push(failure.until);
       }
+    }
+    for (const [key, until] of this.#warmRefused) {
+      if (until > now && (minIdle.get(key) ?? 0) > 0) times.push(until);
     }
     const future = times.map((t) => Math.max(t, now));
     return future.length ? Math.min(...future) : undefined;
@@ -645,11 +1010,14 @@ export class Core {
     return [...this.#machines.values()].map((m) => ({ ...m }));
   }
 
-  /** Whether a machine of this triplet has a VM (its image may change). */
+  /**
+   * Whether a machine of this triplet runs a VM that may persist (its
+   * image may change). Warm machines have no job, and persist nothing.
+   */
   isRunning(triplet: Machine["triplet"]): boolean {
     const key = tripletKey(triplet);
     return [...this.#machines.values()].some((m) =>
-      tripletKey(m.triplet) === key && holdsBudget(m)
+      tripletKey(m.triplet) === key && holdsBudget(m) && m.assigned
     );
   }
 
@@ -687,7 +1055,7 @@ export class Core {
         job: m.jobId ?? null,
         note: m.killed !== undefined
           ? `killed: ${m.killed}`
-          : m.wait?.message ?? null,
+          : m.wait?.message ?? warmNote(m),
         ram: m.config.ram,
         cpus: m.config.cpus,
       })),

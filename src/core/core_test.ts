@@ -114,41 +114,65 @@ Deno.test("labels: a job belongs to the machine whose labels cover it", () => {
   ]);
 });
 
-Deno.test("demand settles after the debounce, then registers and starts", () => {
+Deno.test("a queue the budget takes is planned at once: runners register while VMs start", () => {
   const core = newCore();
   core.jobReported(job(1, "queued"), 0);
+  const first = core.tick(0);
+  assert.deepEqual(brief(first), ["register small#1", "start small#1"]);
   core.jobReported(job(2, "queued"), 2_000);
-  assert.deepEqual(brief(core.tick(2_000)), [], "not settled yet");
-  assert.equal(core.nextWake(2_000), 7_000);
-  const decisions = core.tick(7_000);
-  assert.deepEqual(brief(decisions), ["register small#1", "register small#2"]);
-  assert.deepEqual(states(core), [
-    "small#1:registering",
-    "small#2:registering",
+  assert.deepEqual(brief(core.tick(2_000)), [
+    "register small#2",
+    "start small#2",
   ]);
-  const names = decisions.map((d) =>
-    d.kind === "register" && d.machine.runnerName
-  );
-  assert.deepEqual(names, [
-    "forrest-small-0000000000000001",
-    "forrest-small-0000000000000002",
-  ]);
-  registerAll(core, decisions, 8_000);
-  assert.deepEqual(brief(core.tick(8_000)), ["start small#1", "start small#2"]);
   assert.deepEqual(states(core), ["small#1:starting", "small#2:starting"]);
+  const [registered] = first;
+  assert.equal(
+    registered?.kind === "register" && registered.machine.runnerName,
+    "forrest-small-0000000000000001",
+  );
+  // Registered later: the machine stays starting (its guest gets the runner).
+  core.registered(1, 101, 3_000);
+  assert.deepEqual(states(core), ["small#1:starting", "small#2:starting"]);
+  assert.equal(core.machines()[0]!.runnerId, 101);
   assert.deepEqual(core.status().budget, {
     ram: { used: 8 * 1024 ** 3, total: 16 * 1024 ** 3 },
     cpus: { used: 4, total: 8 },
   });
 });
 
-Deno.test("a steady stream of jobs settles at the latest after maxDebounce", () => {
+Deno.test("while the budget is contended, demand settles after the debounce", () => {
   const core = newCore();
-  for (let t = 0; t <= 40_000; t += 4_000) {
+  const big = ["self-hosted", "forrest", "big"];
+  // Three bigs (8G/4 each) against 16G/8: not all at once.
+  core.jobReported(job(1, "queued", big), 0);
+  core.jobReported(job(2, "queued", big), 1_000);
+  core.jobReported(job(3, "queued", big), 2_000);
+  assert.deepEqual(brief(core.tick(2_000)), [], "not settled yet");
+  assert.equal(core.nextWake(2_000), 7_000);
+  assert.deepEqual(brief(core.tick(7_000)), [
+    "register big#1",
+    "register big#2",
+    "register big#3",
+    "start big#1",
+    "start big#2",
+  ]);
+});
+
+Deno.test("a steady stream of jobs on a full budget settles at the latest after maxDebounce", () => {
+  const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
+  core.jobReported(job(1, "queued"), 0);
+  core.jobReported(job(2, "queued"), 0);
+  assert.equal(core.tick(0).length, 4, "the first two fit: at once");
+  for (let t = 4_000; t <= 40_000; t += 4_000) {
     core.jobReported(job(t + 1, "queued"), t);
     const decisions = core.tick(t);
-    if (t < 30_000) assert.deepEqual(decisions, [], `t=${t}`);
-    else if (t === 32_000) assert.equal(decisions.length, 9);
+    if (t < 34_000) assert.deepEqual(decisions, [], `t=${t}`);
+    else if (t === 36_000) {
+      assert.deepEqual(
+        decisions.map((d) => d.kind),
+        Array(9).fill("register"),
+      );
+    }
   }
 });
 
@@ -162,9 +186,7 @@ Deno.test("the budget: largest first, smaller ones fill the rest, cpus count", (
   for (let i = 4; i <= 6; i++) {
     core.jobReported(job(i, "queued", labels("big")), 0);
   }
-  const registering = core.tick(5_000);
-  registerAll(core, registering, 5_000);
-  const started = brief(core.tick(5_000));
+  const started = brief(core.tick(5_000)).filter((d) => d.startsWith("start"));
   // 8 cpus: two bigs use them all, although 0 GiB RAM is left either way.
   assert.deepEqual(started, ["start big#4", "start big#5"]);
   const big4 = core.machines().find((m) => m.id === 4)!;
@@ -179,16 +201,14 @@ Deno.test("the budget: largest first, smaller ones fill the rest, cpus count", (
 });
 
 Deno.test("surplus machines are killed cheapest first; running ones never", () => {
-  const core = newCore();
+  const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
   for (let i = 1; i <= 5; i++) core.jobReported(job(i, "queued"), 0);
+  // Room for two smalls: #1 and #2 start while they register.
   const reg = core.tick(5_000);
-  // #1, #2 registered (#1 will start), #3 registered, #4 and #5 registering.
+  assert.equal(reg.filter((d) => d.kind === "register").length, 5);
   core.registered(1, 101, 5_000);
   core.registered(2, 102, 5_000);
   core.registered(3, 103, 5_000);
-  assert.equal(reg.length, 5);
-  const cfg = config(TOML.replace('ram = "16G"', 'ram = "8G"'));
-  core.setConfig(cfg, 5_000); // room for two smalls now
   core.tick(11_000);
   assert.deepEqual(states(core), [
     "small#1:starting",
@@ -240,7 +260,7 @@ Deno.test("a job taken by our runner moves its machine to running, with metrics"
   );
   assert.deepEqual(states(core), ["small#1:running"]);
   assert.equal(core.machines()[0]!.jobId, 1);
-  assert.deepEqual(core.drainObservations(), { pickup: [20], boot: [10] });
+  assert.deepEqual(core.drainObservations(), { pickup: [20], boot: [11] });
   assert.deepEqual(core.drainObservations(), { pickup: [], boot: [] });
   // Its job is no longer queued, so no new machine is needed.
   assert.deepEqual(brief(core.tick(30_000)), []);
@@ -303,6 +323,7 @@ Deno.test("start timeout kills the machine and quarantines its image", () => {
   // The job is still queued: a new machine, after the failure backoff.
   assert.deepEqual(brief(core.tick(5_000 + 15 * 60_000 + 10_000)), [
     "register small#2",
+    "start small#2",
   ]);
 });
 
@@ -316,10 +337,17 @@ Deno.test("a machine that fails to start backs its type off, doubling", () => {
   assert.deepEqual(brief(core.tick(6_000)), [], "backing off 10 s");
   assert.equal(core.nextWake(6_000), 16_000);
   const again = core.tick(16_000);
-  assert.deepEqual(brief(again), ["register small#2"]);
-  core.registerFailed(2, 17_000); // GitHub said no
+  assert.deepEqual(brief(again), ["register small#2", "start small#2"]);
+  // GitHub said no, while its VM was starting: the VM goes too.
+  assert.deepEqual(brief([core.registerFailed(2, 17_000)!]), [
+    "kill small#2 register-failed",
+  ]);
+  core.stopped(2, 18_000);
   assert.deepEqual(brief(core.tick(30_000)), [], "now 20 s");
-  assert.deepEqual(brief(core.tick(37_000)), ["register small#3"]);
+  assert.deepEqual(brief(core.tick(37_000)), [
+    "register small#3",
+    "start small#3",
+  ]);
 });
 
 Deno.test("image waits go back to registered, log once, retry later", () => {
@@ -407,10 +435,20 @@ Deno.test("shutdown kills every machine without a job; killAll the rest", () => 
 Deno.test("a machine killed before it started holds no budget", () => {
   const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
   for (let i = 1; i <= 3; i++) core.jobReported(job(i, "queued"), 0);
-  registerAll(core, core.tick(5_000), 5_000);
-  assert.deepEqual(brief(core.tick(5_000)), ["start small#1", "start small#2"]);
+  const first = core.tick(5_000);
+  registerAll(core, first, 5_000);
+  assert.deepEqual(brief(first).filter((d) => d.startsWith("start")), [
+    "start small#1",
+    "start small#2",
+  ]);
   core.jobReported(job(3, "completed"), 6_000);
   assert.deepEqual(brief(core.tick(11_000)), ["kill small#3 surplus"]);
+  core.stopped(3, 11_000);
+  // One whose registration fails before its VM started just goes.
+  core.jobReported(job(4, "queued"), 12_000);
+  assert.deepEqual(brief(core.tick(17_000)), ["register small#4"]);
+  assert.equal(core.registerFailed(4, 18_000), undefined);
+  assert.equal(core.machines().length, 2);
   assert.equal(core.status().budget.ram.used, 8 * 1024 ** 3);
   assert.equal(
     core.isRunning({
@@ -450,8 +488,12 @@ Deno.test("out-of-order reports never move a running job back to queued", () => 
 Deno.test("an expired image wait with a full budget does not wake the loop at once", () => {
   const core = newCore(TOML.replace('ram = "16G"', 'ram = "8G"'));
   for (let i = 1; i <= 3; i++) core.jobReported(job(i, "queued"), 0);
-  registerAll(core, core.tick(5_000), 5_000);
-  assert.deepEqual(brief(core.tick(5_000)), ["start small#1", "start small#2"]);
+  const first = core.tick(5_000);
+  registerAll(core, first, 5_000);
+  assert.deepEqual(brief(first).filter((d) => d.startsWith("start")), [
+    "start small#1",
+    "start small#2",
+  ]);
   // #1 waits for its image and goes back; #3 takes its place.
   core.imageWait(1, "no-image", "waiting for an image", 5_000);
   assert.deepEqual(brief(core.tick(5_000)), ["start small#3"]);

@@ -115,9 +115,10 @@ Deno.test("forgejo: a running job marks its machine running, found by handle", (
   const c = core();
   const listing = { forge: "codeberg", owner: "alice", repo: "app" };
   c.pollFinished(listing, [forgejoJob(1, "h-1", "queued")], 0, 0);
-  const [machine] = registers(c.tick(10_000));
+  const first = c.tick(10_000);
+  const [machine] = registers(first);
+  assert.equal(first.filter((d) => d.kind === "start").length, 1);
   c.registered(machine!.id, 11, 10_001);
-  assert.equal(c.tick(10_002).filter((d) => d.kind === "start").length, 1);
   c.pollFinished(
     listing,
     [forgejoJob(1, "h-1", "in_progress")],

@@ -2,6 +2,10 @@
  * A machine: one VM for one just-in-time runner, from its request to its
  * end (product.md §1). The states, which of them count against the budget,
  * and which may be killed when demand drops, cheapest first.
+ *
+ * A warm machine (product.md §13) is one without a runner yet: it boots,
+ * says it waits for its JOBDATA (`warm`), and is assigned a runner when a
+ * job comes. A machine for a job registers its runner while it boots.
  */
 
 import type { MachineConfig, ScopeConfig, Triplet } from "../config/mod.ts";
@@ -11,6 +15,8 @@ export type MachineState =
   | "registering"
   | "registered"
   | "starting"
+  /** Booted without a runner, waiting to be given one (min_idle). */
+  | "warm"
   | "waiting"
   | "running"
   | "stopping"
@@ -31,6 +37,7 @@ export const KILL_ORDER: readonly MachineState[] = [
 /** States in which a machine's VM holds (or is about to hold) RAM and CPUs. */
 export const BUDGET_STATES: ReadonlySet<MachineState> = new Set([
   "starting",
+  "warm",
   "waiting",
   "running",
   "stopping",
@@ -42,7 +49,13 @@ export type KillReason =
   /** The runner did not come online within `start_timeout`. */
   | "start-timeout"
   /** Forrest is shutting down. */
-  | "shutdown";
+  | "shutdown"
+  /** A warm machine whose image changed since it booted (a persist, a rebuild). */
+  | "stale-image"
+  /** A warm machine gives its RAM and CPUs to a queued job of another type. */
+  | "make-room"
+  /** Its runner could not be registered, and its VM had started already. */
+  | "register-failed";
 
 /** Why a registered machine is not started yet. */
 export interface MachineWait {
@@ -69,6 +82,18 @@ export interface Machine {
   /** When the start decision was made, for the start timeout. */
   readonly startedAt: number | undefined;
   readonly killed: KillReason | undefined;
+  /**
+   * It has, or is getting, a runner: made for demand, or a warm machine
+   * given a job. A warm machine has none until then.
+   */
+  readonly assigned: boolean;
+  /** Its guest booted and waits for JOBDATA (a late-JOBDATA image). */
+  readonly ready: boolean;
+  /**
+   * When its start timeout counts from: its start, or a warm machine's
+   * assignment.
+   */
+  readonly timeoutFrom: number | undefined;
   readonly wait: MachineWait | undefined;
   /**
    * The one job attempt its runner is made for (Forgejo: the runner is
@@ -96,4 +121,11 @@ export function holdsBudget(machine: Machine): boolean {
 /** Whether the machine can still take a job that is queued now. */
 export function isAvailable(machine: Machine): boolean {
   return machine.killed === undefined && KILL_ORDER.includes(machine.state);
+}
+
+/** A warm machine (booting or booted) that no job has been given yet. */
+export function isSpare(machine: Machine): boolean {
+  return !machine.assigned && machine.killed === undefined &&
+    (machine.state === "requested" || machine.state === "starting" ||
+      machine.state === "warm");
 }

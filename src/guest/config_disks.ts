@@ -11,7 +11,8 @@ export const JOBDATA_LABEL = "JOBDATA";
 
 export interface ConfigDiskPaths {
   readonly cidata: string;
-  readonly jobdata: string;
+  /** Undefined when JOBDATA is written later (writeJobData). */
+  readonly jobdata: string | undefined;
 }
 
 /** Writes CIDATA and JOBDATA from a rendered template. */
@@ -20,7 +21,17 @@ export async function writeConfigDisks(
   template: SetupTemplateContent,
 ): Promise<void> {
   await writeFatImage(paths.cidata, CIDATA_LABEL, encode(template.cloudInit));
-  await writeFatImage(paths.jobdata, JOBDATA_LABEL, encode(template.jobConfig));
+  if (paths.jobdata !== undefined) {
+    await writeJobData(paths.jobdata, template);
+  }
+}
+
+/** Writes JOBDATA from a rendered template's `job-config/`. */
+export async function writeJobData(
+  path: string,
+  template: SetupTemplateContent,
+): Promise<void> {
+  await writeFatImage(path, JOBDATA_LABEL, encode(template.jobConfig));
 }
 
 function encode(files: TemplateFiles): Map<string, Uint8Array> {

@@ -6,8 +6,10 @@ export {
   BUILTIN_FORGEJO_TEMPLATE_DIR,
   BUILTIN_TEMPLATE_DEFAULTS,
   BUILTIN_TEMPLATE_DIR,
+  fillSetupTemplate,
   NO_RUNNER,
   readBuiltinTemplate,
+  readSetupTemplate,
   readTemplate,
   renderSetupTemplate,
   renderTemplate,
@@ -17,6 +19,7 @@ export {
   TemplateError,
   type TemplateFiles,
   unfilledPlaceholders,
+  usesRunnerIdentity,
 } from "./template.ts";
 export {
   CIDATA_LABEL,
@@ -27,6 +30,7 @@ export {
   parseExitCode,
   readJobResult,
   writeConfigDisks,
+  writeJobData,
 } from "./config_disks.ts";
 export {
   type DiskFiles,

@@ -201,6 +201,17 @@ export const NO_RUNNER: Readonly<Record<string, string>> = Object.freeze({
   PACKAGE_TOKEN: "",
 });
 
+/** Whether any of the files names a placeholder of the runner's identity. */
+export function usesRunnerIdentity(files: TemplateFiles): boolean {
+  const keys = new Set(Object.keys(NO_RUNNER));
+  for (const text of files.values()) {
+    for (const [, key] of text.matchAll(/<([A-Za-z0-9_]+)>/g)) {
+      if (keys.has(key!)) return true;
+    }
+  }
+  return false;
+}
+
 /**
  * A machine's setup template (the built-in one of its forge when it names
  * no folder), read and rendered: its parameters over the built-in defaults,
@@ -210,10 +221,30 @@ export async function renderSetupTemplate(
   template: SetupTemplate | undefined,
   run: RunIdentity,
 ): Promise<SetupTemplateContent> {
+  return fillSetupTemplate(
+    await readSetupTemplate(template, run.triplet.scope),
+    template,
+    run,
+  );
+}
+
+/** A machine's setup template as it is, placeholders and all. */
+export function readSetupTemplate(
+  template: SetupTemplate | undefined,
+  scope: Scope,
+): Promise<SetupTemplateContent> {
+  return template?.path === undefined
+    ? readBuiltinTemplate(scope)
+    : readTemplate(template.path);
+}
+
+/** renderSetupTemplate() of a template read already. */
+export function fillSetupTemplate(
+  content: SetupTemplateContent,
+  template: SetupTemplate | undefined,
+  run: RunIdentity,
+): SetupTemplateContent {
   const path = template?.path;
-  const content = path === undefined
-    ? await readBuiltinTemplate(run.triplet.scope)
-    : await readTemplate(path);
   return renderTemplate(content, {
     ...withHashAlias({
       ...(path === undefined ? BUILTIN_TEMPLATE_DEFAULTS : {}),

@@ -5,7 +5,13 @@
  * are reviewed in one place and need no files beside the binary.
  */
 
-import { UPLINK_MAC } from "../vm/mod.ts";
+import { READY_PORT_NAME, UPLINK_MAC } from "../vm/mod.ts";
+
+/**
+ * Lists what the image's guest side supports, one word a line:
+ * `late-jobdata` (it boots without JOBDATA and waits for it, product.md §13).
+ */
+export const GUEST_FEATURES_PATH = "usr/local/lib/forrest/features";
 
 export interface OverlayFile {
   readonly content: string;
@@ -70,11 +76,44 @@ export const DEBIAN_OVERLAY: Readonly<Record<string, OverlayFile>> = {
       "# A root shell on the second serial port: forrest shell RUNNER.\n[Service]\n" +
       "ExecStart=\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 %I $TERM\n",
   },
+  // JOBDATA may come long after boot (product.md §13: a warm machine gets it
+  // when a job does, hot-plugged): the mount waits for it without a
+  // timeout, and outside local-fs.target, which would hold the whole boot
+  // (network, logins, the ready signal) until then.
   "etc/systemd/system/home-runner-config.mount": {
     mode: 0o644,
-    content: "[Unit]\nDescription=Forrest job config disk (JOBDATA)\n\n" +
+    content: "[Unit]\nDescription=Forrest job config disk (JOBDATA)\n" +
+      "DefaultDependencies=no\nAfter=local-fs.target\n" +
+      "Conflicts=umount.target\nBefore=umount.target\n\n" +
       "[Mount]\nWhat=/dev/disk/by-label/JOBDATA\nWhere=/home/runner/config\nType=vfat\n" +
       "Options=uid=1001,gid=1001,umask=077,flush\n",
+  },
+  "etc/systemd/system/dev-disk-by\\x2dlabel-JOBDATA.device.d/forrest.conf": {
+    mode: 0o644,
+    content: "[Unit]\nJobRunningTimeoutSec=infinity\n",
+  },
+  // Opening the port is the signal (qemu reports it over QMP): the guest
+  // has booted and its job starts as soon as JOBDATA is there.
+  "etc/systemd/system/forrest-ready.service": {
+    mode: 0o644,
+    content: "[Unit]\nDescription=Tell Forrest the guest waits for its job\n" +
+      "After=network-online.target basic.target\nWants=network-online.target\n\n" +
+      "[Service]\nType=oneshot\nExecStart=/usr/local/lib/forrest/ready\n\n" +
+      "[Install]\nWantedBy=multi-user.target\n",
+  },
+  "usr/local/lib/forrest/ready": {
+    mode: 0o755,
+    content: `#!/bin/sh
+# Only where Forrest gave the port (not under forrest exec, or an old host).
+port=/dev/virtio-ports/${READY_PORT_NAME}
+[ -c "$port" ] && echo ready >"$port"
+exit 0
+`,
+  },
+  // What this image's guest side can do, for the host to read before boot.
+  [GUEST_FEATURES_PATH]: {
+    mode: 0o644,
+    content: "late-jobdata\n",
   },
   "etc/systemd/system/forrest-job.service": {
     mode: 0o644,
@@ -112,6 +151,7 @@ sync
 /** Units the image starts at boot (systemctl enable in the new root). */
 export const DEBIAN_ENABLE = [
   "forrest-job.service",
+  "forrest-ready.service",
   "serial-getty@ttyS1.service",
   "systemd-networkd.service",
   "systemd-resolved.service",

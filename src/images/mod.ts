@@ -43,5 +43,6 @@ export {
   type RunnerRelease,
 } from "./build_debian.ts";
 export { download, DownloadError, fetchText } from "./download.ts";
+export { GUEST_FEATURES_PATH } from "./debian_overlay.ts";
 export { type ImageEntry, listImages } from "./list.ts";
 export { fastInitrd, INITRD_MODULES, writeFastInitrds } from "./initrd.ts";

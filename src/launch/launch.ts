@@ -9,8 +9,18 @@
 import { basename, join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import type { Accel, Triplet } from "../config/mod.ts";
-import { type SetupTemplateContent, writeConfigDisks } from "../guest/mod.ts";
-import { type CloneSetting, DiskForker, type Fork } from "../images/mod.ts";
+import {
+  type SetupTemplateContent,
+  usesRunnerIdentity,
+  writeConfigDisks,
+  writeJobData,
+} from "../guest/mod.ts";
+import {
+  type CloneSetting,
+  DiskForker,
+  type Fork,
+  GUEST_FEATURES_PATH,
+} from "../images/mod.ts";
 import { RUN_FILES, type RunDir } from "../run/mod.ts";
 import {
   type Accelerator,
@@ -24,10 +34,13 @@ import {
   HelperStartError,
   isExtFileSystem,
   isIsolated,
+  isReadyEvent,
   kernelCommandLine,
   MacPool,
   type Network,
+  plugJobData,
   QemuVm,
+  readImageText,
   resolveAccelerator,
   type Share,
   VmStartError,
@@ -66,6 +79,12 @@ export interface LaunchOptions {
   readonly tpmState?: string | undefined;
   /** The setup template, placeholders already filled in. */
   readonly template: SetupTemplateContent;
+  /**
+   * Boot without JOBDATA: the template's `job-config/` comes later, through
+   * Launched.giveJobData() (the image must have the `late-jobdata`
+   * feature; see lateJobDataSupported()).
+   */
+  readonly lateJobData?: boolean;
 }
 
 /** What a configured machine adds to its VM beyond CPUs, RAM and disk. */
@@ -79,6 +98,16 @@ export interface Launched {
   readonly fork: Fork;
   /** performance.now() when qemu was started. */
   readonly startedAt: number;
+  /**
+   * With lateJobData: true once the guest waits for its JOBDATA, false
+   * when the VM ended first. Without: false when the VM ends.
+   */
+  readonly ready: Promise<boolean>;
+  /**
+   * With lateJobData: writes JOBDATA from the rendered template and plugs
+   * it into the running guest. Once only.
+   */
+  readonly giveJobData: (template: SetupTemplateContent) => Promise<void>;
 }
 
 const forker = new DiskForker();
@@ -114,8 +143,12 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     fork: fork.path,
     method: fork.method,
   });
+  const late = options.lateJobData === true;
   await writeConfigDisks(
-    { cidata: run.file("cidata"), jobdata: run.file("jobdata") },
+    {
+      cidata: run.file("cidata"),
+      jobdata: late ? undefined : run.file("jobdata"),
+    },
     options.template,
   );
   const accel = await resolveAccelerator(options.accel);
@@ -158,13 +191,18 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   };
   let vm: QemuVm;
   let startedAt: number;
+  let ready: Promise<boolean>;
   if (tpm) helpers.push(tpm.record);
   try {
     const argv = buildQemuArgv({
       accel,
       cpus: options.cpus,
       ram: options.ram,
-      files: run.vmFiles(basename(fork.path), fork.format),
+      files: {
+        ...run.vmFiles(basename(fork.path), fork.format),
+        ...(late ? { jobdata: undefined } : {}),
+      },
+      readyPort: late,
       boot,
       network,
       shared: options.shared,
@@ -177,6 +215,14 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     log.debug("Starting qemu-system-x86_64 {argv}", { argv: argv.join(" ") });
     startedAt = performance.now();
     vm = await startQemu(argv, run, isolated);
+    // Listened for at once: the guest opens the port seconds later at best.
+    ready = new Promise<boolean>((resolve) => {
+      const unsubscribe = vm.qmp.onEvent((event) => {
+        if (isReadyEvent(event)) resolve(true);
+      });
+      vm.exited.then(() => resolve(false), () => resolve(false))
+        .finally(unsubscribe);
+    });
   } catch (error) {
     await tpm?.stop();
     await giveBack.stop();
@@ -218,7 +264,31 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     await vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 });
     throw error;
   }
-  return { vm, fork, startedAt };
+  let given = false;
+  const giveJobData = async (template: SetupTemplateContent) => {
+    if (!late || given) throw new Error("JOBDATA was given already");
+    given = true;
+    const jobdata = run.file("jobdata");
+    await writeJobData(jobdata, template);
+    await plugJobData(vm.qmp, jobdata);
+  };
+  return { vm, fork, startedAt, ready, giveJobData };
+}
+
+/**
+ * Whether a run of this image can get its JOBDATA after boot: the image
+ * says so (images of `forrest image build debian` since product.md §13),
+ * and the template's CIDATA needs no runner identity (its `cloud-init/`
+ * is read at boot).
+ */
+export async function lateJobDataSupported(
+  image: string,
+  cloudInit: SetupTemplateContent["cloudInit"],
+): Promise<boolean> {
+  if (usesRunnerIdentity(cloudInit)) return false;
+  if (!(await isExtFileSystem(image))) return false;
+  const features = await readImageText(image, `/${GUEST_FEATURES_PATH}`);
+  return features?.split(/\s+/).includes("late-jobdata") ?? false;
 }
 
 /**

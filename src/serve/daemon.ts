@@ -60,6 +60,12 @@ export interface WebhookAnswer {
 const POLL_WINDOW = 24 * 3600_000;
 /** The longest a failing Forgejo instance waits between polls. */
 const MAX_POLL_BACKOFF = 5 * 60_000;
+/**
+ * How often warm machines' images are compared with what their type would
+ * boot now: a rebuild by `forrest image build` is noticed within this.
+ * Persists by Forrest's own runs are noticed at once.
+ */
+const IMAGE_CHECK_INTERVAL = 10_000;
 /** Delivery ids remembered, to ignore redeliveries. */
 const DELIVERIES_KEPT = 10_000;
 
@@ -81,6 +87,15 @@ export class Daemon {
   readonly #janitor = new Periodic(
     () => this.#janitorRound(),
     () => janitorInterval(this.core.config),
+  );
+  readonly #imageCheck = new Periodic(
+    () =>
+      this.#executor.checkImages().catch((error) =>
+        this.#log.warn("Cannot check the images of warm machines: {error}", {
+          error: errorText(error),
+        })
+      ),
+    () => IMAGE_CHECK_INTERVAL,
   );
   /** Forgejo 15 has no job webhooks: each instance is polled on its own. */
   readonly #forgejoPollers: ReadonlyMap<string, Periodic>;
@@ -142,11 +157,13 @@ export class Daemon {
     );
     await this.janitor();
     await this.poll();
+    this.#imageCheck.run();
   }
 
   /** A new valid config: new machines use it; running ones keep theirs. */
   setConfig(config: Config): void {
     this.core.setConfig(config, Date.now());
+    this.#imageCheck.run();
     for (const connect of this.#connections(config)) {
       connect().catch((error) =>
         this.#log.error("{error}", { error: errorText(error) })
@@ -519,6 +536,7 @@ export class Daemon {
     const rounds = Promise.all([
       this.#poller.stop(),
       this.#janitor.stop(),
+      this.#imageCheck.stop(),
       ...[...this.#forgejoPollers.values()].map((poller) => poller.stop()),
     ]);
     clearTimeout(this.#tickTimer);

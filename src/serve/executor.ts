@@ -20,7 +20,12 @@ import {
   type RegisteredRunner,
   type RunnerJob,
 } from "../forge/mod.ts";
-import { readJobResult, renderSetupTemplate } from "../guest/mod.ts";
+import {
+  fillSetupTemplate,
+  readJobResult,
+  readSetupTemplate,
+  type SetupTemplateContent,
+} from "../guest/mod.ts";
 import {
   chooseImage,
   imageFacts,
@@ -29,6 +34,7 @@ import {
 } from "../images/mod.ts";
 import {
   guestApiForward,
+  lateJobDataSupported,
   type Launched,
   launchVm,
   machineTpmState,
@@ -52,10 +58,18 @@ export interface ExecutorDeps {
 
 /** What the executor knows about one machine while it works on it. */
 interface Work {
-  readonly machine: Machine;
+  /** As the last decision about it said (a warm machine gets assigned). */
+  machine: Machine;
   runner: RegisteredRunner | undefined;
-  /** registering → registered → vm → done. */
-  phase: "registering" | "registered" | "vm" | "done";
+  /** The forge call of a registration under way. */
+  registration: Promise<RegisteredRunner> | undefined;
+  /** Resolves with the runner once one is registered. */
+  readonly identity: PromiseWithResolvers<RegisteredRunner>;
+  /** Whether a VM task runs (from the start decision until it ends). */
+  vm: boolean;
+  /** The image its VM booted, while it runs, for checkImages(). */
+  booted: { readonly path: string; readonly identity: string } | undefined;
+  ending: Promise<void> | undefined;
   killed: { readonly quarantine: boolean } | undefined;
   /** Its run directory, once made, for cleanup after an unexpected error. */
   run: RunDir | undefined;
@@ -64,13 +78,15 @@ interface Work {
   /** Ends the token's life (the machine has stopped). */
   readonly forgetToken: () => void;
   readonly abort: AbortController;
-  task: Promise<void> | undefined;
+  readonly tasks: Set<Promise<void>>;
 }
 
 export class Executor {
   readonly #deps: ExecutorDeps;
   readonly #work = new Map<number, Work>();
   readonly #log = getLogger(["forrest", "machine"]);
+  /** Machine types told already that their image keeps no warm machines. */
+  readonly #warmRefusalTold = new Set<string>();
 
   constructor(deps: ExecutorDeps) {
     this.#deps = deps;
@@ -96,18 +112,65 @@ export class Executor {
   /** Resolves when every machine's work has ended. */
   async settled(): Promise<void> {
     while (this.#work.size > 0) {
-      await Promise.allSettled([...this.#work.values()].map((w) => w.task));
+      await Promise.allSettled(
+        [...this.#work.values()].flatMap((w) => [...w.tasks]),
+      );
       // A machine that is only registered has no task to wait for.
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 
-  #register(machine: Machine): void {
+  /**
+   * Warm machines whose image is no longer the one their type would boot
+   * (a persist, a rebuild, a reload that changed it) are replaced.
+   */
+  async checkImages(): Promise<void> {
+    const { core, now } = this.#deps;
+    const spares = new Set(
+      core.machines().filter((m) => !m.assigned && m.killed === undefined)
+        .map((m) => m.id),
+    );
+    for (const work of this.#work.values()) {
+      const { booted, machine } = work;
+      if (booted === undefined || !spares.has(machine.id)) continue;
+      const choice = chooseImage(
+        machine.config.useBase,
+        await imageFacts(
+          machine.config,
+          core.config.host.baseDir,
+          (t) => core.isRunning(t),
+        ),
+      );
+      const current = choice.kind === "start" ? choice.image : undefined;
+      if (
+        current === booted.path &&
+        await identity(current) === booted.identity
+      ) continue;
+      const decision = core.imageChanged(machine.id, now());
+      if (decision === undefined) continue;
+      this.#log.info("{runner}: {image} changed since it booted", {
+        runner: machine.runnerName,
+        image: booted.path,
+      });
+      this.execute(decision);
+    }
+  }
+
+  #workOf(machine: Machine): Work {
+    const known = this.#work.get(machine.id);
+    if (known !== undefined) {
+      known.machine = machine;
+      return known;
+    }
     const runToken = newRunToken();
     const work: Work = {
       machine,
       runner: undefined,
-      phase: "registering",
+      registration: undefined,
+      identity: Promise.withResolvers(),
+      vm: false,
+      booted: undefined,
+      ending: undefined,
       killed: undefined,
       run: undefined,
       runToken,
@@ -117,15 +180,22 @@ export class Executor {
         machine.config.artifacts,
       ),
       abort: new AbortController(),
-      task: undefined,
+      tasks: new Set(),
     };
+    // Nobody waits for the identity of a machine killed before it had one.
+    work.identity.promise.catch(() => {});
     this.#work.set(machine.id, work);
-    work.task = this.#track(work, async () => {
-      const { forges, core, now } = this.#deps;
-      const labels = runnerLabels(machine.config);
+    return work;
+  }
+
+  #register(machine: Machine): void {
+    const work = this.#workOf(machine);
+    const { forges, core, now } = this.#deps;
+    const labels = runnerLabels(machine.config);
+    this.#track(work, async () => {
       try {
         const job = this.#jobOf(machine);
-        work.runner = await forgeOfScope(forges, machine.triplet.scope)
+        work.registration = forgeOfScope(forges, machine.triplet.scope)
           .registerRunner(
             machine.triplet.scope,
             machine.runnerName,
@@ -133,7 +203,9 @@ export class Executor {
             machine.config.runnerGroup,
             job,
           );
+        work.runner = await work.registration;
       } catch (error) {
+        work.registration = undefined;
         this.#log.error(
           "Cannot register runner {runner} for {machine}: {error}",
           {
@@ -142,8 +214,9 @@ export class Executor {
             error: errorText(error),
           },
         );
-        core.registerFailed(machine.id, now());
-        this.#finish(work);
+        const kill = core.registerFailed(machine.id, now());
+        if (kill) this.execute(kill);
+        else if (!work.vm) await this.#end(work);
         return;
       }
       this.#log.info("Registered runner {runner} ({labels})", {
@@ -151,11 +224,11 @@ export class Executor {
         labels: labels.join(", "),
       });
       if (work.killed) {
-        await this.#end(work);
+        if (!work.vm) await this.#end(work);
         return;
       }
-      work.phase = "registered";
       core.registered(machine.id, work.runner.id, now());
+      work.identity.resolve(work.runner);
     });
   }
 
@@ -177,15 +250,34 @@ export class Executor {
   }
 
   #start(machine: Machine): void {
-    const work = this.#work.get(machine.id);
-    if (work === undefined || work.runner === undefined) return;
-    work.phase = "vm";
-    work.task = this.#track(work, () => this.#runVm(work, work.runner!));
+    const work = this.#workOf(machine);
+    if (work.vm || work.killed) return;
+    work.vm = true;
+    this.#track(work, () => this.#runVm(work));
   }
 
-  async #runVm(work: Work, runner: RegisteredRunner): Promise<void> {
+  /**
+   * The runner, once registered; undefined when the machine is killed
+   * first.
+   */
+  #runnerOf(work: Work): Promise<RegisteredRunner | undefined> {
+    if (work.runner) return Promise.resolve(work.runner);
+    return Promise.race([
+      work.identity.promise.catch(() => undefined),
+      new Promise<undefined>((resolve) => {
+        if (work.abort.signal.aborted) resolve(undefined);
+        work.abort.signal.addEventListener(
+          "abort",
+          () => resolve(undefined),
+          { once: true },
+        );
+      }),
+    ]);
+  }
+
+  async #runVm(work: Work): Promise<void> {
     const { core, now } = this.#deps;
-    const { machine } = work;
+    const machine = work.machine;
     const config = core.config;
     const baseDir = config.host.baseDir;
     const choice = chooseImage(
@@ -195,15 +287,34 @@ export class Executor {
     // Killed while the image was looked at: nothing else will end it.
     if (killOf(work)) return await this.#end(work);
     if (choice.kind === "wait") {
+      work.vm = false;
       if (core.imageWait(machine.id, choice.reason, choice.message, now())) {
         this.#log.info("{machine}: {message}", {
           machine: tripletName(machine.triplet),
           message: choice.message,
         });
       }
-      work.phase = "registered";
       return;
     }
+    const scope = machine.triplet.scope;
+    const template = await readSetupTemplate(
+      machine.config.setupTemplate,
+      scope,
+    );
+    const late = await lateJobDataSupported(choice.image, template.cloudInit);
+    if (!late && !work.machine.assigned) return await this.#refuseWarm(work);
+    // An image that cannot get JOBDATA after boot waits for its runner.
+    const runner = late ? work.runner : await this.#runnerOf(work);
+    if (killOf(work)) return await this.#end(work);
+    const render = (runner: RegisteredRunner | undefined) =>
+      fillSetupTemplate(template, machine.config.setupTemplate, {
+        triplet: machine.triplet,
+        runner: machine.runnerName,
+        forge: runner === undefined ? {} : Object.fromEntries(
+          Object.entries(runner.identity).map(([k, v]) => [k, v.reveal()]),
+        ),
+        runToken: work.runToken.reveal(),
+      });
     // What the image is now, so that a timeout sets aside only this one
     // (another run may have persisted a new one meanwhile).
     const booted = await identity(choice.image);
@@ -233,14 +344,8 @@ export class Executor {
         shared: machine.config.shared,
         networkInterfaces: machine.config.networkInterfaces,
         tpmState: await machineTpmState(baseDir, machine.triplet),
-        template: await renderSetupTemplate(machine.config.setupTemplate, {
-          triplet: machine.triplet,
-          runner: machine.runnerName,
-          forge: Object.fromEntries(
-            Object.entries(runner.identity).map(([k, v]) => [k, v.reveal()]),
-          ),
-          runToken: work.runToken.reveal(),
-        }),
+        template: render(runner),
+        lateJobData: runner === undefined,
       });
     } catch (error) {
       this.#log.error("Cannot start {runner} from {image}: {error}", {
@@ -256,6 +361,10 @@ export class Executor {
       image: choice.image,
       pid: launched.vm.pid,
     });
+    if (booted !== undefined) {
+      work.booted = { path: choice.image, identity: booted };
+    }
+    if (runner === undefined) this.#giveRunnerLater(work, launched, render);
     const killed = new Promise<void>((resolve) => {
       if (work.abort.signal.aborted) resolve();
       work.abort.signal.addEventListener("abort", () => resolve(), {
@@ -272,6 +381,7 @@ export class Executor {
       });
     }
     const exit = await launched.vm.exited;
+    work.booted = undefined;
     // The guest is gone: its token names nothing from now on.
     work.forgetToken();
     core.vmEnded(machine.id, now());
@@ -307,7 +417,7 @@ export class Executor {
         { runner: machine.runnerName, image: choice.image },
       );
     }
-    if (!kill) {
+    if (!kill && work.machine.assigned) {
       // The guest may have rewritten JOBDATA at will: one that cannot be
       // read within limits means no persist, and is worth a look.
       const result = await readJobResult(run.file("jobdata")).catch(
@@ -320,7 +430,7 @@ export class Executor {
         },
       );
       if (result) {
-        await persistIfWanted(
+        const persisted = await persistIfWanted(
           launched.fork,
           {
             target: machineImagePath(baseDir, machine.triplet),
@@ -335,9 +445,62 @@ export class Executor {
             error: errorText(error),
           });
         });
+        // Warm machines of its type (and of those based on it) booted the
+        // image this run replaced.
+        if (persisted) await this.checkImages();
       }
     }
     await this.#end(work, run);
+  }
+
+  /**
+   * Once the guest says it waits, a warm machine is warm; once the runner
+   * is registered (now, or when a job comes), its JOBDATA goes in.
+   */
+  #giveRunnerLater(
+    work: Work,
+    launched: Launched,
+    render: (runner: RegisteredRunner) => SetupTemplateContent,
+  ): void {
+    const { core, now } = this.#deps;
+    launched.ready.then((ready) => {
+      if (!ready) return;
+      core.guestReady(work.machine.id, now());
+      this.#deps.wake();
+    });
+    this.#runnerOf(work).then(async (runner) => {
+      if (runner === undefined || killOf(work)) return;
+      try {
+        await launched.giveJobData(render(runner));
+        this.#log.debug("Gave {runner} its JOBDATA", {
+          runner: work.machine.runnerName,
+        });
+      } catch (error) {
+        // Without its JOBDATA the guest would wait until its timeout.
+        this.#log.error("Cannot give {runner} its JOBDATA: {error}", {
+          runner: work.machine.runnerName,
+          error: errorText(error),
+        });
+        await launched.vm.stop({ powerdownTimeout: 0, quitTimeout: 5_000 });
+      }
+    });
+  }
+
+  /** A warm machine of an image that cannot wait for its JOBDATA. */
+  async #refuseWarm(work: Work): Promise<void> {
+    const { machine } = work;
+    const key = tripletName(machine.triplet);
+    if (!this.#warmRefusalTold.has(key)) {
+      this.#warmRefusalTold.add(key);
+      this.#log.warn(
+        "{machine} keeps no warm machines (min_idle): its image cannot get its job's JOBDATA after boot (build it again with forrest image build debian; cloud images and templates whose cloud-init/ names the runner cannot)",
+        { machine: key },
+      );
+    }
+    const decision = this.#deps.core.warmRefused(machine.id, this.#deps.now());
+    if (decision) work.killed = { quarantine: false };
+    work.vm = false;
+    await this.#end(work);
   }
 
   #kill(machine: Machine, quarantine: boolean, reason: string): void {
@@ -349,11 +512,11 @@ export class Executor {
     });
     work.killed = { quarantine };
     work.abort.abort();
+    work.identity.reject(new Error("killed"));
     // Registration and VM tasks notice the kill themselves; a machine that
     // is only registered has nothing running to notice it.
-    if (work.phase === "registered") {
-      work.phase = "done";
-      work.task = this.#track(work, () => this.#end(work));
+    if (!work.vm && work.registration === undefined) {
+      this.#track(work, () => this.#end(work));
     }
   }
 
@@ -374,17 +537,23 @@ export class Executor {
     );
   }
 
-  /** The machine is done: runner deleted, run disk removed, core told. */
-  async #end(work: Work, run?: RunDir): Promise<void> {
+  /**
+   * The machine is done: runner deleted (once its registration, if one is
+   * under way, has ended), run disk removed, core told. Once.
+   */
+  #end(work: Work, run?: RunDir): Promise<void> {
+    work.ending ??= this.#ending(work, run ?? work.run);
+    return work.ending;
+  }
+
+  async #ending(work: Work, run: RunDir | undefined): Promise<void> {
     const { machine } = work;
-    work.phase = "done";
-    if (work.runner) {
+    const runner = work.runner ??
+      await work.registration?.catch(() => undefined);
+    if (runner) {
       const { scope } = machine.triplet;
       await Promise.resolve().then(() =>
-        forgeOfScope(this.#deps.forges, scope).deleteRunner(
-          scope,
-          work.runner!.id,
-        )
+        forgeOfScope(this.#deps.forges, scope).deleteRunner(scope, runner.id)
       ).catch((error) =>
         this.#log.warn("Cannot delete runner {runner}: {error}", {
           runner: machine.runnerName,
@@ -409,20 +578,24 @@ export class Executor {
   }
 
   /** Runs a machine's task; an unexpected error is logged, never thrown. */
-  async #track(work: Work, task: () => Promise<void>): Promise<void> {
-    try {
-      await task();
-    } catch (error) {
-      this.#log.error("{runner}: {error}", {
-        runner: work.machine.runnerName,
-        error: errorText(error),
-      });
-      // Ended however #end fares: the token goes first.
-      work.forgetToken();
-      if (this.#work.has(work.machine.id)) await this.#end(work, work.run);
-    } finally {
-      this.#deps.wake();
-    }
+  #track(work: Work, task: () => Promise<void>): void {
+    const tracked = (async () => {
+      try {
+        await task();
+      } catch (error) {
+        this.#log.error("{runner}: {error}", {
+          runner: work.machine.runnerName,
+          error: errorText(error),
+        });
+        // Ended however #end fares: the token goes first.
+        work.forgetToken();
+        if (this.#work.has(work.machine.id)) await this.#end(work);
+      } finally {
+        this.#deps.wake();
+      }
+    })();
+    work.tasks.add(tracked);
+    tracked.finally(() => work.tasks.delete(tracked));
   }
 }
 

@@ -67,7 +67,11 @@ export interface VmFiles {
   readonly disk: string;
   readonly diskFormat: "raw" | "qcow2";
   readonly cidata: string;
-  readonly jobdata: string;
+  /**
+   * JOBDATA, attached at start; undefined when it comes later, hot-plugged
+   * into JOBDATA_PORT (product.md §13).
+   */
+  readonly jobdata: string | undefined;
   /** First serial port: the boot log. */
   readonly log: string;
   /**
@@ -108,6 +112,11 @@ export interface QemuArgvOptions {
    * guest may reach is in place.
    */
   readonly paused?: boolean;
+  /**
+   * Gives the guest the FORREST_READY port, which it opens once it waits
+   * for its job (a VSERPORT_CHANGE event over QMP).
+   */
+  readonly readyPort?: boolean;
 }
 
 /**
@@ -121,6 +130,17 @@ export const FORWARD_ADDRESS = "10.0.2.100";
 
 /** The guest name of the virtio serial port that carries the job's output. */
 export const OUTPUT_PORT_NAME = "forrest.output";
+
+/** The guest name of the port whose opening says "booted, waiting for JOBDATA". */
+export const READY_PORT_NAME = "forrest.ready";
+/** The qemu id of that port's device, as VSERPORT_CHANGE events name it. */
+export const READY_PORT_ID = "forrest-ready";
+
+/**
+ * The PCIe root port a later JOBDATA is hot-plugged into: q35's root bus
+ * takes no hot-plugged devices.
+ */
+export const JOBDATA_PORT = "jobdata-port";
 
 const MiB = 1024 * 1024;
 
@@ -145,7 +165,9 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     "-no-reboot",
     ...drive("disk", files.disk, files.diskFormat, false, options.diskCache),
     ...drive("cidata", files.cidata, "raw", true),
-    ...drive("jobdata", files.jobdata, "raw", false),
+    ...(files.jobdata === undefined
+      ? ["-device", `pcie-root-port,id=${JOBDATA_PORT},chassis=1`]
+      : drive("jobdata", files.jobdata, "raw", false)),
     "-device",
     "virtio-rng-pci",
     ...network(options.network),
@@ -170,6 +192,14 @@ export function buildQemuArgv(options: QemuArgvOptions): string[] {
     "-device",
     `virtserialport,bus=serial0.0,chardev=output,name=${OUTPUT_PORT_NAME}`,
   ];
+  if (options.readyPort) {
+    argv.push(
+      "-chardev",
+      "null,id=ready",
+      "-device",
+      `virtserialport,bus=serial0.0,chardev=ready,name=${READY_PORT_NAME},id=${READY_PORT_ID}`,
+    );
+  }
   options.shared.forEach((share, index) => {
     argv.push(
       "-virtfs",

@@ -71,3 +71,20 @@ export async function extractFile(
     throw new Error(`Cannot read ${path} out of ${image} with debugfs`);
   }
 }
+
+/**
+ * A small text file of an ext4 image, or undefined when it has none (or
+ * is no ext4 image).
+ */
+export async function readImageText(
+  image: string,
+  path: string,
+): Promise<string | undefined> {
+  const { code, stdout } = await new Deno.Command("debugfs", {
+    args: ["-R", `cat "${path}"`, image],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (code !== 0 || stdout.length === 0) return undefined;
+  return new TextDecoder().decode(stdout.subarray(0, 64 * 1024));
+}

@@ -10,12 +10,15 @@ export {
   FORWARD_ADDRESS,
   type GuestForward,
   isIsolated,
+  JOBDATA_PORT,
   kernelCommandLine,
   type Network,
   NETWORK_MODES,
   type NetworkMode,
   OUTPUT_PORT_NAME,
   type QemuArgvOptions,
+  READY_PORT_ID,
+  READY_PORT_NAME,
   type Share,
   UPLINK_MAC,
   type VdeNic,
@@ -32,7 +35,9 @@ export {
   findKernel,
   isExtFileSystem,
   type KernelFiles,
+  readImageText,
 } from "./kernel.ts";
+export { isReadyEvent, plugJobData } from "./late_jobdata.ts";
 export {
   QmpClient,
   QmpCommandError,

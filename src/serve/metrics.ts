@@ -4,7 +4,11 @@
  * status when scraped.
  */
 
-import { type Status, TRACKED_JOB_STATUSES } from "../core/mod.ts";
+import {
+  type MachineState,
+  type Status,
+  TRACKED_JOB_STATUSES,
+} from "../core/mod.ts";
 import type { GuestApiOutcome } from "../guest_api/mod.ts";
 
 /** Bucket bounds in seconds: pickup and boot take seconds to minutes. */
@@ -50,10 +54,11 @@ const MACHINE_STATES = [
   "registering",
   "registered",
   "starting",
+  "warm",
   "waiting",
   "running",
   "stopping",
-] as const;
+] as const satisfies readonly MachineState[];
 
 /** A counter's lines, one per outcome, in a stable order. */
 function byOutcome(name: string, counts: ReadonlyMap<string, number>) {

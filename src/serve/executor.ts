@@ -472,7 +472,7 @@ export class Executor {
       if (runner === undefined || killOf(work)) return;
       try {
         await launched.giveJobData(render(runner));
-        this.#log.debug("Gave {runner} its JOBDATA", {
+        this.#log.info("Gave {runner} its JOBDATA (hot-plugged)", {
           runner: work.machine.runnerName,
         });
       } catch (error) {

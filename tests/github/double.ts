@@ -254,6 +254,11 @@ export class GitHubDouble implements AsyncDisposable {
   }
 
   /** The runners registered for a repository: live state, not REST objects. */
+  /** When a runner's stand-in first said it runs (Date.now()), by name. */
+  onlineAt(name: string): number | undefined {
+    return this.#state.onlineAt.get(name);
+  }
+
   runners(owner: string, repo: string): Runner[] {
     const known = this.#state.repo(owner, repo);
     return known ? this.#state.runners(known) : [];

@@ -45,6 +45,9 @@ export function handleGuest(
   switch (url.pathname) {
     case "/_guest/online":
       runner.status = "online";
+      if (!state.onlineAt.has(runner.name)) {
+        state.onlineAt.set(runner.name, Date.now());
+      }
       return text(200, "online\n");
     case "/_guest/take": {
       const job = state.take(runner);

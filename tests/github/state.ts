@@ -143,6 +143,11 @@ export class GitHubState {
   readonly #repos = new Map<string, Repo>();
   readonly #installations = new Map<string, number>();
   readonly #runners = new Map<number, RunnerState>();
+  /**
+   * When each runner's stand-in first said it runs (Date.now()), by name,
+   * kept after the runner is deleted: benchmarks time job starts by it.
+   */
+  readonly onlineAt = new Map<string, number>();
   readonly #runs = new Map<number, Run>();
   readonly #jobs = new Map<number, JobState>();
   readonly #labelIds = new Map<string, number>();

@@ -9,6 +9,7 @@ import {
   substitute,
   TemplateError,
   unfilledPlaceholders,
+  usesRunnerIdentity,
   withHashAlias,
 } from "./template.ts";
 import { withTempDir } from "../../tests/temp.ts";
@@ -251,4 +252,17 @@ Deno.test("renderSetupTemplate() gives Forgejo machines the built-in forgejo-run
   }
   // The guest set-up of cloud images is the GitHub template's.
   assert.match(rendered.cloudInit.get("user-data")!, /^#cloud-config\n/);
+});
+
+Deno.test("usesRunnerIdentity() finds the runner's placeholders only", async () => {
+  assert.ok(usesRunnerIdentity(new Map([["a", "x <JITCONFIG> y"]])));
+  assert.ok(usesRunnerIdentity(new Map([["a", ""], ["b", "<RUNNER_TOKEN>"]])));
+  assert.ok(
+    !usesRunnerIdentity(new Map([["a", "<RUNNER_NAME> <RUN_TOKEN> <X>"]])),
+  );
+  // The built-in template's cloud-init does not: its machines get JOBDATA
+  // after boot when their image can.
+  const builtin = await readTemplate(BUILTIN_TEMPLATE_DIR);
+  assert.ok(!usesRunnerIdentity(builtin.cloudInit));
+  assert.ok(usesRunnerIdentity(builtin.jobConfig));
 });

@@ -61,7 +61,7 @@ interface Work {
   /** As the last decision about it said (a warm machine gets assigned). */
   machine: Machine;
   runner: RegisteredRunner | undefined;
-  /** The forge call of a registration under way. */
+  /** The forge call of a registration while it is under way. */
   registration: Promise<RegisteredRunner> | undefined;
   /** Resolves with the runner once one is registered. */
   readonly identity: PromiseWithResolvers<RegisteredRunner>;
@@ -204,6 +204,8 @@ export class Executor {
             job,
           );
         work.runner = await work.registration;
+        // Done: a kill from here on has no registration to wait for.
+        work.registration = undefined;
       } catch (error) {
         work.registration = undefined;
         this.#log.error(

@@ -246,3 +246,28 @@ Deno.test("kernelCommandLine() keeps nested virtualization for KVM guests only",
   assert.ok(blacklist(kernelCommandLine("tcg")).includes("kvm_intel"));
   assert.ok(blacklist(kernelCommandLine("tcg")).includes("ahci"));
 });
+
+Deno.test("buildQemuArgv() leaves a port for a later JOBDATA, and the ready port", () => {
+  const argv = buildQemuArgv({
+    ...BASE,
+    files: { ...FILES, jobdata: undefined },
+    readyPort: true,
+  });
+  assert.ok(!argv.some((arg) => arg.includes("jobdata.img")));
+  assert.ok(
+    values(argv, "-device").includes(
+      "pcie-root-port,id=jobdata-port,chassis=1",
+    ),
+  );
+  assert.deepEqual(
+    values(argv, "-device").filter((d) => d.includes("forrest.ready")),
+    [
+      "virtserialport,bus=serial0.0,chardev=ready,name=forrest.ready,id=forrest-ready",
+    ],
+  );
+  assert.ok(values(argv, "-chardev").includes("null,id=ready"));
+  // With JOBDATA at boot: no empty port, no ready port.
+  const now = buildQemuArgv(BASE);
+  assert.ok(!now.some((arg) => arg.includes("jobdata-port")));
+  assert.ok(!now.some((arg) => arg.includes("forrest.ready")));
+});

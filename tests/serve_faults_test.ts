@@ -120,7 +120,13 @@ Deno.test("serve: a reinstalled App is looked up again (401 on the old token)", 
     s.double.reinstall(OWNER);
     const id = await queueAndRegister(s, "a reinstalled App");
     assert.ok(lookups() > before, "the installation was looked up again");
-    assert.deepEqual(jitconfigStatuses(s), [401, 201]);
+    // octokit retries a 401 itself while the token is under 5 s old (as
+    // it is when a job comes at once): one or more 401s, then the new
+    // installation's token.
+    const statuses = jitconfigStatuses(s);
+    assert.equal(statuses.at(-1), 201);
+    assert.ok(statuses.length >= 2, statuses.join(", "));
+    assert.ok(statuses.slice(0, -1).every((status) => status === 401));
     await s.double.cancelJob(id);
     await s.waitForStatus((st) => st.machines.length === 0, 30_000, "killed");
   });

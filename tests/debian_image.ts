@@ -12,6 +12,7 @@ const SOURCES = [
   "../src/images/build_debian.ts",
   "../src/images/debian_overlay.ts",
   "../src/images/initrd.ts",
+  "../src/images/vmlinux.ts",
 ];
 
 async function key(

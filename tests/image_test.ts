@@ -41,6 +41,16 @@ Deno.test("image build debian makes a bare ext4 image with Forrest's guest units
   assert.match(boot, /vmlinuz-\d[\w.-]*-amd64/);
   assert.match(boot, /initrd\.img-\d[\w.-]*-amd64/);
   assert.doesNotMatch(boot, /cloud-amd64/);
+  // The same kernel uncompressed, booted through its PVH entry.
+  assert.match(boot, /forrest-vmlinux-\d[\w.-]*-amd64/);
+  assert.match(
+    await debugfs("cat /usr/local/lib/forrest/features"),
+    /^late-jobdata$/m,
+  );
+  assert.match(
+    await debugfs("cat /etc/resolv.conf"),
+    /^nameserver 10\.0\.2\.3\n/,
+  );
   assert.match(
     await debugfs("cat /usr/local/lib/forrest/mount-shares"),
     /mount -t 9p/,

@@ -11,12 +11,15 @@ import { fsync, runChecked, runGroupChecked } from "../host/mod.ts";
 import {
   DEBIAN_ENABLE,
   DEBIAN_MASK,
+  DEBIAN_MASK_GENERATORS,
   DEBIAN_OVERLAY,
   DEBIAN_PACKAGES,
+  DEBIAN_RESOLV_CONF,
 } from "./debian_overlay.ts";
 import { download, fetchText } from "./download.ts";
 import { convertToRaw } from "./fork.ts";
 import { writeFastInitrds } from "./initrd.ts";
+import { writeUncompressedKernels } from "./vmlinux.ts";
 
 export type DebianRelease = "bookworm" | "trixie";
 export const DEBIAN_RELEASES: readonly DebianRelease[] = ["bookworm", "trixie"];
@@ -126,6 +129,11 @@ async function bootstrapImage(
     '--customize-hook=chroot "$1" passwd --lock root',
     `--customize-hook=chroot "$1" systemctl enable ${DEBIAN_ENABLE.join(" ")}`,
     `--customize-hook=chroot "$1" systemctl mask ${DEBIAN_MASK.join(" ")}`,
+    `--customize-hook=mkdir -p "$1"/etc/systemd/system-generators && for g in ${
+      DEBIAN_MASK_GENERATORS.join(" ")
+    }; do ln -sf /dev/null "$1"/etc/systemd/system-generators/$g; done`,
+    // Last: mmdebstrap put the host's resolv.conf there for apt.
+    `--customize-hook=rm -f "$1"/etc/resolv.conf && printf '${DEBIAN_RESOLV_CONF}' > "$1"/etc/resolv.conf`,
     // The image has no apt lists; jobs run apt-get update first anyway.
     '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
     options.release,
@@ -134,6 +142,7 @@ async function bootstrapImage(
   ], { signal: options.signal });
   bootstrapped();
   await writeFastInitrds(root);
+  await writeUncompressedKernels(root);
   if (options.runner) await installRunner(root, work, options.runner, options);
   if (options.forgejoRunner) {
     await installForgejoRunner(root, work, options.forgejoRunner, options);

@@ -30,6 +30,8 @@ interface Sample {
   /** Milliseconds from the webhook, each stage as it ended. */
   readonly registered: number;
   readonly qemu: number | undefined;
+  /** The guest opened its ready port (booted; cold runs only). */
+  readonly booted: number | undefined;
   readonly jobdata: number | undefined;
   readonly online: number;
 }
@@ -79,6 +81,7 @@ async function measure(s: Serving, warm: boolean): Promise<Sample[]> {
     samples.push({
       registered: timeOf(lines, "Registered runner")! - webhook,
       qemu: warm ? undefined : timeOf(lines, "Started ")! - webhook,
+      booted: warm ? undefined : optional(timeOf(lines, "booted in"), webhook),
       jobdata: optional(timeOf(lines, "its JOBDATA"), webhook),
       online: onlineAt - webhook,
     });
@@ -135,10 +138,16 @@ function table(cold: Sample[], warm: Sample[]): string {
       stage(warm, (s) => s.registered),
     ],
     ["  qemu started (median)", stage(cold, (s) => s.qemu), "no boot"],
+    ["  guest booted (median)", stage(cold, (s) => s.booted), "no boot"],
     [
       "  JOBDATA hot-plugged (median)",
       stage(cold, (s) => s.jobdata),
       stage(warm, (s) => s.jobdata),
+    ],
+    [
+      "  booted and JOBDATA in → runner started",
+      stage(cold, afterJobData),
+      stage(warm, afterJobData),
     ],
     [
       "  Forrest's own share (median)",
@@ -153,6 +162,12 @@ function table(cold: Sample[], warm: Sample[]): string {
     `start bench (${cold.length} cold, ${warm.length} warm runs):`,
     ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")),
   ].join("\n");
+}
+
+/** The guest's own way from JOBDATA (and its boot) to the runner. */
+function afterJobData(s: Sample): number | undefined {
+  if (s.jobdata === undefined) return undefined;
+  return s.online - Math.max(s.jobdata, s.booted ?? 0);
 }
 
 /**

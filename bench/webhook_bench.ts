@@ -2,7 +2,9 @@
  * Webhook throughput of a running `forrest serve` on loopback TCP: signed
  * `workflow_job` deliveries (recorded payloads, each with its own delivery
  * id) from 16 concurrent senders for 30 s (WEBHOOK_BENCH_SECONDS), with
- * deliveries per second, p50 and p99 latency, and the daemon's RSS.
+ * deliveries per second, p50 and p99 latency, and the daemon's RSS: every
+ * minute under load (a 10-minute run, WEBHOOK_BENCH_SECONDS=600, shows
+ * whether it levels off), and 30 s after the load stops.
  */
 
 import { createHmac } from "node:crypto";
@@ -81,8 +83,16 @@ async function run(): Promise<void> {
       }
     };
     const t0 = performance.now();
+    const samples: string[] = [];
+    const sampler = setInterval(() => {
+      const minutes = Math.round((performance.now() - t0) / 60_000);
+      samples.push(`${minutes} min ${rssOf(s.pid)} MiB`);
+    }, 60_000);
     await Promise.all(Array.from({ length: SENDERS }, (_, k) => sender(k)));
+    clearInterval(sampler);
     const elapsed = (performance.now() - t0) / 1000;
+    const rssAfter = rssOf(s.pid);
+    await new Promise((resolve) => setTimeout(resolve, 30_000));
     latencies.sort((a, b) => a - b);
     const at = (q: number) =>
       latencies[
@@ -97,9 +107,9 @@ async function run(): Promise<void> {
           Math.round(latencies.length / elapsed)
         } deliveries/s, ${failures} not 202`,
         `  latency p50 ${at(0.5).toFixed(2)} ms, p99 ${at(0.99).toFixed(2)} ms`,
-        `  forrest serve RSS ${rssBefore} MiB before, ${
-          rssOf(s.pid)
-        } MiB after`,
+        `  forrest serve RSS ${rssBefore} MiB before, ${rssAfter} MiB after, ` +
+        `${rssOf(s.pid)} MiB 30 s later`,
+        ...(samples.length ? [`  RSS under load: ${samples.join(", ")}`] : []),
         `  body ${bodies[0]!.body.length} bytes (a recorded payload)`,
       ].join("\n"),
     );

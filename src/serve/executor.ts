@@ -467,6 +467,17 @@ export class Executor {
     const { core, now } = this.#deps;
     launched.ready.then((ready) => {
       if (!ready) return;
+      const values = {
+        runner: work.machine.runnerName,
+        seconds: Math.round((performance.now() - launched.startedAt) / 100) /
+          10,
+      };
+      if (work.runner === undefined) {
+        this.#log.info(
+          "{runner} booted in {seconds} s, waits for a job",
+          values,
+        );
+      } else this.#log.info("{runner} booted in {seconds} s", values);
       core.guestReady(work.machine.id, now());
       this.#deps.wake();
     });

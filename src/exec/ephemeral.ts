@@ -13,6 +13,7 @@ import { NO_RUNNER, readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import type { CloneSetting } from "../images/mod.ts";
 import {
   guestApiForward,
+  kernelCacheDir,
   launchVm,
   type MachineDevices,
   persistIfWanted,
@@ -119,6 +120,7 @@ export async function runEphemeral(
       tpmState: options.devices?.tpmState,
       ...(options.diskCache ? { diskCache: options.diskCache } : {}),
       template: await jobTemplate(runner, runToken, options.command),
+      kernelCache: kernelCacheDir(options.baseDir),
     });
     options.onStarted?.(run.path, runner);
 

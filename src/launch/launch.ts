@@ -48,6 +48,7 @@ import {
 import type { NetworkInterfaceConfig } from "../config/mod.ts";
 import { pathExists, runChecked } from "../host/mod.ts";
 import { startTpm } from "./tpm.ts";
+import { cachedKernel, linkOrCopy } from "./kernel_cache.ts";
 import { LOG_LIMIT, LogGuard } from "./log_guard.ts";
 import {
   hostAddressesToBlock,
@@ -79,6 +80,11 @@ export interface LaunchOptions {
   readonly tpmState?: string | undefined;
   /** The setup template, placeholders already filled in. */
   readonly template: SetupTemplateContent;
+  /**
+   * Where kernels read out of images are kept for later starts
+   * (kernel_cache.ts); read out for each start when undefined.
+   */
+  readonly kernelCache?: string;
   /**
    * Boot without JOBDATA: the template's `job-config/` comes later, through
    * Launched.giveJobData() (the image must have the `late-jobdata`
@@ -133,26 +139,30 @@ function macPool(socket: string): MacPool {
 export async function launchVm(options: LaunchOptions): Promise<Launched> {
   const log = getLogger(["forrest", "vm"]);
   const { run } = options;
-  const fork = await forker.fork(
-    options.image,
-    join(run.path, RUN_FILES.diskStem),
-    { clone: options.clone, size: options.disk },
-  );
+  const late = options.lateJobData === true;
+  const accel = await resolveAccelerator(options.accel);
+  // Independent steps, each a few processes: at once, and all ended
+  // before a failure is thrown (the caller then removes the run's files).
+  const [fork, , boot] = await allEnded<[Fork, void, Boot]>([
+    forker.fork(
+      options.image,
+      join(run.path, RUN_FILES.diskStem),
+      { clone: options.clone, size: options.disk },
+    ),
+    writeConfigDisks(
+      {
+        cidata: run.file("cidata"),
+        jobdata: late ? undefined : run.file("jobdata"),
+      },
+      options.template,
+    ),
+    chooseBoot(options.image, run, accel, options.kernelCache),
+  ]);
   log.debug("Forked {image} to {fork} ({method})", {
     image: options.image,
     fork: fork.path,
     method: fork.method,
   });
-  const late = options.lateJobData === true;
-  await writeConfigDisks(
-    {
-      cidata: run.file("cidata"),
-      jobdata: late ? undefined : run.file("jobdata"),
-    },
-    options.template,
-  );
-  const accel = await resolveAccelerator(options.accel);
-  const boot = await chooseBoot(options.image, run, accel);
   const { network } = options;
   const isolated = isIsolated(network.mode);
   if (!isolated) {
@@ -273,6 +283,24 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
     await plugJobData(vm.qmp, jobdata);
   };
   return { vm, fork, startedAt, ready, giveJobData };
+}
+
+/** Promise.all that lets every promise end before it throws a failure. */
+async function allEnded<T extends readonly unknown[]>(
+  promises: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  for (const result of results) {
+    if (result.status === "rejected") throw result.reason;
+  }
+  return results.map((r) =>
+    (r as PromiseFulfilledResult<unknown>).value
+  ) as unknown as T;
+}
+
+/** Where a base_dir keeps kernels read out of images (kernel_cache.ts). */
+export function kernelCacheDir(baseDir: string): string {
+  return join(baseDir, "cache", "kernels");
 }
 
 /**
@@ -415,6 +443,7 @@ async function chooseBoot(
   image: string,
   run: RunDir,
   accel: Accelerator,
+  cache: string | undefined,
 ): Promise<Boot> {
   if (!(await isExtFileSystem(image))) return { kind: "firmware" };
   const files = await findKernel(image);
@@ -423,8 +452,16 @@ async function chooseBoot(
       `Image "${image}" is a bare ext4 file system with no /boot/vmlinuz-*: it cannot boot`,
     );
   }
-  await extractFile(image, files.kernel, run.file("kernel"));
-  if (files.initrd) await extractFile(image, files.initrd, run.file("initrd"));
+  if (cache === undefined) {
+    await extractFile(image, files.kernel, run.file("kernel"));
+    if (files.initrd) {
+      await extractFile(image, files.initrd, run.file("initrd"));
+    }
+  } else {
+    const cached = await cachedKernel(cache, image, files);
+    await linkOrCopy(cached.kernel, run.file("kernel"));
+    if (cached.initrd) await linkOrCopy(cached.initrd, run.file("initrd"));
+  }
   return {
     kind: "kernel",
     kernel: RUN_FILES.kernel,

@@ -1,5 +1,6 @@
 /** Starting a VM in a run directory, and the rule for persisting its disk. */
 export {
+  kernelCacheDir,
   lateJobDataSupported,
   type Launched,
   type LaunchOptions,

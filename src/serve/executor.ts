@@ -34,6 +34,7 @@ import {
 } from "../images/mod.ts";
 import {
   guestApiForward,
+  kernelCacheDir,
   lateJobDataSupported,
   type Launched,
   launchVm,
@@ -348,6 +349,7 @@ export class Executor {
         tpmState: await machineTpmState(baseDir, machine.triplet),
         template: render(runner),
         lateJobData: runner === undefined,
+        kernelCache: kernelCacheDir(baseDir),
       });
     } catch (error) {
       this.#log.error("Cannot start {runner} from {image}: {error}", {

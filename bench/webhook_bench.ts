@@ -38,6 +38,10 @@ async function run(): Promise<void> {
     image: "/nonexistent/debian.img",
     tcp: `127.0.0.1:${port}`,
     janitorInterval: "10m",
+    // V8 flags for the daemon only, to compare heap settings.
+    ...(Deno.env.get("SERVE_V8_FLAGS")
+      ? { env: { DENO_V8_FLAGS: Deno.env.get("SERVE_V8_FLAGS")! } }
+      : {}),
   }, async (s) => {
     // Jobs for hosted runners: verified, parsed and matched, not ours.
     const bodies = Array.from({ length: 256 }, (_, i) => {

@@ -113,9 +113,11 @@ elif grep -q "dl.deno.land" "$compile_log"; then
 #!/bin/sh
 # Written by scripts/setup.sh because \`deno compile\` could not fetch its
 # runtime on this machine: runs Forrest from source, with the permissions
-# the compiled binary has (deno.json, task "compile").
+# the compiled binary has (deno.json, task "compile"), and its V8 heap
+# limits (docs/architecture.md: memory).
 here=\$(dirname "\$(readlink -f "\$0")")
 exec "\$here/.tools/bin/deno" run --quiet --no-prompt --allow-all --frozen \\
+  --v8-flags=--max-semi-space-size=4,--max-old-space-size=96 \\
   --config "\$here/deno.json" "\$here/main.ts" "\$@"
 LAUNCHER
   chmod +x forrest

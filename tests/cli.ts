@@ -15,6 +15,8 @@ const COMMAND = [
   "--quiet",
   "--allow-all",
   "--no-prompt",
+  // The heap limits of the compiled binary (deno.json, task "compile").
+  "--v8-flags=--max-semi-space-size=4,--max-old-space-size=96",
   "--config",
   `${ROOT}deno.json`,
   `${ROOT}main.ts`,

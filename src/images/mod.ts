@@ -1,4 +1,4 @@
-/** Images: forking them for runs (and, later, persisting and building them). */
+/** Images: forking them for runs, persisting and compacting them, building them. */
 export {
   type CloneMethod,
   type CloneSetting,
@@ -28,6 +28,18 @@ export {
   removePersistLeftovers,
   tokenMatches,
 } from "./persist.ts";
+export {
+  type ByteRange,
+  type CopyPlan,
+  countExtents,
+  dataExtents,
+  DEFRAGMENT_THRESHOLD,
+  defragmentImage,
+  type DefragmentOptions,
+  type DefragmentResult,
+  type DefragmentStep,
+  planCopy,
+} from "./defragment.ts";
 export {
   buildDebianImage,
   type BuildDebianOptions,

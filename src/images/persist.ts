@@ -68,10 +68,7 @@ export async function persistFork(
   const step = async (name: PersistStep) => await options.beforeStep?.(name);
   const dir = dirname(target);
   await Deno.mkdir(dir, { recursive: true, mode: MACHINE_DIR_MODE });
-  const temp = join(
-    dir,
-    `.${basename(target)}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`,
-  );
+  const temp = persistTempPath(target);
   try {
     await step("writing");
     // The mode is set before the data reaches the image folder: a reader
@@ -90,13 +87,46 @@ export async function persistFork(
     await step("written");
     await fsync(temp);
     await step("synced");
-    await Deno.rename(temp, target);
+    await withImageLock(target, () => Deno.rename(temp, target));
     await step("renamed");
     // The rename itself is durable only once the folder is synced.
     await fsync(dir);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * A fresh temp path beside `target`, named so that removePersistLeftovers()
+ * knows it for a leftover (defragmentImage() writes its copies there too).
+ */
+export function persistTempPath(target: string): string {
+  return join(
+    dirname(target),
+    `.${basename(target)}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`,
+  );
+}
+
+/**
+ * Runs `body` (a rename onto `image`, and the checks before it) while no
+ * other persist or rewrite renames onto an image in the same folder, in
+ * this process or another (`forrest exec` beside `forrest serve`): without
+ * it, a rewrite could check that the image is still the one it copied, lose
+ * the race to a persist, and rename the older image over the newer one.
+ * flock on the folder: no lock file to leave behind, and the kernel drops
+ * the lock with a crashed process. Held only for the rename, never a copy.
+ */
+export async function withImageLock<T>(
+  image: string,
+  body: () => Promise<T>,
+): Promise<T> {
+  const folder = await Deno.open(dirname(image), { read: true });
+  try {
+    await folder.lock(true);
+    return await body();
+  } finally {
+    folder.close(); // releases the lock
   }
 }
 
@@ -117,7 +147,8 @@ async function moveOrCopy(from: string, to: string): Promise<void> {
 
 /**
  * Removes temp files that a persist interrupted by a crash left in `dir`
- * (never an image: only names persistFork() gives its temp files).
+ * (never an image: only names persistTempPath() gives, which persistFork()
+ * and defragmentImage() use).
  *
  * @returns the files removed
  */

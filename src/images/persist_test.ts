@@ -11,6 +11,7 @@ import {
   type PersistStep,
   removePersistLeftovers,
   tokenMatches,
+  withImageLock,
 } from "./persist.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -222,5 +223,33 @@ Deno.test("removePersistLeftovers() removes only persist temp files", async () =
       ".build.img.tmp-1a2b3c4d",
     ]);
     assert.deepEqual(await removePersistLeftovers(join(dir, "none")), []);
+  });
+});
+
+Deno.test("persistFork() waits to rename while another holds the image's lock", async () => {
+  await withTempDir(async (dir) => {
+    const { target, fork, oldSum, newSum } = await prepare(dir, "raw");
+    const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const holder = withImageLock(target, async () => {
+      locked.resolve();
+      await release.promise;
+      // Still the old image: the persist has not renamed under the lock.
+      return await sha256(target);
+    });
+    await locked.promise;
+    const synced = Promise.withResolvers<void>();
+    const persisted = persistFork(fork, target, {
+      beforeStep: (step) => {
+        if (step === "synced") synced.resolve();
+      },
+    });
+    await synced.promise;
+    // The rename is next: an unlocked one would be done well within this.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release.resolve();
+    assert.equal(await holder, oldSum);
+    await persisted;
+    assert.equal(await sha256(target), newSum);
   });
 });

@@ -28,6 +28,7 @@ import {
 } from "../guest/mod.ts";
 import {
   chooseImage,
+  defragmentImage,
   imageFacts,
   machineImagePath,
   quarantineImage,
@@ -88,6 +89,9 @@ export class Executor {
   readonly #log = getLogger(["forrest", "machine"]);
   /** Machine types told already that their image keeps no warm machines. */
   readonly #warmRefusalTold = new Set<string>();
+  /** Rewrites of persisted images under way (images/defragment.ts). */
+  readonly #compacting = new Set<Promise<unknown>>();
+  readonly #stopCompacting = new AbortController();
 
   constructor(deps: ExecutorDeps) {
     this.#deps = deps;
@@ -119,6 +123,9 @@ export class Executor {
       // A machine that is only registered has no task to wait for.
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // Shutting down: a rewrite stops (its temp file goes at the next start).
+    this.#stopCompacting.abort();
+    await Promise.allSettled([...this.#compacting]);
   }
 
   /**
@@ -421,6 +428,7 @@ export class Executor {
         { runner: machine.runnerName, image: choice.image },
       );
     }
+    let persisted: string | undefined;
     if (!kill && work.machine.assigned) {
       // The guest may have rewritten JOBDATA at will: one that cannot be
       // read within limits means no persist, and is worth a look.
@@ -434,10 +442,11 @@ export class Executor {
         },
       );
       if (result) {
-        const persisted = await persistIfWanted(
+        const target = machineImagePath(baseDir, machine.triplet);
+        const kept = await persistIfWanted(
           launched.fork,
           {
-            target: machineImagePath(baseDir, machine.triplet),
+            target,
             token: machine.scopeConfig.persistenceToken,
             onSuccess: false,
           },
@@ -451,10 +460,26 @@ export class Executor {
         });
         // Warm machines of its type (and of those based on it) booted the
         // image this run replaced.
-        if (persisted) await this.checkImages();
+        if (kept) {
+          persisted = target;
+          await this.checkImages();
+        }
       }
     }
     await this.#end(work, run);
+    if (persisted !== undefined) this.#compact(persisted);
+  }
+
+  /**
+   * Rewrites a just-persisted image whose forks would be slow (too many
+   * extents), after its run has ended: no job and no budget waits for it.
+   */
+  #compact(image: string): void {
+    const task = defragmentImage(image, {
+      signal: this.#stopCompacting.signal,
+    });
+    this.#compacting.add(task);
+    task.finally(() => this.#compacting.delete(task));
   }
 
   /**
@@ -614,11 +639,15 @@ export class Executor {
   }
 }
 
-/** An image's inode and mtime, or undefined when it is gone. */
+/**
+ * An image's size and mtime, or undefined when it is gone. Not its inode:
+ * a rewrite that compacts it (images/defragment.ts) is a new file with the
+ * same contents, size and mtime, and the same image to a run.
+ */
 async function identity(path: string): Promise<string | undefined> {
   try {
     const info = await Deno.stat(path);
-    return `${info.ino}:${info.mtime?.getTime()}`;
+    return `${info.size}:${info.mtime?.getTime()}`;
   } catch {
     return undefined;
   }

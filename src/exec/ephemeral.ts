@@ -13,7 +13,6 @@ import { NO_RUNNER, readJobResult, renderSetupTemplate } from "../guest/mod.ts";
 import type { CloneSetting } from "../images/mod.ts";
 import {
   guestApiForward,
-  kernelCacheDir,
   launchVm,
   type MachineDevices,
   persistIfWanted,
@@ -119,8 +118,8 @@ export async function runEphemeral(
       networkInterfaces: options.devices?.networkInterfaces ?? [],
       tpmState: options.devices?.tpmState,
       ...(options.diskCache ? { diskCache: options.diskCache } : {}),
+      // No kernel cache: exec leaves nothing behind in base_dir.
       template: await jobTemplate(runner, runToken, options.command),
-      kernelCache: kernelCacheDir(options.baseDir),
     });
     options.onStarted?.(run.path, runner);
 

@@ -140,10 +140,9 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
   const log = getLogger(["forrest", "vm"]);
   const { run } = options;
   const late = options.lateJobData === true;
-  const accel = await resolveAccelerator(options.accel);
   // Independent steps, each a few processes: at once, and all ended
   // before a failure is thrown (the caller then removes the run's files).
-  const [fork, , boot] = await allEnded<[Fork, void, Boot]>([
+  const [fork, , bootFiles] = await allEnded<[Fork, void, BootFiles]>([
     forker.fork(
       options.image,
       join(run.path, RUN_FILES.diskStem),
@@ -156,8 +155,13 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
       },
       options.template,
     ),
-    chooseBoot(options.image, run, accel, options.kernelCache),
+    chooseBoot(options.image, run, options.kernelCache),
   ]);
+  // After the image is known to exist: probing KVM may warn.
+  const accel = await resolveAccelerator(options.accel);
+  const boot: Boot = bootFiles.kind === "kernel"
+    ? { ...bootFiles, append: kernelCommandLine(accel) }
+    : bootFiles;
   log.debug("Forked {image} to {fork} ({method})", {
     image: options.image,
     fork: fork.path,
@@ -442,9 +446,8 @@ function startNetworkHelper(
 async function chooseBoot(
   image: string,
   run: RunDir,
-  accel: Accelerator,
   cache: string | undefined,
-): Promise<Boot> {
+): Promise<BootFiles> {
   if (!(await isExtFileSystem(image))) return { kind: "firmware" };
   const files = await findKernel(image);
   if (!files) {
@@ -466,6 +469,10 @@ async function chooseBoot(
     kind: "kernel",
     kernel: RUN_FILES.kernel,
     initrd: files.initrd ? RUN_FILES.initrd : undefined,
-    append: kernelCommandLine(accel),
   };
 }
+
+/** A boot before its kernel command line (which depends on the accelerator). */
+type BootFiles =
+  | Extract<Boot, { kind: "firmware" }>
+  | Omit<Extract<Boot, { kind: "kernel" }>, "append">;

@@ -23,7 +23,6 @@ import {
 } from "../images/mod.ts";
 import { RUN_FILES, type RunDir } from "../run/mod.ts";
 import {
-  type Accelerator,
   type Boot,
   buildQemuArgv,
   type DiskCache,

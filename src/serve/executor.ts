@@ -510,6 +510,11 @@ export class Executor {
     });
     this.#runnerOf(work).then(async (runner) => {
       if (runner === undefined || killOf(work)) return;
+      // Not before the guest waits for it: a disk plugged while the guest's
+      // kernel had not yet set up the port was never seen (a runner
+      // registered within 20 ms of qemu's start). The job needs the booted
+      // guest anyway.
+      if (!(await launched.ready) || killOf(work)) return;
       try {
         await launched.giveJobData(render(runner));
         this.#log.info("Gave {runner} its JOBDATA (hot-plugged)", {

@@ -154,7 +154,14 @@ export async function launchVm(options: LaunchOptions): Promise<Launched> {
       },
       options.template,
     ),
-    chooseBoot(options.image, run, options.kernelCache),
+    // A TPM's guest stalls booted through PVH (no firmware starts the TPM;
+    // tests/serve_recovery_test.ts): the compressed kernel there.
+    chooseBoot(
+      options.image,
+      run,
+      options.kernelCache,
+      options.tpmState === undefined,
+    ),
   ]);
   // After the image is known to exist: probing KVM may warn.
   const accel = await resolveAccelerator(options.accel);
@@ -446,9 +453,10 @@ async function chooseBoot(
   image: string,
   run: RunDir,
   cache: string | undefined,
+  pvh: boolean,
 ): Promise<BootFiles> {
   if (!(await isExtFileSystem(image))) return { kind: "firmware" };
-  const files = await findKernel(image);
+  const files = await findKernel(image, pvh);
   if (!files) {
     throw new Error(
       `Image "${image}" is a bare ext4 file system with no /boot/vmlinuz-*: it cannot boot`,

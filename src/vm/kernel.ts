@@ -37,6 +37,7 @@ export interface KernelFiles {
  */
 export async function findKernel(
   image: string,
+  uncompressed = true,
 ): Promise<KernelFiles | undefined> {
   // `ls -p` prints one "/inode/mode/uid/gid/name/size/" line per entry.
   const listing = await runChecked("debugfs", ["-R", "ls -p /boot", image]);
@@ -51,10 +52,10 @@ export async function findKernel(
   const version = versions[0];
   if (version === undefined) return undefined;
   const initrd = `initrd.img-${version}`;
-  const uncompressed = `forrest-vmlinux-${version}`;
+  const name = `forrest-vmlinux-${version}`;
   return {
-    kernel: names.includes(uncompressed)
-      ? `/boot/${uncompressed}`
+    kernel: uncompressed && names.includes(name)
+      ? `/boot/${name}`
       : `/boot/vmlinuz-${version}`,
     initrd: names.includes(initrd) ? `/boot/${initrd}` : undefined,
   };

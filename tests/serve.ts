@@ -36,6 +36,12 @@ export interface ServeOptions {
   /** host.ram; the machine takes 1G. */
   readonly hostRam?: string;
   readonly pollingInterval?: string;
+  /**
+   * github.queued_polling_interval; the same as pollingInterval (the
+   * quick poll off) unless given, so that its requests stay out of tests
+   * that count requests or queue faults.
+   */
+  readonly queuedPollingInterval?: string;
   readonly janitorInterval?: string;
   readonly requestTimeout?: string;
   /** More `[repositories…]` TOML. */
@@ -214,6 +220,9 @@ private_key_file = "app.pem"
 webhook_secret_file = "webhook-secret"
 api_url = "${double.url}"
 polling_interval = "${options.pollingInterval ?? "10m"}"
+queued_polling_interval = "${
+          options.queuedPollingInterval ?? options.pollingInterval ?? "10m"
+        }"
 janitor_interval = "${options.janitorInterval ?? "2s"}"
 request_timeout = "${options.requestTimeout ?? "30s"}"
 ${options.token === undefined ? "" : 'token_file = "token"'}

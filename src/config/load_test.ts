@@ -125,6 +125,18 @@ start_timeout = "15"
     ],
   },
   {
+    name: "a quick poll interval below the minimum",
+    toml: `${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret_file = "secret"
+queued_polling_interval = "0s"
+`,
+    problems: [
+      'forrest.toml:9: github.queued_polling_interval: must be at least 1s, found "0s"',
+    ],
+  },
+  {
     name: "an unknown top-level key with a suggestion",
     toml: `${HOST}[repository.acme.app]\n`,
     problems: [
@@ -780,6 +792,21 @@ Deno.test("parseConfig() accepts the shipped example", async () => {
     scope: { kind: "repository", owner: "acme", repo: "platform-images" },
     machine: "debian-base",
   });
+});
+
+Deno.test("parseConfig() reads queued_polling_interval, 30s by default", () => {
+  const github = (line: string) =>
+    config(`${HOST}[github]
+app_id = 1
+private_key_file = "key.pem"
+webhook_secret = "s"
+${line}
+`).github;
+  assert.equal(github("")?.queuedPollingInterval, 30_000);
+  assert.equal(
+    github('queued_polling_interval = "10s"')?.queuedPollingInterval,
+    10_000,
+  );
 });
 
 Deno.test("parseConfig() reads forwards, socket_mode and janitor_interval", () => {

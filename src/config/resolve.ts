@@ -54,6 +54,7 @@ import {
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_LISTEN,
   DEFAULT_POLLING_INTERVAL,
+  DEFAULT_QUEUED_POLLING_INTERVAL,
   DEFAULT_REQUEST_TIMEOUT,
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_SOCKET_MODE,
@@ -303,6 +304,8 @@ function readGitHub(
       : { kind: "inline", value: new Secret(raw.webhook_secret!) },
     apiUrl: (raw.api_url ?? DEFAULT_API_URL).replace(/\/+$/, ""),
     pollingInterval: raw.polling_interval ?? DEFAULT_POLLING_INTERVAL,
+    queuedPollingInterval: raw.queued_polling_interval ??
+      DEFAULT_QUEUED_POLLING_INTERVAL,
     janitorInterval: raw.janitor_interval ?? DEFAULT_JANITOR_INTERVAL,
     requestTimeout: raw.request_timeout ?? DEFAULT_REQUEST_TIMEOUT,
   };

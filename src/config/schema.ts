@@ -231,6 +231,7 @@ export const githubSchema = z.strictObject({
       `expected an http:// or https:// URL, found ${describe(issue.input)}`,
   }).optional(),
   polling_interval: duration(5_000, "5s").optional(),
+  queued_polling_interval: duration(1_000, "1s").optional(),
   janitor_interval: duration(1_000, "1s").optional(),
   request_timeout: duration(1_000, "1s").optional(),
 });

@@ -58,6 +58,12 @@ export interface GitHubConfig {
   readonly apiUrl: string;
   /** Milliseconds. */
   readonly pollingInterval: number;
+  /**
+   * How often queued and running runs are listed with conditional requests
+   * (the quick poll, for lost webhooks); milliseconds. Off when not shorter
+   * than pollingInterval.
+   */
+  readonly queuedPollingInterval: number;
   /** How often runners are listed and leftovers removed; milliseconds. */
   readonly janitorInterval: number;
   /** An API request that takes longer fails (and is retried); ms. */
@@ -230,6 +236,8 @@ export const MACHINE_DEFAULTS = Object.freeze({
 
 export const DEFAULT_API_URL = "https://api.github.com";
 export const DEFAULT_POLLING_INTERVAL = 15 * 60_000;
+/** A lost webhook's job is found within this (docs/jobs.md). */
+export const DEFAULT_QUEUED_POLLING_INTERVAL = 30_000;
 export const DEFAULT_JANITOR_INTERVAL = 5 * 60_000;
 export const DEFAULT_REQUEST_TIMEOUT = 30_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT = 10 * 60_000;

@@ -230,11 +230,7 @@ export class Core {
     startedAt: number,
     now: number,
   ): JobChange[] {
-    // A webhook that came while the poll ran is newer than its listing.
-    const fresh = reports.filter((report) =>
-      (this.#jobs.get(jobKey(report))?.updatedAt ?? -Infinity) < startedAt
-    );
-    const changes = fresh.map((report) => this.jobReported(report, now))
+    const changes = this.jobsListed(reports, startedAt, now)
       .filter((change) => change.kind !== "none");
     const listed = new Set(reports.map(jobKey));
     const dropped = this.#jobs.forgetUnlisted(listing, listed, startedAt);
@@ -243,6 +239,21 @@ export class Core {
       ...changes,
       ...dropped.map((job) => ({ kind: "dropped" as const, job })),
     ];
+  }
+
+  /**
+   * Jobs that a listing started at `startedAt` showed, each reported as a
+   * webhook's would be; nothing unlisted is dropped (the quick poll lists
+   * only what changed). A webhook that came while it ran is newer.
+   */
+  jobsListed(
+    reports: readonly JobReport[],
+    startedAt: number,
+    now: number,
+  ): JobChange[] {
+    return reports.filter((report) =>
+      (this.#jobs.get(jobKey(report))?.updatedAt ?? -Infinity) < startedAt
+    ).map((report) => this.jobReported(report, now));
   }
 
   #jobChanged(now: number): void {

@@ -390,6 +390,28 @@ Deno.test("the poller is the truth: unlisted jobs are dropped", () => {
   assert.deepEqual(core.jobs().map((j) => j.id), [4]);
 });
 
+Deno.test("jobsListed() reports what a partial listing showed, drops nothing, and yields to newer webhooks", () => {
+  const core = newCore();
+  core.jobReported(job(1, "queued"), 1_000);
+  core.jobReported(job(2, "queued"), 3_000);
+  const changes = core.jobsListed(
+    [job(2, "completed"), job(3, "queued")],
+    2_000,
+    4_000,
+  );
+  // Job 2's webhook (at 3 s) is newer than the listing (from 2 s): kept.
+  assert.deepEqual(
+    changes.map((c) => c.kind === "none" ? ["none"] : [c.kind, c.job.id]),
+    [["added", 3]],
+  );
+  // Job 1 was not listed: a quick listing covers only what changed.
+  assert.deepEqual(core.jobs().map((j) => [j.id, j.status]), [
+    [1, "queued"],
+    [2, "queued"],
+    [3, "queued"],
+  ]);
+});
+
 Deno.test("a reload: new machines use the new config, running ones keep theirs", () => {
   const core = newCore();
   core.jobReported(job(1, "queued"), 0);

@@ -49,6 +49,12 @@ export type WebhookResult =
     readonly kind: "job";
     readonly delivery: string | undefined;
     readonly report: JobReport;
+    /**
+     * Set when the delivery contradicts itself (its action and the job's
+     * status disagree), saying how: the job's status is to be asked of
+     * the forge.
+     */
+    readonly disagreement?: string;
   };
 
 /** What one configured scope needs from the forge before it can serve. */
@@ -95,11 +101,30 @@ export interface WebhookForge extends Forge {
   listRepositories(org: string): Promise<RepoRef[]>;
   /** Queued and running jobs (and the finished jobs of their runs). */
   listActiveJobs(repo: RepoRef, since: Date): Promise<JobReport[]>;
+  /**
+   * The jobs of a repository's queued and running runs whose listing
+   * changed since this was last asked, with conditional requests: an
+   * unchanged listing costs a 304, which counts against no rate limit.
+   * Jobs of unchanged listings are not reported again.
+   */
+  listJobChanges(repo: RepoRef): Promise<JobChanges>;
+  /** One job as the forge has it now. */
+  getJob(repo: RepoRef, id: number): Promise<JobReport>;
   /** Verifies a delivery's signature over its raw body, then reads it. */
   parseWebhook(
     headers: Headers,
     body: Uint8Array,
   ): Promise<WebhookResult> | WebhookResult;
+}
+
+/** What listJobChanges() found, and what it cost. */
+export interface JobChanges {
+  /** Every job of each run whose job listing changed. */
+  readonly jobs: JobReport[];
+  /** Requests made, 304s included. */
+  readonly requests: number;
+  /** Requests answered 304 Not Modified: free of the rate limit. */
+  readonly notModified: number;
 }
 
 /** A forge whose waiting jobs are found by polling each scope (Forgejo). */

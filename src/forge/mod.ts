@@ -6,6 +6,7 @@ export {
   type Forges,
   ForgeSetupError,
   hasForge,
+  type JobChanges,
   type PollingForge,
   type RegisteredRunner,
   type RepoRef,

@@ -12,6 +12,7 @@ import {
   DEFAULT_FORGEJO_POLLING_INTERVAL,
   DEFAULT_JANITOR_INTERVAL,
   DEFAULT_POLLING_INTERVAL,
+  DEFAULT_QUEUED_POLLING_INTERVAL,
   describeScope,
   forgeOf,
   type Scope,
@@ -23,6 +24,7 @@ import {
   type Decision,
   DEFAULT_CORE_OPTIONS,
   type JobChange,
+  type JobReport,
   type RunnerReport,
   type Status,
 } from "../core/mod.ts";
@@ -40,6 +42,7 @@ import { Executor } from "./executor.ts";
 import { type GuestApi, storeFolder, sweepUploads } from "../guest_api/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
+import { PollPacer } from "./poll_pacer.ts";
 import { type RecoveredRun, recoverRuns } from "./recovery.ts";
 
 export interface DaemonOptions {
@@ -84,6 +87,24 @@ export class Daemon {
     () => this.#poll(),
     () => this.core.config.github?.pollingInterval ?? DEFAULT_POLLING_INTERVAL,
   );
+  /**
+   * The quick poll: conditional listings of queued and running runs, so
+   * that a lost webhook's job is found within queued_polling_interval,
+   * at no rate-limit cost while nothing changes (docs/jobs.md).
+   */
+  readonly #quickPoller = new Periodic(
+    () => this.#pollQueued(),
+    () => this.#quickPacer.delay(this.#quickInterval(), Date.now()),
+  );
+  /** Lengthens the quick poll's interval to keep it within its budget. */
+  readonly #quickPacer = new PollPacer();
+  #lastQuickRound = { requests: 0, notModified: 0 };
+  /** Repositories whose last quick listing failed (logged once). */
+  readonly #quickFailing = new Set<string>();
+  /** Each organization's repositories, as the full poll last listed them. */
+  readonly #orgRepos = new Map<string, RepoRef[]>();
+  /** Jobs being asked of GitHub after a self-contradicting delivery. */
+  readonly #jobChecks = new Map<number, Promise<void>>();
   readonly #janitor = new Periodic(
     () => this.#janitorRound(),
     () => janitorInterval(this.core.config),
@@ -157,6 +178,8 @@ export class Daemon {
     );
     await this.janitor();
     await this.poll();
+    // The full poll just listed everything: the quick one starts after it.
+    this.#quickPoller.later();
     this.#imageCheck.run();
   }
 
@@ -254,6 +277,9 @@ export class Daemon {
         status: report.status,
         change: change.kind,
       });
+    }
+    if (result.disagreement !== undefined) {
+      this.#checkJob(report, result.disagreement);
     }
     this.wake();
     return answer(202, "accepted");
@@ -355,10 +381,11 @@ export class Daemon {
   /**
    * The repositories a poll round lists jobs of: those configured, and
    * those of each organization (its `repositories`, or all it has, asked
-   * of GitHub each round). Enterprises are not polled: GitHub has no
-   * listing of an enterprise's jobs; their jobs come by webhook.
+   * of GitHub each round; the quick poll takes those the last round
+   * listed). Enterprises are not polled: GitHub has no listing of an
+   * enterprise's jobs; their jobs come by webhook.
    */
-  async #pollTargets(): Promise<RepoRef[]> {
+  async #pollTargets(listOrgs = true): Promise<RepoRef[]> {
     const github = this.#forges.github!;
     const repos = new Map<string, RepoRef>();
     const add = ({ owner, repo }: RepoRef) => {
@@ -376,10 +403,15 @@ export class Daemon {
         }
         continue;
       }
+      const org = scope.org.toLowerCase();
+      if (!listOrgs) {
+        for (const repo of this.#orgRepos.get(org) ?? []) add(repo);
+        continue;
+      }
       try {
-        for (const repo of await github.listRepositories(scope.org)) {
-          add(repo);
-        }
+        const listed = await github.listRepositories(scope.org);
+        this.#orgRepos.set(org, listed);
+        for (const repo of listed) add(repo);
       } catch (error) {
         this.#log.warn("Cannot list the repositories of {org}: {error}", {
           org: scope.org,
@@ -403,6 +435,125 @@ export class Daemon {
     this.#logChanges(
       this.core.pollFinished(repo, jobs, startedAt, Date.now()),
     );
+  }
+
+  /**
+   * Runs a quick poll round now, as its timer would; resolves with what
+   * it cost (304 answers count against no rate limit).
+   */
+  async pollQueued(): Promise<{ requests: number; notModified: number }> {
+    await this.#quickPoller.run();
+    return this.#lastQuickRound;
+  }
+
+  /**
+   * One round of the quick poll: each repository's queued and in-progress
+   * runs and their jobs, with conditional requests. Only the jobs of the
+   * listings that changed come back, each reported on its own as a
+   * webhook's would be: a listing of some runs must not drop the jobs it
+   * did not cover (that is the full poll's). Off while its interval is
+   * not shorter than the full poll's.
+   */
+  async #pollQueued(): Promise<void> {
+    const github = this.#forges.github;
+    const full = this.core.config.github?.pollingInterval ??
+      DEFAULT_POLLING_INTERVAL;
+    this.#lastQuickRound = { requests: 0, notModified: 0 };
+    if (github === undefined || this.#quickInterval() >= full) return;
+    const startedAt = Date.now();
+    const round = { requests: 0, notModified: 0 };
+    const repos = await this.#pollTargets(false);
+    await inTurns(repos, QUICK_POLL_CONCURRENCY, async (repo) => {
+      if (this.#stopped) return;
+      const key = `${repo.owner}/${repo.repo}`.toLowerCase();
+      const listedAt = Date.now();
+      try {
+        const listing = await github.listJobChanges(repo);
+        round.requests += listing.requests;
+        round.notModified += listing.notModified;
+        if (this.#quickFailing.delete(key)) {
+          this.#log.info("The quick poll lists {owner}/{repo} again", {
+            owner: repo.owner,
+            repo: repo.repo,
+          });
+        }
+        this.#logChanges(
+          this.core.jobsListed(listing.jobs, listedAt, Date.now()),
+        );
+      } catch (error) {
+        const message = "Cannot quick-poll jobs of {owner}/{repo}: {error}";
+        const fields = {
+          owner: repo.owner,
+          repo: repo.repo,
+          error: errorText(error),
+        };
+        if (this.#quickFailing.has(key)) this.#log.debug(message, fields);
+        else {
+          this.#quickFailing.add(key);
+          this.#log.warn(message, fields);
+        }
+      }
+    });
+    const counted = round.requests - round.notModified;
+    this.#quickPacer.roundEnded({
+      startedAt,
+      endedAt: Date.now(),
+      requests: round.requests,
+      counted,
+    });
+    this.#lastQuickRound = round;
+    this.#log.debug(
+      "Quick poll: {requests} requests, {counted} counted against the " +
+        "rate limit",
+      { requests: round.requests, counted },
+    );
+    this.wake();
+  }
+
+  #quickInterval(): number {
+    return this.core.config.github?.queuedPollingInterval ??
+      DEFAULT_QUEUED_POLLING_INTERVAL;
+  }
+
+  /**
+   * Asks GitHub for a job whose delivery contradicted itself (`queued`
+   * for a job `waiting` for approval), once the delivery is answered, and
+   * reports what GitHub says: a job released from its gate gets its
+   * machine without waiting for a poll. One check per job at a time.
+   */
+  #checkJob(report: JobReport, disagreement: string): void {
+    const github = this.#forges.github;
+    if (
+      github === undefined || this.#stopped || this.#jobChecks.has(report.id)
+    ) return;
+    const fields = { id: report.id, owner: report.owner, repo: report.repo };
+    const startedAt = Date.now();
+    const check = Promise.resolve().then(async () => {
+      try {
+        const job = await github.getJob(report, report.id);
+        const tracked = this.core.jobs().find((known) =>
+          known.forge === undefined && known.id === report.id
+        );
+        // A delivery that changed the job's status during the check is
+        // newer than its answer (one that said the same again is not).
+        if (tracked !== undefined && tracked.since > startedAt) return;
+        const change = this.core.jobReported(job, Date.now());
+        this.#log.info(
+          "Job {id} of {owner}/{repo}: its delivery said {disagreement}; " +
+            "GitHub says {status} ({change})",
+          { ...fields, disagreement, status: job.status, change: change.kind },
+        );
+        if (change.kind !== "none") this.wake();
+      } catch (error) {
+        this.#log.warn("Cannot check job {id} of {owner}/{repo}: {error}", {
+          ...fields,
+          error: errorText(error),
+        });
+      } finally {
+        this.#jobChecks.delete(report.id);
+      }
+    });
+    this.#jobChecks.set(report.id, check);
   }
 
   #logChanges(changes: readonly JobChange[]): void {
@@ -535,6 +686,8 @@ export class Daemon {
     this.#stopped = true;
     const rounds = Promise.all([
       this.#poller.stop(),
+      this.#quickPoller.stop(),
+      ...this.#jobChecks.values(),
       this.#janitor.stop(),
       this.#imageCheck.stop(),
       ...[...this.#forgejoPollers.values()].map((poller) => poller.stop()),
@@ -627,4 +780,26 @@ export function scopeNeeds(config: Config): ScopeNeeds[] {
     repositories: entry.repositories,
     packageToken: entry.packageToken,
   }));
+}
+
+/**
+ * Repositories the quick poll lists at once: a round of 100 takes a
+ * quarter of the time one by one would (GitHub answers in 100–300 ms),
+ * far from GitHub's 100 concurrent requests; the pacer keeps the rate.
+ */
+const QUICK_POLL_CONCURRENCY = 4;
+
+/** `work` for each item, at most `concurrency` at a time. */
+async function inTurns<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, worker),
+  );
 }

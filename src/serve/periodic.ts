@@ -27,6 +27,15 @@ export class Periodic {
     return this.#running;
   }
 
+  /**
+   * The first run after one interval rather than now (a task that another
+   * did the work of at start); nothing when a run is under way or due.
+   */
+  later(): void {
+    if (this.#stopped || this.#running || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.run(), this.#interval());
+  }
+
   /** No more runs; resolves once the one under way has ended. */
   async stop(): Promise<void> {
     this.#stopped = true;

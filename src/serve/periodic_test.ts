@@ -20,3 +20,19 @@ Deno.test("Periodic runs again after each run, never twice at once, and stops", 
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(runs, 2, "no run after stop()");
 });
+
+Deno.test("Periodic.later() runs first after one interval, then on as usual", async () => {
+  let runs = 0;
+  const periodic = new Periodic(() => {
+    runs++;
+    return Promise.resolve();
+  }, () => 20);
+  periodic.later();
+  periodic.later(); // due already: no second timer
+  assert.equal(runs, 0);
+  while (runs < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  await periodic.stop();
+  periodic.later(); // stopped: nothing
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  assert.equal(runs, 2);
+});

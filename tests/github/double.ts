@@ -6,7 +6,7 @@
  * through the `/_guest/` endpoints (see guest.ts).
  */
 
-import type { KeyObject } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { handleGuest } from "./guest.ts";
 import { publicKeyOf } from "./jwt.ts";
 import {
@@ -51,6 +51,17 @@ export interface RecordedRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
   readonly status: number;
+  /** Whether it had an If-None-Match header (a conditional request). */
+  readonly conditional: boolean;
+}
+
+/** What some API requests cost of the rate limit (see requestCost). */
+export interface RequestCost {
+  readonly requests: number;
+  /** Those that count against the rate limit: every answer but a 304. */
+  readonly counted: number;
+  /** Conditional requests answered 304 Not Modified, which GitHub does not count. */
+  readonly notModified: number;
 }
 
 /** What the next requests get instead of their answer (see failNext). */
@@ -91,6 +102,8 @@ export class GitHubDouble implements AsyncDisposable {
   #target: WebhookTarget | undefined;
   /** Webhooks of state changes go out one after another, in order. */
   #webhooks: Promise<void> = Promise.resolve();
+  /** While set, state changes send no webhook (they were lost). */
+  #muted = false;
   #closed = false;
 
   /** Starts a double on 127.0.0.1 on a free port. */
@@ -243,6 +256,38 @@ export class GitHubDouble implements AsyncDisposable {
     await this.settled();
   }
 
+  /**
+   * A queued job taken by a runner not of Forrest's (a GitHub-hosted one,
+   * which no runner listing shows): in progress, webhook sent unless
+   * `webhook` is false.
+   */
+  async startJobElsewhere(
+    id: number,
+    options: { runnerName?: string; webhook?: boolean } = {},
+  ): Promise<void> {
+    this.#muted = options.webhook === false;
+    try {
+      this.#state.startElsewhere(id, options.runnerName ?? "GitHub Actions 1");
+    } finally {
+      this.#muted = false;
+    }
+    await this.settled();
+  }
+
+  /** A job that startJobElsewhere() started ends; webhook as there. */
+  async finishJobElsewhere(
+    id: number,
+    options: { conclusion?: "success" | "failure"; webhook?: boolean } = {},
+  ): Promise<void> {
+    this.#muted = options.webhook === false;
+    try {
+      this.#state.finishElsewhere(id, options.conclusion ?? "success");
+    } finally {
+      this.#muted = false;
+    }
+    await this.settled();
+  }
+
   /** All jobs, oldest first; live objects that follow later changes. */
   jobs(): Job[] {
     return this.#state.jobs();
@@ -307,6 +352,24 @@ export class GitHubDouble implements AsyncDisposable {
     }
   }
 
+  /**
+   * What the recorded requests from index `from` on (of `requests`), those
+   * that `which` picks, cost of the rate limit: GitHub counts every
+   * request but a conditional one answered 304 Not Modified.
+   */
+  requestCost(
+    from = 0,
+    which: (request: RecordedRequest) => boolean = () => true,
+  ): RequestCost {
+    const picked = this.requests.slice(from).filter(which);
+    const notModified = picked.filter((r) => r.status === 304).length;
+    return {
+      requests: picked.length,
+      counted: picked.length - notModified,
+      notModified,
+    };
+  }
+
   /** Polls `predicate` every 50 ms; throws naming `what` after `timeoutMs`. */
   async waitFor(
     predicate: () => boolean,
@@ -355,6 +418,7 @@ export class GitHubDouble implements AsyncDisposable {
 
   /** Sends the webhook of a state change after those before it; never throws. */
   readonly #onJobChange: JobListener = (job, action) => {
+    if (this.#muted) return;
     const repo = this.#state.repo(job.owner, job.repo)!;
     const payload = workflowJobPayload(
       action,
@@ -407,12 +471,18 @@ export class GitHubDouble implements AsyncDisposable {
           this.#api.checkRequest(op, url.searchParams, body),
         );
       }
-      const reply = await this.#reply(op, request.headers, url, body);
+      const ifNoneMatch = request.headers.get("if-none-match");
+      const reply = conditional(
+        request.method,
+        await this.#reply(op, request.headers, url, body),
+        ifNoneMatch,
+      );
       this.requests.push({
         method: request.method,
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
         status: reply.status,
+        conditional: ifNoneMatch !== null,
       });
       return toResponse(reply);
     } catch (error) {
@@ -457,6 +527,38 @@ function describe(op: MatchedOperation, what: string): string {
   return `${op.method} ${op.template} (${op.operationId}) ${what}`;
 }
 
+/**
+ * GitHub's conditional requests: a GET answered 200 carries a weak ETag
+ * of its body, so the ETag changes exactly when what is listed does. The
+ * same GET with that ETag in If-None-Match is answered 304 Not Modified,
+ * without a body. GitHub documents this for its whole REST API, not per
+ * operation, so the OpenAPI description lists no 304 here: the 200 the
+ * 304 stands for was checked against it already.
+ */
+function conditional(
+  method: string,
+  reply: Reply,
+  ifNoneMatch: string | null,
+): Reply {
+  if (method !== "GET" || reply.status !== 200 || reply.body === undefined) {
+    return reply;
+  }
+  const hash = createHash("sha256").update(bodyText(reply.body)).digest("hex");
+  const etag = `W/"${hash}"`;
+  const headers = { ...reply.headers, etag };
+  // Weak comparison (RFC 9110 §13.1.2): W/ prefixes do not matter.
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+  const matched = ifNoneMatch !== null &&
+    ifNoneMatch.split(",").some((tag) =>
+      tag.trim() === "*" || opaque(tag) === opaque(etag)
+    );
+  return matched ? { status: 304, headers: { etag } } : { ...reply, headers };
+}
+
+function bodyText(body: unknown): string {
+  return typeof body === "string" ? body : JSON.stringify(body);
+}
+
 function toResponse(reply: Reply): Response {
   const headers = new Headers(reply.headers);
   if (reply.body === undefined) {
@@ -465,8 +567,8 @@ function toResponse(reply: Reply): Response {
   if (!headers.has("content-type")) {
     headers.set("content-type", "application/json; charset=utf-8");
   }
-  const body = typeof reply.body === "string"
-    ? reply.body
-    : JSON.stringify(reply.body);
-  return new Response(body, { status: reply.status, headers });
+  return new Response(bodyText(reply.body), {
+    status: reply.status,
+    headers,
+  });
 }

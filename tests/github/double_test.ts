@@ -389,3 +389,95 @@ Deno.test("failNext answers the next requests with the fault, then recovers", as
     ],
   );
 });
+
+Deno.test("GitHubDouble answers a conditional GET 304 while the listing is unchanged, and counts only the 200s", async () => {
+  await using gh = await start();
+  const token = await tokenFor(
+    gh,
+    gh.addRepo("octo", "forrest").installationId,
+  );
+  const get = async (path: string, etag?: string, authorization = token) => {
+    const response = await fetch(`${gh.url}${path}`, {
+      headers: {
+        authorization,
+        ...(etag === undefined ? {} : { "if-none-match": etag }),
+      },
+    });
+    return {
+      status: response.status,
+      etag: response.headers.get("etag"),
+      body: await response.text(),
+    };
+  };
+  const queued = "/repos/octo/forrest/actions/runs?status=queued";
+  const a = await gh.queueJob({
+    owner: "octo",
+    repo: "forrest",
+    labels: ["x"],
+    webhook: false,
+  });
+  const from = gh.requests.length;
+  const first = await get(queued);
+  assert.equal(first.status, 200);
+  assert.match(first.etag!, /^W\/"[0-9a-f]{64}"$/);
+  const again = await get(queued, first.etag!);
+  assert.deepEqual(again, { status: 304, etag: first.etag, body: "" });
+  // A strong form of the same tag, or one of a list, matches too.
+  assert.equal(
+    (await get(queued, `"x", ${first.etag!.slice(2)}`)).status,
+    304,
+  );
+  // A bad token gets its 401, ETag or not.
+  assert.equal((await get(queued, first.etag!, "token nope")).status, 401);
+
+  // A new run changes the listing, and its ETag.
+  const b = await gh.queueJob({
+    owner: "octo",
+    repo: "forrest",
+    labels: ["x"],
+    webhook: false,
+  });
+  const changed = await get(queued, first.etag!);
+  assert.equal(changed.status, 200);
+  assert.notEqual(changed.etag, first.etag);
+  assert.equal(
+    (JSON.parse(changed.body).workflow_runs as unknown[]).length,
+    2,
+  );
+
+  // A later job queued in a run that is in progress: the run's jobs
+  // listing changes (the runs listing shows the run in progress still).
+  await gh.startJobElsewhere(a.id, { webhook: false });
+  const jobsPath = `/repos/octo/forrest/actions/runs/${a.runId}/jobs`;
+  const jobs = await get(jobsPath);
+  assert.equal((await get(jobsPath, jobs.etag!)).status, 304);
+  await gh.queueJob({
+    owner: "octo",
+    repo: "forrest",
+    labels: ["x"],
+    runId: a.runId,
+    webhook: false,
+  });
+  const later = await get(jobsPath, jobs.etag!);
+  assert.equal(later.status, 200);
+  assert.deepEqual(
+    (JSON.parse(later.body).jobs as { status: string }[]).map((j) => j.status),
+    ["in_progress", "queued"],
+  );
+  await gh.finishJobElsewhere(a.id, { webhook: false });
+  await gh.cancelJob(b.id);
+
+  // 200, 304, 304, 401, 200, 200, 304, 200: the 401 counts too.
+  assert.deepEqual(gh.requestCost(from), {
+    requests: 8,
+    counted: 5,
+    notModified: 3,
+  });
+  assert.deepEqual(
+    gh.requestCost(from, (r) => r.conditional),
+    { requests: 6, counted: 3, notModified: 3 },
+  );
+  // Only the cancel sent a webhook (to no target here).
+  assert.deepEqual(gh.deliveries.map((d) => d.action), ["completed"]);
+  assert.deepEqual(gh.violations, []);
+});

@@ -6,6 +6,7 @@ export {
   type GitHubDoubleOptions,
   type QueueJobOptions,
   type RecordedRequest,
+  type RequestCost,
 } from "./double.ts";
 export { generateAppKey, signAppJwt } from "./jwt.ts";
 export type { ApiDescription } from "./openapi.ts";

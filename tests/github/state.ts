@@ -475,6 +475,37 @@ export class GitHubState {
     return job;
   }
 
+  /**
+   * A queued job taken by a runner that no scope of the double lists (a
+   * GitHub-hosted one): in progress.
+   */
+  startElsewhere(id: number, runnerName: string): JobState {
+    const job = this.#jobs.get(id);
+    if (!job) throw new Error(`No job ${id}`);
+    if (job.status !== "queued") throw new Error(`Job ${id} is ${job.status}`);
+    Object.assign(job, {
+      status: "in_progress",
+      startedAt: timestamp(),
+      runnerId: this.#next.runner++,
+      runnerName,
+      runnerGroupId: 0,
+      runnerGroupName: "GitHub Actions",
+    });
+    this.#listener(job, "in_progress");
+    return job;
+  }
+
+  /** A job that startElsewhere() started ends. */
+  finishElsewhere(id: number, conclusion: JobConclusion): JobState {
+    const job = this.#jobs.get(id);
+    if (!job) throw new Error(`No job ${id}`);
+    if (job.status !== "in_progress") {
+      throw new Error(`Job ${id} is ${job.status}`);
+    }
+    this.#complete(job, conclusion);
+    return job;
+  }
+
   /** A queued job is cancelled (a running one is left alone). */
   cancel(id: number): JobState {
     const job = this.#jobs.get(id);

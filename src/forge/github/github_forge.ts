@@ -27,12 +27,14 @@ import { Secret } from "../../log/mod.ts";
 import {
   ForgeError,
   ForgeSetupError,
+  type JobChanges,
   type RegisteredRunner,
   type RepoRef,
   type ScopeNeeds,
   type WebhookForge,
   type WebhookResult,
 } from "../forge.ts";
+import { EtagCache } from "./etag_cache.ts";
 import { parseGitHubWebhook } from "./webhook.ts";
 
 export interface GitHubForgeOptions {
@@ -54,6 +56,22 @@ const PER_PAGE = 100;
 const MAX_PAGES = 20;
 /** GitHub's default runner group, at every scope. */
 const DEFAULT_RUNNER_GROUP_ID = 1;
+/**
+ * Listings whose ETags are kept: two per repository and one per active
+ * run, for some thousands of repositories.
+ */
+const ETAGS_KEPT = 10_000;
+/** What a conditional request answered 304 Not Modified gives back. */
+const NOT_MODIFIED = Symbol("not modified");
+
+/** A job as run listings and `GET …/actions/jobs/{id}` show it. */
+interface ApiJob {
+  readonly id: number;
+  readonly status: JobReport["status"];
+  readonly labels: string[];
+  readonly runner_name?: string | null;
+  readonly created_at: string;
+}
 
 type Client = Octokit;
 
@@ -73,6 +91,10 @@ export class GitHubForge implements WebhookForge {
   readonly #installations = new Map<string, Promise<Client>>();
   /** Runner groups per scope key and name. */
   readonly #groups = new Map<string, Promise<RunnerGroup>>();
+  /** Listings of the quick poll by URL: their ETags, and what they held. */
+  readonly #etags = new EtagCache<readonly unknown[]>(ETAGS_KEPT);
+  /** The queued and running runs the quick poll last saw, per repository. */
+  readonly #activeRuns = new Map<string, ReadonlySet<number>>();
 
   constructor(options: GitHubForgeOptions) {
     const log = getLogger(["forrest", "github"]);
@@ -339,32 +361,74 @@ export class GitHubForge implements WebhookForge {
         scope,
         "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
         { owner: repo.owner, repo: repo.repo, run_id: runId, filter: "latest" },
-        (data: {
-          jobs: {
-            id: number;
-            status: JobReport["status"];
-            labels: string[];
-            runner_name?: string | null;
-            created_at: string;
-          }[];
-        }) => {
-          for (const job of data.jobs) {
-            const createdAt = Date.parse(job.created_at);
-            jobs.push({
-              id: Number(job.id),
-              owner: repo.owner,
-              repo: repo.repo,
-              status: job.status,
-              labels: job.labels,
-              runnerName: job.runner_name ?? null,
-              ...(Number.isFinite(createdAt) ? { createdAt } : {}),
-            });
-          }
+        (data: { jobs: ApiJob[] }) => {
+          for (const job of data.jobs) jobs.push(jobReport(repo, job));
           return data.jobs.length;
         },
       );
     }
     return jobs;
+  }
+
+  /**
+   * The quick poll of a repository: its queued and in-progress runs, and
+   * the jobs of each (a later job of a running workflow is queued inside
+   * an in-progress run, which may look no different in the runs listing),
+   * all with If-None-Match. Without a `created` filter, so that each
+   * listing keeps its URL and its ETag from one call to the next: GitHub
+   * gives up queued runs after a day anyway. A run that left both
+   * listings since the last call has its jobs listed once more: how they
+   * ended (a queued job cancelled) is news too.
+   */
+  async listJobChanges(repo: RepoRef): Promise<JobChanges> {
+    const scope: Scope = { kind: "repository", ...repo };
+    const key = `${repo.owner}/${repo.repo}`.toLowerCase();
+    const cost = { requests: 0, notModified: 0 };
+    const runIds = new Set<number>();
+    for (const status of ["queued", "in_progress"] as const) {
+      const runs = await this.#conditionalPages(
+        scope,
+        "GET /repos/{owner}/{repo}/actions/runs",
+        { owner: repo.owner, repo: repo.repo, status },
+        (data: { workflow_runs: { id: number }[] }) =>
+          data.workflow_runs.map((run) => Number(run.id)),
+        cost,
+      );
+      for (const id of runs.values) runIds.add(id);
+    }
+    const ended = [...this.#activeRuns.get(key) ?? []].filter((id) =>
+      !runIds.has(id)
+    );
+    const jobs: JobReport[] = [];
+    for (const runId of [...runIds, ...ended]) {
+      const listed = await this.#conditionalPages(
+        scope,
+        "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+        { owner: repo.owner, repo: repo.repo, run_id: runId, filter: "latest" },
+        (data: { jobs: ApiJob[] }) =>
+          data.jobs.map((job) => jobReport(repo, job)),
+        cost,
+      );
+      if (listed.changed) jobs.push(...listed.values);
+    }
+    // Only now: when a listing failed, the runs that ended are listed
+    // again next time.
+    if (runIds.size > 0) this.#activeRuns.set(key, runIds);
+    else this.#activeRuns.delete(key);
+    return { jobs, ...cost };
+  }
+
+  async getJob(repo: RepoRef, id: number): Promise<JobReport> {
+    const { data } = await this.#call(
+      { kind: "repository", ...repo },
+      (octokit) =>
+        octokit.request("GET /repos/{owner}/{repo}/actions/jobs/{job_id}", {
+          owner: repo.owner,
+          repo: repo.repo,
+          job_id: id,
+        }),
+    );
+    return jobReport(repo, data as ApiJob);
   }
 
   parseWebhook(headers: Headers, body: Uint8Array): WebhookResult {
@@ -390,6 +454,57 @@ export class GitHubForge implements WebhookForge {
       );
       if (take(data as T) < PER_PAGE) return;
     }
+  }
+
+  /**
+   * A listing page by page with If-None-Match, each page's ETag and
+   * entries kept: an unchanged page is answered 304 and its entries come
+   * from the cache. `changed` when some page was not; `cost` counts the
+   * requests and the 304s.
+   */
+  async #conditionalPages<T, D>(
+    scope: Scope,
+    route: string,
+    params: Record<string, unknown>,
+    read: (data: D) => T[],
+    cost: { requests: number; notModified: number },
+  ): Promise<{ changed: boolean; values: T[] }> {
+    const values: T[] = [];
+    let changed = false;
+    for (let page = 1; page <= MAX_PAGES; page++) {
+      const key = JSON.stringify([route, params, page]);
+      const known = this.#etags.get(key) as
+        | { etag: string; value: T[] }
+        | undefined;
+      cost.requests++;
+      const response = await this.#call(
+        scope,
+        (octokit) =>
+          octokit.request(route, {
+            ...params,
+            per_page: PER_PAGE,
+            page,
+            headers: known ? { "if-none-match": known.etag } : {},
+          }).catch((error: unknown): typeof NOT_MODIFIED => {
+            if (statusOf(error) === 304 && known) return NOT_MODIFIED;
+            throw error;
+          }),
+      );
+      let entries: T[];
+      if (response === NOT_MODIFIED) {
+        cost.notModified++;
+        entries = known!.value;
+      } else {
+        changed = true;
+        entries = read(response.data as D);
+        const etag = response.headers.etag;
+        if (etag) this.#etags.set(key, etag, entries);
+        else this.#etags.delete(key);
+      }
+      values.push(...entries);
+      if (entries.length < PER_PAGE) break;
+    }
+    return { changed, values };
   }
 
   /** A runner group of a scope by name, looked up once. */
@@ -531,6 +646,20 @@ function scoped(
         params: { enterprise: scope.enterprise },
       };
   }
+}
+
+/** A job of a listing, or asked for by id, as the core takes it. */
+function jobReport(repo: RepoRef, job: ApiJob): JobReport {
+  const createdAt = Date.parse(job.created_at);
+  return {
+    id: Number(job.id),
+    owner: repo.owner,
+    repo: repo.repo,
+    status: job.status,
+    labels: job.labels,
+    runnerName: job.runner_name ?? null,
+    ...(Number.isFinite(createdAt) ? { createdAt } : {}),
+  };
 }
 
 /** The account an App installation of this scope is on, lower case. */

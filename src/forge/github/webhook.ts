@@ -98,5 +98,26 @@ export function parseGitHubWebhook(
     ...(enterprise ? { enterprise: enterprise.slug } : {}),
   };
   const delivery = headers.get("x-github-delivery") ?? undefined;
-  return { kind: "job", delivery, report };
+  const disagreement = disagreementOf(action, job.status);
+  return {
+    kind: "job",
+    delivery,
+    report,
+    ...(disagreement === undefined ? {} : { disagreement }),
+  };
+}
+
+/** Actions that name the job's status when the delivery was made. */
+const STATUS_ACTIONS: readonly string[] = ["queued", "waiting", "in_progress"];
+
+/**
+ * How a delivery's action and its job's status disagree, if they do.
+ * GitHub has sent `queued` for a job whose status was `waiting` (an
+ * environment's approval gate; the recorded delivery of
+ * lineville/elastic-machines-testing): which of the two still holds is
+ * for the API to say.
+ */
+function disagreementOf(action: string, status: string): string | undefined {
+  if (!STATUS_ACTIONS.includes(action) || action === status) return undefined;
+  return `action "${action}" with status "${status}"`;
 }

@@ -69,6 +69,35 @@ Deno.test("every recorded workflow_job delivery is read", () => {
   }
 });
 
+Deno.test("parseGitHubWebhook() says when a delivery's action and status disagree", () => {
+  const seen = recorded("workflow_job").map((example) => {
+    const body = new TextEncoder().encode(JSON.stringify(example));
+    const result = parseGitHubWebhook(
+      SECRET,
+      headers("workflow_job", sign(body)),
+      body,
+    );
+    assert.equal(result.kind, "job");
+    if (result.kind !== "job") throw new Error("unreachable");
+    const repository = example.repository as { full_name: string };
+    return [
+      repository.full_name,
+      example.action,
+      result.report.status,
+      result.disagreement,
+    ];
+  }).filter(([, , , disagreement]) => disagreement !== undefined);
+  // Only GitHub's recorded `queued` delivery of a job that was `waiting`
+  // (for an environment's approval): its status stays what it said, and
+  // the daemon asks the API which holds.
+  assert.deepEqual(seen, [[
+    "lineville/elastic-machines-testing",
+    "queued",
+    "waiting",
+    'action "queued" with status "waiting"',
+  ]]);
+});
+
 Deno.test("ping and other events are signed too, then answered or ignored", () => {
   for (const example of recorded("ping")) {
     const body = new TextEncoder().encode(JSON.stringify(example));

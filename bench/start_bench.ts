@@ -172,13 +172,15 @@ function afterJobData(s: Sample): number | undefined {
 
 /**
  * What Forrest itself adds: to qemu's start (fork, disks, kernel, qemu;
- * registration runs beside it), and from the registration's answer to the
- * JOBDATA hot-plug. Guest boot and the forge's answers are not Forrest's.
+ * registration runs beside it), and from the later of the registration's
+ * answer and the guest's boot to the JOBDATA hot-plug. Guest boot and the
+ * forge's answers are not Forrest's.
  */
 function ownShare(s: Sample): number | undefined {
   const toQemu = s.qemu ?? 0;
-  const toJobData = s.jobdata === undefined
-    ? 0
-    : Math.max(0, s.jobdata - Math.max(s.registered, s.qemu ?? 0));
+  const toJobData = s.jobdata === undefined ? 0 : Math.max(
+    0,
+    s.jobdata - Math.max(s.registered, s.qemu ?? 0, s.booted ?? 0),
+  );
   return toQemu + toJobData;
 }

@@ -14,7 +14,7 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 DENO_SERIES=2.9.
-PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap btrfs-progs passt swtpm swtpm-tools vde2 xz-utils zstd)
+PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap skopeo umoci btrfs-progs passt swtpm swtpm-tools vde2 xz-utils zstd)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -1,15 +1,22 @@
-/** `forrest image build debian`: build, smoke-boot, publish an image. */
+/**
+ * `forrest image build debian|oci`: build, smoke-boot, publish an image.
+ */
 
 import { join, resolve } from "node:path";
 import { type Accel, formatSize, parseSize } from "../config/mod.ts";
 import { runEphemeral } from "../exec/mod.ts";
 import {
   buildDebianImage,
+  type BuildDebianOptions,
   BuildError,
+  buildOciImage,
   type DebianRelease,
   DEFAULT_CLOUD_URL,
   DEFAULT_FORGEJO_RUNNER_URL,
   DEFAULT_RUNNER_URL,
+  type GuestFeature,
+  ociImageName,
+  parseOciSource,
 } from "../images/mod.ts";
 import { UsageError } from "./exit.ts";
 import { hostSettings } from "./host_settings.ts";
@@ -17,12 +24,17 @@ import type { Output } from "./output.ts";
 import { stderrReporter } from "./progress.ts";
 
 export interface ImageBuildFlags {
+  readonly kind?: "debian" | "oci";
+  /** oci: where the container image is (skopeo's transport syntax). */
+  readonly source?: string | undefined;
   readonly release: DebianRelease;
   readonly method: "debootstrap" | "cloud";
   readonly out?: string;
   readonly size: string;
   readonly mirror?: string;
   readonly package: string[];
+  /** `--with`: docker. */
+  readonly with?: GuestFeature[];
   readonly runnerVersion?: string;
   readonly runnerSha256?: string;
   readonly runnerUrl: string;
@@ -45,8 +57,44 @@ export function defaultDebianImage(
 
 export async function imageBuildCommand(
   flags: ImageBuildFlags,
-  context: { output: Output; env: (name: string) => string | undefined },
+  context: {
+    output: Output;
+    env: (name: string) => string | undefined;
+    /** Debian's own options given on the command line (an error for oci). */
+    debianOnly?: readonly string[];
+  },
 ): Promise<number> {
+  const oci = flags.kind === "oci";
+  if (oci && flags.source === undefined) {
+    throw new UsageError(
+      "image build oci needs a SOURCE: docker://REF, oci:DIR[:TAG], " +
+        "oci-archive:FILE or docker-archive:FILE",
+    );
+  }
+  if (!oci && flags.source !== undefined) {
+    throw new UsageError(
+      `image build debian takes no SOURCE (found "${flags.source}"); ` +
+        "a container image is image build oci SOURCE",
+    );
+  }
+  const misplaced = oci ? context.debianOnly ?? [] : [];
+  if (misplaced.length > 0) {
+    throw new UsageError(
+      `image build oci takes no ${
+        misplaced.map((name) =>
+          `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+        ).join(", ")
+      }: those are image build debian's`,
+    );
+  }
+  const source = (() => {
+    if (!oci) return undefined;
+    try {
+      return parseOciSource(flags.source!, Deno.cwd());
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  })();
   const size = (() => {
     try {
       return parseSize(flags.size);
@@ -54,6 +102,11 @@ export async function imageBuildCommand(
       throw new UsageError(`--size: ${(error as Error).message}`);
     }
   })();
+  if (flags.method === "cloud" && (flags.with ?? []).length > 0) {
+    throw new UsageError(
+      "--with needs --method debootstrap (cloud images are used as they are)",
+    );
+  }
   checkRelease("--runner", flags.runnerVersion, flags.runnerSha256, flags);
   checkRelease(
     "--forgejo-runner",
@@ -67,7 +120,10 @@ export async function imageBuildCommand(
     env: context.env,
   });
   const out = resolve(
-    flags.out ?? defaultDebianImage(host.baseDir, flags.release),
+    flags.out ??
+      (source === undefined
+        ? defaultDebianImage(host.baseDir, flags.release)
+        : join(host.baseDir, "images", `${ociImageName(source)}.img`)),
   );
   const interrupt = new AbortController();
   const onSignal = () => interrupt.abort(new Error("interrupted"));
@@ -75,8 +131,31 @@ export async function imageBuildCommand(
     Deno.addSignalListener(signal, onSignal);
   }
   const started = performance.now();
+  let from = "";
   try {
-    await buildImage(out, size, flags, host, context.output, interrupt.signal);
+    if (source === undefined) {
+      await buildImage(
+        out,
+        size,
+        flags,
+        host,
+        context.output,
+        interrupt.signal,
+      );
+    } else {
+      const built = await buildOciImage({
+        source,
+        out,
+        size,
+        packages: flags.package,
+        features: flags.with ?? [],
+        ...releases(flags),
+        reporter: stderrReporter(context.output),
+        signal: interrupt.signal,
+        smoke: smokeBoot(flags, host, interrupt.signal),
+      });
+      from = ` from ${source.skopeo} (${built.os.prettyName}, ${built.digest})`;
+    }
   } catch (error) {
     if (interrupt.signal.aborted) {
       context.output.err(
@@ -92,7 +171,7 @@ export async function imageBuildCommand(
   }
   const built = (await Deno.stat(out)).size;
   context.output.err(
-    `forrest: built ${out} (${formatSize(built)}) in ${
+    `forrest: built ${out} (${formatSize(built)})${from} in ${
       ((performance.now() - started) / 1000).toFixed(0)
     } s`,
   );
@@ -131,6 +210,7 @@ export async function buildImage(
     | "method"
     | "mirror"
     | "package"
+    | "with"
     | "runnerVersion"
     | "runnerSha256"
     | "runnerUrl"
@@ -151,6 +231,28 @@ export async function buildImage(
     size,
     mirror: flags.mirror,
     packages: flags.package,
+    features: flags.with ?? [],
+    ...releases(flags),
+    cloudUrl: flags.cloudUrl,
+    reporter: stderrReporter(output),
+    signal,
+    smoke: smokeBoot(flags, host, signal),
+  });
+}
+
+/** The runners to bake in, as the flags give them. */
+function releases(
+  flags: Pick<
+    ImageBuildFlags,
+    | "runnerVersion"
+    | "runnerSha256"
+    | "runnerUrl"
+    | "forgejoRunnerVersion"
+    | "forgejoRunnerSha256"
+    | "forgejoRunnerUrl"
+  >,
+): Pick<BuildDebianOptions, "runner" | "forgejoRunner"> {
+  return {
     runner: flags.runnerVersion === undefined ? undefined : {
       version: flags.runnerVersion,
       sha256: flags.runnerSha256!,
@@ -161,38 +263,43 @@ export async function buildImage(
       sha256: flags.forgejoRunnerSha256!,
       url: flags.forgejoRunnerUrl,
     },
-    cloudUrl: flags.cloudUrl,
-    reporter: stderrReporter(output),
-    signal,
-    smoke: async (image) => {
-      const result = await runEphemeral({
-        baseDir: resolve(host.baseDir),
-        image,
-        command: ["true"],
-        cpus: 2,
-        ram: 2 * 1024 ** 3,
-        disk: undefined,
-        timeout: 15 * 60_000,
-        keep: false,
-        accel: flags.accel ?? host.accel,
-        clone: "auto",
-        network: { mode: "restricted", forwards: [] },
-        output: () => {},
-        ...(signal ? { signal } : {}),
-      });
-      if (result.outcome !== "exited" || result.exitCode !== 0) {
-        throw new BuildError(
-          `The new image did not pass its smoke boot (${result.outcome}` +
-            `${
-              result.exitCode === undefined
-                ? ""
-                : `, exit code ${result.exitCode}`
-            }); ` +
-            `its boot log is in ${result.runDir}`,
-        );
-      }
-    },
-  });
+  };
+}
+
+/** Boots a new image and runs `true` in it; throws when that fails. */
+function smokeBoot(
+  flags: Pick<ImageBuildFlags, "accel">,
+  host: { baseDir: string; accel: Accel },
+  signal: AbortSignal | undefined,
+): BuildDebianOptions["smoke"] {
+  return async (image) => {
+    const result = await runEphemeral({
+      baseDir: resolve(host.baseDir),
+      image,
+      command: ["true"],
+      cpus: 2,
+      ram: 2 * 1024 ** 3,
+      disk: undefined,
+      timeout: 15 * 60_000,
+      keep: false,
+      accel: flags.accel ?? host.accel,
+      clone: "auto",
+      network: { mode: "restricted", forwards: [] },
+      output: () => {},
+      ...(signal ? { signal } : {}),
+    });
+    if (result.outcome !== "exited" || result.exitCode !== 0) {
+      throw new BuildError(
+        `The new image did not pass its smoke boot (${result.outcome}` +
+          `${
+            result.exitCode === undefined
+              ? ""
+              : `, exit code ${result.exitCode}`
+          }); ` +
+          `its boot log is in ${result.runDir}`,
+      );
+    }
+  };
 }
 
 export const IMAGE_BUILD_DEFAULTS = {

@@ -34,7 +34,7 @@ import { imageListCommand, type ImageListFlags } from "./image_list.ts";
 import { serveCommand, type ServeFlags } from "./serve.ts";
 import { statusCommand, type StatusFlags } from "./status.ts";
 import { tpmInitCommand, type TpmInitFlags } from "./tpm_init.ts";
-import { DEBIAN_RELEASES } from "../images/mod.ts";
+import { DEBIAN_RELEASES, GUEST_FEATURES } from "../images/mod.ts";
 
 export interface ProgramContext {
   readonly output: Output;
@@ -258,7 +258,16 @@ Examples:
       "build a bootable image, smoke-boot it, publish it in base_dir/images/",
     )
     .addArgument(
-      new Argument("<distribution>", "what to build").choices(["debian"]),
+      new Argument(
+        "<kind>",
+        "debian: Debian with mmdebstrap (or its cloud image); oci: a container image",
+      ).choices(["debian", "oci"]),
+    )
+    .addArgument(
+      new Argument(
+        "[source]",
+        "oci only: docker://REF, oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE",
+      ),
     )
     .addOption(
       new Option("--release <release>", "Debian release").choices(
@@ -274,7 +283,7 @@ Examples:
     )
     .option(
       "--out <path>",
-      "where to publish (default: base_dir/images/debian-RELEASE.img)",
+      "where to publish (default: base_dir/images/debian-RELEASE.img, or oci-NAME.img)",
     )
     .option(
       "--size <size>",
@@ -287,6 +296,14 @@ Examples:
       "another package to install (repeatable)",
       (value: string, all: string[]) => [...all, value],
       [] as string[],
+    )
+    .addOption(
+      new Option(
+        "--with <feature>",
+        "docker: dockerd in the guest, runner in group docker (repeatable)",
+      ).choices(GUEST_FEATURES).argParser(
+        (value: string, all: string[] | undefined) => [...(all ?? []), value],
+      ),
     )
     .option(
       "--runner-version <version>",
@@ -327,14 +344,24 @@ Examples:
       "--base-dir <dir>",
       "default: host.base_dir, else $XDG_DATA_HOME/forrest",
     )
-    .action(async (_distribution: string, _options, cmd: Command) => {
-      setExit(
-        await imageBuildCommand(cmd.optsWithGlobals<ImageBuildFlags>(), {
-          output,
-          env,
-        }),
-      );
-    });
+    .action(
+      async (
+        kind: "debian" | "oci",
+        source: string | undefined,
+        _options,
+        cmd: Command,
+      ) => {
+        const debianOnly = ["release", "method", "mirror", "cloudUrl"].filter(
+          (name) => cmd.getOptionValueSource(name) === "cli",
+        );
+        setExit(
+          await imageBuildCommand(
+            { ...cmd.optsWithGlobals<ImageBuildFlags>(), kind, source },
+            { output, env, debianOnly },
+          ),
+        );
+      },
+    );
 
   withCommonOptions(image.command("list"))
     .description(

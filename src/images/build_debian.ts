@@ -9,12 +9,11 @@
 import { basename, dirname, join } from "node:path";
 import { fsync, runChecked, runGroupChecked } from "../host/mod.ts";
 import {
-  DEBIAN_ENABLE,
-  DEBIAN_MASK,
-  DEBIAN_MASK_GENERATORS,
   DEBIAN_OVERLAY,
   DEBIAN_PACKAGES,
-  DEBIAN_RESOLV_CONF,
+  featureSetup,
+  GUEST_CUSTOMIZE,
+  type GuestFeature,
 } from "./debian_overlay.ts";
 import { download, fetchText } from "./download.ts";
 import { convertToRaw } from "./fork.ts";
@@ -58,6 +57,8 @@ export interface BuildDebianOptions {
   readonly size: number;
   readonly mirror?: string | undefined;
   readonly packages: readonly string[];
+  /** What else the guest gets (`--with`): debootstrap only. */
+  readonly features?: readonly GuestFeature[];
   readonly runner?: RunnerRelease | undefined;
   /**
    * forgejo-runner, put at /usr/local/bin/forgejo-runner; releases are at
@@ -114,7 +115,10 @@ async function bootstrapImage(
   const root = join(work, "root");
   const overlay = join(work, "overlay");
   await writeOverlay(overlay);
-  const packages = [...DEBIAN_PACKAGES, ...options.packages];
+  const features = featureSetup(options.features ?? []);
+  const packages = [
+    ...new Set([...DEBIAN_PACKAGES, ...features.packages, ...options.packages]),
+  ];
   const bootstrapped = options.reporter.phase(
     `installing Debian ${options.release} with mmdebstrap (${packages.length} packages and their dependencies)`,
   );
@@ -125,22 +129,31 @@ async function bootstrapImage(
     // Files first, then the user (useradd would not create an existing
     // home), then the units, which need both.
     `--customize-hook=sync-in ${overlay} /`,
-    '--customize-hook=chroot "$1" useradd --create-home --uid 1001 --user-group --shell /bin/bash runner',
-    '--customize-hook=chroot "$1" passwd --lock root',
-    `--customize-hook=chroot "$1" systemctl enable ${DEBIAN_ENABLE.join(" ")}`,
-    `--customize-hook=chroot "$1" systemctl mask ${DEBIAN_MASK.join(" ")}`,
-    `--customize-hook=mkdir -p "$1"/etc/systemd/system-generators && for g in ${
-      DEBIAN_MASK_GENERATORS.join(" ")
-    }; do ln -sf /dev/null "$1"/etc/systemd/system-generators/$g; done`,
-    // Last: mmdebstrap put the host's resolv.conf there for apt.
-    `--customize-hook=rm -f "$1"/etc/resolv.conf && printf '${DEBIAN_RESOLV_CONF}' > "$1"/etc/resolv.conf`,
-    // The image has no apt lists; jobs run apt-get update first anyway.
-    '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+    ...[...GUEST_CUSTOMIZE, ...features.customize].map((command) =>
+      `--customize-hook=${command}`
+    ),
     options.release,
     root,
     ...(options.mirror ? [options.mirror] : []),
   ], { signal: options.signal });
   bootstrapped();
+  await finishRoot(root, work, image, options);
+}
+
+/**
+ * The last steps of every built root: Forrest's initramfs and an
+ * uncompressed kernel for each kernel, the runners to bake in, then the
+ * ext4 file system of `options.size` at `image`.
+ */
+export async function finishRoot(
+  root: string,
+  work: string,
+  image: string,
+  options: Pick<
+    BuildDebianOptions,
+    "size" | "runner" | "forgejoRunner" | "reporter" | "signal"
+  >,
+): Promise<void> {
   await writeFastInitrds(root);
   await writeUncompressedKernels(root);
   if (options.runner) await installRunner(root, work, options.runner, options);
@@ -163,7 +176,8 @@ async function bootstrapImage(
   made();
 }
 
-async function writeOverlay(dir: string): Promise<void> {
+/** Forrest's guest files (DEBIAN_OVERLAY) under `dir`, with their modes. */
+export async function writeOverlay(dir: string): Promise<void> {
   for (const [path, file] of Object.entries(DEBIAN_OVERLAY)) {
     const full = join(dir, path);
     await Deno.mkdir(dirname(full), { recursive: true });
@@ -289,7 +303,7 @@ async function fetchCloudImage(
  * Removes the work folder, unmounting first anything a killed mmdebstrap
  * left mounted inside it (/proc, /sys, /dev of the chroot).
  */
-async function removeWorkDir(work: string): Promise<void> {
+export async function removeWorkDir(work: string): Promise<void> {
   const mounts = (await Deno.readTextFile("/proc/self/mounts")).split("\n")
     .map((line) => line.split(" ")[1]?.replace(/\\040/g, " ") ?? "")
     .filter((point) => point.startsWith(`${work}/`))

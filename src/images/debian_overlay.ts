@@ -237,6 +237,69 @@ export const DEBIAN_MASK_GENERATORS = [
  */
 export const DEBIAN_RESOLV_CONF = "nameserver 10.0.2.3\n";
 
+/**
+ * Shell commands that make a root with DEBIAN_OVERLAY in it a Forrest
+ * guest, each with the root as "$1" (mmdebstrap's customize hooks take
+ * them as they are; an OCI build runs each with sh): the user `runner`
+ * (uid 1001, unless the image has one), root locked, the units enabled
+ * and masked, the resolver qemu's, no apt lists.
+ */
+export const GUEST_CUSTOMIZE: readonly string[] = [
+  'chroot "$1" sh -c "getent passwd runner >/dev/null || ' +
+  'useradd --create-home --uid 1001 --user-group --shell /bin/bash runner"',
+  'chroot "$1" passwd --lock root',
+  `chroot "$1" systemctl enable ${DEBIAN_ENABLE.join(" ")}`,
+  `chroot "$1" systemctl mask ${DEBIAN_MASK.join(" ")}`,
+  `mkdir -p "$1"/etc/systemd/system-generators && for g in ${
+    DEBIAN_MASK_GENERATORS.join(" ")
+  }; do ln -sf /dev/null "$1"/etc/systemd/system-generators/$g; done`,
+  // Last: mmdebstrap (and an OCI build) put the host's resolv.conf there
+  // for apt; an image's may be a link to systemd-resolved's stub.
+  `rm -f "$1"/etc/resolv.conf && printf '${DEBIAN_RESOLV_CONF}' > "$1"/etc/resolv.conf`,
+  // The image has no apt lists; jobs run apt-get update first anyway.
+  'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+];
+
+/** What `image build … --with FEATURE` adds. */
+export type GuestFeature = "docker";
+export const GUEST_FEATURES: readonly GuestFeature[] = ["docker"];
+
+/**
+ * Per feature: the packages apt installs, and commands run after
+ * GUEST_CUSTOMIZE (the root as "$1"). Docker: Debian's and Ubuntu's
+ * `docker.io`, `runner` in group `docker`, and the daemon started by its
+ * socket on a job's first `docker` command, not at boot: it would cost
+ * every job seconds of boot under TCG, most of them not using it.
+ */
+export const FEATURE_SETUP: Readonly<
+  Record<
+    GuestFeature,
+    { packages: readonly string[]; customize: readonly string[] }
+  >
+> = {
+  docker: {
+    // apparmor: Debian's kernel has AppArmor on, and dockerd then needs
+    // apparmor_parser for its containers' profile (a Recommends only).
+    packages: ["docker.io", "apparmor"],
+    customize: [
+      'chroot "$1" usermod --append --groups docker runner',
+      'chroot "$1" systemctl disable docker.service containerd.service',
+      'chroot "$1" systemctl enable docker.socket',
+    ],
+  },
+};
+
+/** The packages and commands of some features, in one list each. */
+export function featureSetup(
+  features: readonly GuestFeature[],
+): { packages: string[]; customize: string[] } {
+  const chosen = GUEST_FEATURES.filter((f) => features.includes(f));
+  return {
+    packages: chosen.flatMap((f) => FEATURE_SETUP[f].packages),
+    customize: chosen.flatMap((f) => FEATURE_SETUP[f].customize),
+  };
+}
+
 /** Installed beyond Debian's essential packages and apt. */
 export const DEBIAN_PACKAGES = [
   "systemd-sysv",

@@ -55,6 +55,21 @@ export {
   type RunnerRelease,
 } from "./build_debian.ts";
 export { download, DownloadError, fetchText } from "./download.ts";
-export { GUEST_FEATURES_PATH } from "./debian_overlay.ts";
+export {
+  GUEST_FEATURES,
+  GUEST_FEATURES_PATH,
+  type GuestFeature,
+} from "./debian_overlay.ts";
 export { type ImageEntry, listImages } from "./list.ts";
 export { fastInitrd, INITRD_MODULES, writeFastInitrds } from "./initrd.ts";
+export {
+  buildOciImage,
+  type BuildOciOptions,
+  type OciBuilt,
+} from "./build_oci.ts";
+export {
+  guestFamily,
+  ociImageName,
+  type OciSource,
+  parseOciSource,
+} from "./oci_source.ts";

@@ -1,0 +1,110 @@
+/**
+ * OCI images made by tests, with no registry: a layer from a folder or a
+ * tarball, put into an OCI layout with umoci, and copied to an archive
+ * with skopeo, as a user's `docker save` or `skopeo copy` would make one.
+ */
+
+import { join } from "node:path";
+
+async function run(program: string, args: string[]): Promise<void> {
+  const output = await new Deno.Command(program, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(
+      `${program} ${args.join(" ")} failed: ${
+        new TextDecoder().decode(output.stderr)
+      }`,
+    );
+  }
+}
+
+/**
+ * An OCI layout at `layout` whose image `tag` has one layer, `layerTar`
+ * (a tarball of a root file system).
+ */
+export async function ociLayout(
+  layout: string,
+  tag: string,
+  layerTar: string,
+): Promise<void> {
+  await run("umoci", ["init", "--layout", layout]);
+  await run("umoci", ["new", "--image", `${layout}:${tag}`]);
+  await run("umoci", [
+    "raw",
+    "add-layer",
+    "--image",
+    `${layout}:${tag}`,
+    layerTar,
+  ]);
+}
+
+/** A tarball of `files` (path → content), owned by root, at `tar`. */
+export async function rootTar(
+  dir: string,
+  tar: string,
+  files: Record<string, string | { copyOf: string; mode: number }>,
+): Promise<void> {
+  const root = join(dir, "tar-root");
+  for (const [path, file] of Object.entries(files)) {
+    const full = join(root, path);
+    await Deno.mkdir(join(full, ".."), { recursive: true });
+    if (typeof file === "string") await Deno.writeTextFile(full, file);
+    else {
+      await Deno.copyFile(file.copyOf, full);
+      await Deno.chmod(full, file.mode);
+    }
+  }
+  await run("tar", [
+    "--create",
+    "--file",
+    tar,
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "-C",
+    root,
+    ".",
+  ]);
+  await Deno.remove(root, { recursive: true });
+}
+
+/** skopeo copy from one transport to another (archives, layouts). */
+export async function skopeoCopy(from: string, to: string): Promise<void> {
+  await run("skopeo", ["copy", "--quiet", from, to]);
+}
+
+/**
+ * A minimal Debian root (`mmdebstrap --variant=minbase`: no systemd, no
+ * kernel, no sudo), as the `debian` container image is, as a tarball.
+ */
+export async function debianMinbaseTar(tar: string): Promise<void> {
+  await run("mmdebstrap", ["--quiet", "--variant=minbase", "bookworm", tar]);
+}
+
+/** Debian's static busybox, unpacked from its package into `dir`. */
+export async function staticBusybox(dir: string): Promise<string> {
+  const work = join(dir, "busybox-deb");
+  await Deno.mkdir(work, { recursive: true });
+  const download = await new Deno.Command("apt-get", {
+    args: ["download", "-q", "busybox-static"],
+    cwd: work,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!download.success) {
+    throw new Error(
+      `apt-get download busybox-static failed: ${
+        new TextDecoder().decode(download.stderr)
+      }`,
+    );
+  }
+  const deb = (await Array.fromAsync(Deno.readDir(work)))
+    .find((e) => e.name.endsWith(".deb"))!.name;
+  await run("dpkg-deb", ["-x", join(work, deb), join(work, "x")]);
+  return join(work, "x/bin/busybox");
+}

@@ -5,6 +5,8 @@
  */
 
 import { join } from "node:path";
+import { type CliResult, runForrest } from "./cli.ts";
+import { withServer } from "./http.ts";
 
 async function run(program: string, args: string[]): Promise<void> {
   const output = await new Deno.Command(program, {
@@ -107,4 +109,67 @@ export async function staticBusybox(dir: string): Promise<string> {
     .find((e) => e.name.endsWith(".deb"))!.name;
   await run("dpkg-deb", ["-x", join(work, deb), join(work, "x")]);
   return join(work, "x/bin/busybox");
+}
+
+/** What runDockerJob's containers print. */
+export const DOCKER_JOB_OUTPUT = "a container ran\n/built\n";
+
+/**
+ * `forrest exec` in `image` of a job that prints who it runs as (user,
+ * uid, whether sudo works), then loads a busybox image from a tarball
+ * (fetched from the test's server through a forward: no registry), runs
+ * a container of it, builds a two-line Dockerfile on it and runs that.
+ */
+export async function runDockerJob(
+  dir: string,
+  image: string,
+): Promise<CliResult> {
+  const layer = join(dir, "busybox-layer.tar");
+  await rootTar(dir, layer, {
+    "bin/busybox": { copyOf: await staticBusybox(dir), mode: 0o755 },
+  });
+  const layout = join(dir, "busybox-layout");
+  await ociLayout(layout, "1", layer);
+  const archive = join(dir, "busybox.tar");
+  await skopeoCopy(
+    `oci:${layout}:1`,
+    `docker-archive:${archive}:forrest-test:1`,
+  );
+  const script = [
+    "set -e",
+    "id -un; id -u; sudo -n true && echo sudo",
+    "curl -sf http://10.0.2.100/busybox.tar -o /tmp/busybox.tar",
+    "docker load -i /tmp/busybox.tar >/dev/null",
+    "docker run --rm forrest-test:1 /bin/busybox echo a container ran",
+    "mkdir /tmp/context",
+    `printf 'FROM forrest-test:1\\nRUN ["/bin/busybox", "touch", "/built"]\\n' >/tmp/context/Dockerfile`,
+    "docker build -q -t forrest-test:2 /tmp/context >/dev/null",
+    "docker run --rm forrest-test:2 /bin/busybox ls /built",
+  ].join("\n");
+  let result: CliResult | undefined;
+  await withServer(
+    { "/busybox.tar": await Deno.readFile(archive) },
+    async (url) => {
+      result = await runForrest([
+        "exec",
+        "--image",
+        image,
+        "--base-dir",
+        dir,
+        "--accel",
+        "tcg",
+        "--network",
+        "restricted",
+        "--forward",
+        `80:127.0.0.1:${new URL(url).port}`,
+        "--timeout",
+        "15m",
+        "--",
+        "sh",
+        "-c",
+        script,
+      ]);
+    },
+  );
+  return result!;
 }

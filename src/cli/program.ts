@@ -9,7 +9,7 @@
  */
 
 import { NETWORK_MODES } from "../vm/mod.ts";
-import { Argument, Command, Option } from "commander";
+import { Argument, Command, InvalidArgumentError, Option } from "commander";
 import type { Accel } from "../config/mod.ts";
 import {
   LOG_FORMATS,
@@ -300,10 +300,18 @@ Examples:
     .addOption(
       new Option(
         "--with <feature>",
-        "docker: dockerd in the guest, runner in group docker (repeatable)",
-      ).choices(GUEST_FEATURES).argParser(
-        (value: string, all: string[] | undefined) => [...(all ?? []), value],
-      ),
+        `${
+          GUEST_FEATURES.join(", ")
+        }: docker gives jobs dockerd, runner in group docker (repeatable)`,
+      ).argParser((value: string, all: string[] | undefined) => {
+        // A parser of one's own replaces commander's choices check.
+        if (!(GUEST_FEATURES as readonly string[]).includes(value)) {
+          throw new InvalidArgumentError(
+            `Allowed choices are ${GUEST_FEATURES.join(", ")}.`,
+          );
+        }
+        return [...(all ?? []), value];
+      }),
     )
     .option(
       "--runner-version <version>",

@@ -82,7 +82,16 @@ Deno.test("image build --method cloud checks, converts, smoke-boots and publishe
     });
     const image = join(dir, "images/cloud.img");
     assert.equal((await Deno.stat(image)).size, 256 * 1024 * 1024);
-    assert.deepEqual(await leftovers(dir), ["cloud.img"]);
+    // The record of where it came from is beside it (hidden).
+    assert.deepEqual(await leftovers(dir), [
+      ".cloud.img.build.json",
+      "cloud.img",
+    ]);
+    const listed = await runForrest(["image", "list", "--base-dir", dir]);
+    assert.match(
+      listed.stdout,
+      /images\/cloud\.img .* debian bookworm cloud image +0m\n/,
+    );
   });
 });
 
@@ -100,7 +109,10 @@ Deno.test("image build --method cloud --release trixie takes Debian 13's generic
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /downloading debian-13-generic-amd64\.qcow2/);
     });
-    assert.deepEqual(await leftovers(dir), ["cloud.img"]);
+    assert.deepEqual(await leftovers(dir), [
+      ".cloud.img.build.json",
+      "cloud.img",
+    ]);
   });
 });
 

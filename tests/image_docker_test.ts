@@ -30,6 +30,14 @@ Deno.test("image build debian --with docker: a job runs containers as runner, no
       "tcg",
     ]);
     assert.equal(build.code, 0, build.stderr);
+    const listed = JSON.parse(
+      (await runForrest(["image", "list", "--base-dir", dir, "--json"])).stdout,
+    );
+    assert.deepEqual(
+      [listed[0].path, listed[0].build.kind, listed[0].build.release],
+      ["images/docker.img", "debian", "bookworm"],
+    );
+    assert.equal(listed[0].build.method, "debootstrap");
     const job = await runDockerJob(dir, image);
     assert.equal(job.code, 0, job.stdout + job.stderr);
     assert.equal(job.stdout, `runner\n1001\nsudo\n${DOCKER_JOB_OUTPUT}`);

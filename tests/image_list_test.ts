@@ -116,3 +116,74 @@ Deno.test("forrest image list says when there is nothing yet", async () => {
     );
   });
 });
+
+Deno.test("forrest image list says what each image was built from: inside it, or beside a cloud image", async () => {
+  await withTempDir(async (base) => {
+    // An image as image build oci leaves it: the record in its root.
+    const root = join(base, "root");
+    const record = {
+      kind: "oci",
+      source: "docker://ghcr.io/acme/ci:2",
+      digest: `sha256:${"ab12".repeat(16)}`,
+      distribution: "Debian GNU/Linux 12 (bookworm)",
+      builtAt: new Date(Date.now() - 3 * 3600_000).toISOString(),
+    };
+    await Deno.mkdir(join(root, "usr/local/lib/forrest"), { recursive: true });
+    await Deno.writeTextFile(
+      join(root, "usr/local/lib/forrest/build.json"),
+      JSON.stringify(record),
+    );
+    await Deno.mkdir(join(base, "images"));
+    const oci = join(base, "images/oci-ci-2.img");
+    const mkfs = await new Deno.Command("mkfs.ext4", {
+      args: ["-q", "-d", root, oci, "8M"],
+    }).output();
+    assert.ok(mkfs.success);
+    // A machine image persisted from it carries its root's record.
+    await Deno.mkdir(join(base, "machines/acme/app"), { recursive: true });
+    await Deno.copyFile(oci, join(base, "machines/acme/app/build.img"));
+    // A converted cloud image (no ext4 at its start): the hidden file.
+    await sparseFile(join(base, "images/cloud.img"), 1024 ** 3, 4096);
+    await Deno.writeTextFile(
+      join(base, "images/.cloud.img.build.json"),
+      JSON.stringify({
+        kind: "debian",
+        release: "trixie",
+        method: "cloud",
+        builtAt: new Date().toISOString(),
+      }),
+    );
+    // One Forrest did not build, and one with a broken record.
+    await sparseFile(join(base, "images/mine.img"), 1024 ** 2, 4096);
+    await sparseFile(join(base, "images/odd.img"), 1024 ** 2, 4096);
+    await Deno.writeTextFile(join(base, "images/.odd.img.build.json"), "{oops");
+
+    const table = await runForrest(["image", "list", "--base-dir", base]);
+    assert.equal(table.code, 0, table.stderr);
+    const rows = table.stdout.trimEnd().split("\n").map((line) =>
+      line.split(/\s{2,}/)
+    );
+    assert.deepEqual(rows.map((row) => [row[0], row[6], row[7]]), [
+      ["IMAGE", "BUILT FROM", "BUILT"],
+      ["images/cloud.img", "debian trixie cloud image", "0m"],
+      ["images/mine.img", "-", "-"],
+      [
+        "images/oci-ci-2.img",
+        "docker://ghcr.io/acme/ci:2 (sha256:ab12ab12ab12, Debian GNU/Linux 12 (bookworm))",
+        "3h",
+      ],
+      ["images/odd.img", "-", "-"],
+      [
+        "machines/acme/app/build.img",
+        "docker://ghcr.io/acme/ci:2 (sha256:ab12ab12ab12, Debian GNU/Linux 12 (bookworm))",
+        "3h",
+      ],
+    ]);
+    const json = JSON.parse(
+      (await runForrest(["image", "list", "--base-dir", base, "--json"]))
+        .stdout,
+    );
+    assert.deepEqual(json[2].build, record);
+    assert.equal(json[1].build, null);
+  });
+});

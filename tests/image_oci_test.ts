@@ -151,6 +151,23 @@ Deno.test("image build oci --with docker: a Debian container image (minbase: no 
       ),
     );
     assert.deepEqual(await leftovers(dir), ["oci-layout-bookworm.img"]);
+    // image list says where it came from: the source and its digest.
+    const listed = JSON.parse(
+      (await runForrest(["image", "list", "--base-dir", dir, "--json"])).stdout,
+    );
+    assert.deepEqual(
+      {
+        ...listed[0].build,
+        builtAt: typeof listed[0].build.builtAt,
+      },
+      {
+        kind: "oci",
+        source: `oci:${dir}/layout:bookworm`,
+        digest: /sha256:[0-9a-f]{64}/.exec(result.stderr)![0],
+        distribution: "Debian GNU/Linux 12 (bookworm)",
+        builtAt: "string",
+      },
+    );
 
     const job = await runDockerJob(dir, image);
     assert.equal(job.code, 0, job.stdout + job.stderr);

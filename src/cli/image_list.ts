@@ -1,7 +1,7 @@
 /** `forrest image list`: what images there are, how big, how old, from what. */
 
 import { formatSize } from "../config/mod.ts";
-import { type ImageEntry, listImages } from "../images/mod.ts";
+import { describeBuild, type ImageEntry, listImages } from "../images/mod.ts";
 import { hostSettings } from "./host_settings.ts";
 import type { Output } from "./output.ts";
 import { formatTable } from "./table.ts";
@@ -30,6 +30,7 @@ export async function imageListCommand(
           ...image,
           modified: image.modified.toISOString(),
           derivesFrom: image.derivesFrom ?? null,
+          build: image.build ?? null,
         })),
         null,
         2,
@@ -50,13 +51,35 @@ export async function imageListCommand(
     formatApprox(image.size),
     age(now.getTime() - image.modified.getTime()),
     image.derivesFrom ?? (image.kind === "src" ? "-" : "(not in the config)"),
+    image.build === undefined ? "-" : describeBuild(image.build),
+    image.build === undefined
+      ? "-"
+      : age(now.getTime() - Date.parse(image.build.builtAt)),
   ]);
   for (
     const line of formatTable(
-      ["IMAGE", "KIND", "ON DISK", "SIZE", "AGE", "DERIVES FROM"],
+      [
+        "IMAGE",
+        "KIND",
+        "ON DISK",
+        "SIZE",
+        "AGE",
+        "DERIVES FROM",
+        "BUILT FROM",
+        "BUILT",
+      ],
       rows,
       {
-        align: ["left", "left", "right", "right", "right", "left"],
+        align: [
+          "left",
+          "left",
+          "right",
+          "right",
+          "right",
+          "left",
+          "left",
+          "right",
+        ],
       },
     )
   ) context.output.out(line);

@@ -17,6 +17,11 @@ import {
 } from "./debian_overlay.ts";
 import { download, fetchText } from "./download.ts";
 import { convertToRaw } from "./fork.ts";
+import {
+  type BuildRecord,
+  buildRecordBeside,
+  writeBuildRecord,
+} from "./build_record.ts";
 import { writeFastInitrds } from "./initrd.ts";
 import { writeUncompressedKernels } from "./vmlinux.ts";
 
@@ -99,12 +104,46 @@ export async function buildDebianImage(
     );
     await options.smoke(image, work);
     smoked();
-    await fsync(image);
-    await Deno.rename(image, options.out);
-    await fsync(dirname(options.out));
+    await publish(
+      image,
+      options.out,
+      options.method === "cloud"
+        ? {
+          kind: "debian",
+          release: options.release,
+          method: "cloud",
+          builtAt: new Date().toISOString(),
+        }
+        : undefined,
+    );
   } finally {
     await removeWorkDir(work);
   }
+}
+
+/**
+ * Moves a built image to its name, durably. `beside`: the record of an
+ * image that cannot hold one, written first; otherwise a record an
+ * earlier image of that name left beside it goes.
+ */
+export async function publish(
+  image: string,
+  out: string,
+  beside: BuildRecord | undefined,
+): Promise<void> {
+  const record = buildRecordBeside(out);
+  if (beside === undefined) await Deno.remove(record).catch(() => {});
+  else {
+    await Deno.writeTextFile(
+      `${record}.tmp`,
+      `${JSON.stringify(beside, null, 2)}\n`,
+    );
+    await fsync(`${record}.tmp`);
+    await Deno.rename(`${record}.tmp`, record);
+  }
+  await fsync(image);
+  await Deno.rename(image, out);
+  await fsync(dirname(out));
 }
 
 async function bootstrapImage(
@@ -137,6 +176,12 @@ async function bootstrapImage(
     ...(options.mirror ? [options.mirror] : []),
   ], { signal: options.signal });
   bootstrapped();
+  await writeBuildRecord(root, {
+    kind: "debian",
+    release: options.release,
+    method: "debootstrap",
+    builtAt: new Date().toISOString(),
+  });
   await finishRoot(root, work, image, options);
 }
 

@@ -11,11 +11,13 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { fsync, runChecked, runGroupChecked } from "../host/mod.ts";
+import { runChecked, runGroupChecked } from "../host/mod.ts";
+import { writeBuildRecord } from "./build_record.ts";
 import {
   type BuildDebianOptions,
   BuildError,
   finishRoot,
+  publish,
   removeWorkDir,
   writeOverlay,
 } from "./build_debian.ts";
@@ -133,6 +135,13 @@ export async function buildOciImage(
     for (const command of [...GUEST_CUSTOMIZE, ...features.customize]) {
       await runChecked("sh", ["-c", command, "customize", root]);
     }
+    await writeBuildRecord(root, {
+      kind: "oci",
+      source: options.source.skopeo,
+      digest,
+      distribution: os.prettyName,
+      builtAt: new Date().toISOString(),
+    });
     options.signal?.throwIfAborted();
     await finishRoot(root, work, image, options);
     // The unpacked root and the layout are no longer needed: the smoke
@@ -145,9 +154,7 @@ export async function buildOciImage(
     );
     await options.smoke(image, work);
     smoked();
-    await fsync(image);
-    await Deno.rename(image, options.out);
-    await fsync(dirname(options.out));
+    await publish(image, options.out, undefined);
     return { digest, os };
   } finally {
     await removeWorkDir(work);

@@ -1,11 +1,13 @@
 /**
  * The images under a base dir: src images (`images/`), machine images
  * (`machines/<owner>/<repo>/<machine>.img`) and images set aside as broken,
- * with what each derives from when a config says so.
+ * with what each derives from when a config says so, and what it was
+ * built from when its build recorded it.
  */
 
 import { join, relative } from "node:path";
 import { allMachines, type Config, tripletName } from "../config/mod.ts";
+import { type BuildRecord, readBuildRecord } from "./build_record.ts";
 
 export interface ImageEntry {
   /** Relative to the base dir. */
@@ -18,6 +20,11 @@ export interface ImageEntry {
   readonly modified: Date;
   /** For machine images: the machine's base, from the config. */
   readonly derivesFrom: string | undefined;
+  /**
+   * What the image was built from (its root's, for a machine image), as
+   * its build recorded it; undefined when Forrest did not build it.
+   */
+  readonly build: BuildRecord | undefined;
 }
 
 export async function listImages(
@@ -31,6 +38,7 @@ export async function listImages(
     derivesFrom?: string,
   ) => {
     const info = await Deno.stat(path);
+    const build = kind === "broken" ? undefined : await readBuildRecord(path);
     entries.push({
       path: relative(baseDir, path),
       kind: path.endsWith(".broken") ? "broken" : kind,
@@ -38,6 +46,7 @@ export async function listImages(
       size: info.size,
       modified: info.mtime ?? new Date(0),
       derivesFrom,
+      build,
     });
   };
   for (const file of await files(join(baseDir, "images"))) {

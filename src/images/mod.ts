@@ -73,3 +73,9 @@ export {
   type OciSource,
   parseOciSource,
 } from "./oci_source.ts";
+export {
+  BUILD_RECORD_PATH,
+  type BuildRecord,
+  describeBuild,
+  readBuildRecord,
+} from "./build_record.ts";

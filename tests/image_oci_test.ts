@@ -15,6 +15,7 @@ import {
   rootTar,
   runDockerJob,
   skopeoCopy,
+  withRegistry,
 } from "./oci.ts";
 import { withTempDir } from "./temp.ts";
 
@@ -78,6 +79,47 @@ Deno.test("image build oci: archives of both kinds are read; a distribution it c
       assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
     }
     assert.deepEqual(await leftovers(dir), [], "no work folder is left");
+  });
+});
+
+Deno.test("image build oci: a docker:// source is pulled from a registry", async () => {
+  await withTempDir(async (dir) => {
+    await rootTar(dir, join(dir, "layer.tar"), {
+      "bin/sh": { copyOf: "/bin/sh", mode: 0o755 },
+      "etc/os-release": 'ID=alpine\nPRETTY_NAME="Alpine Linux v3.20"\n',
+    });
+    await ociLayout(join(dir, "layout"), "tiny", join(dir, "layer.tar"));
+    await withRegistry(dir, async (host, registriesConf) => {
+      await skopeoCopy(
+        `oci:${join(dir, "layout")}:tiny`,
+        `docker://${host}/acme/tiny:3`,
+        ["--dest-tls-verify=false"],
+      );
+      const result = await runForrest([
+        "image",
+        "build",
+        "oci",
+        `docker://${host}/acme/tiny:3`,
+        "--base-dir",
+        dir,
+        "--registries-conf",
+        registriesConf,
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `forrest: copying docker://${host}/acme/tiny:3 with skopeo: done in`,
+        ),
+      );
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `forrest: docker://${host}/acme/tiny:3 is Alpine Linux v3\\.20 \\(ID=alpine\\)`,
+        ),
+      );
+    });
+    assert.deepEqual(await leftovers(dir), []);
   });
 });
 

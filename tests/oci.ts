@@ -75,8 +75,12 @@ export async function rootTar(
 }
 
 /** skopeo copy from one transport to another (archives, layouts). */
-export async function skopeoCopy(from: string, to: string): Promise<void> {
-  await run("skopeo", ["copy", "--quiet", from, to]);
+export async function skopeoCopy(
+  from: string,
+  to: string,
+  flags: string[] = [],
+): Promise<void> {
+  await run("skopeo", ["copy", "--quiet", ...flags, from, to]);
 }
 
 /**
@@ -172,4 +176,62 @@ export async function runDockerJob(
     },
   );
   return result!;
+}
+
+/**
+ * A registry (Debian's docker-registry, unpacked from its package: its
+ * service is not installed) on 127.0.0.1, storing under `dir`, while
+ * `body` runs; skopeo reaches it over plain HTTP through the
+ * registries.conf whose path `body` gets too.
+ */
+export async function withRegistry(
+  dir: string,
+  body: (host: string, registriesConf: string) => Promise<void>,
+): Promise<void> {
+  const work = join(dir, "registry-deb");
+  await Deno.mkdir(work, { recursive: true });
+  await run("sh", [
+    "-c",
+    `cd '${work}' && apt-get download -q docker-registry >/dev/null`,
+  ]);
+  const deb = (await Array.fromAsync(Deno.readDir(work)))
+    .find((e) => e.name.endsWith(".deb"))!.name;
+  await run("dpkg-deb", ["-x", join(work, deb), join(work, "x")]);
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const host = `127.0.0.1:${port}`;
+  const config = join(work, "config.yml");
+  await Deno.writeTextFile(
+    config,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${
+      join(work, "data")
+    }\nhttp:\n  addr: ${host}\n`,
+  );
+  const registriesConf = join(work, "registries.conf");
+  await Deno.writeTextFile(
+    registriesConf,
+    `[[registry]]\nlocation = "${host}"\ninsecure = true\n`,
+  );
+  const registry = new Deno.Command(join(work, "x/usr/bin/docker-registry"), {
+    args: ["serve", config],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let i = 0;; i++) {
+      const up = await fetch(`http://${host}/v2/`).then(async (r) => {
+        await r.body?.cancel();
+        return r.ok;
+      }).catch(() => false);
+      if (up) break;
+      if (i > 100) throw new Error(`the registry at ${host} did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await body(host, registriesConf);
+  } finally {
+    registry.kill("SIGTERM");
+    await registry.status;
+  }
 }

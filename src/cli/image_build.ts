@@ -27,6 +27,8 @@ export interface ImageBuildFlags {
   readonly kind?: "debian" | "oci";
   /** oci: where the container image is (skopeo's transport syntax). */
   readonly source?: string | undefined;
+  /** oci: registries.conf(5) for skopeo. */
+  readonly registriesConf?: string;
   readonly release: DebianRelease;
   readonly method: "debootstrap" | "cloud";
   readonly out?: string;
@@ -76,6 +78,9 @@ export async function imageBuildCommand(
       `image build debian takes no SOURCE (found "${flags.source}"); ` +
         "a container image is image build oci SOURCE",
     );
+  }
+  if (!oci && flags.registriesConf !== undefined) {
+    throw new UsageError("--registries-conf is for image build oci only");
   }
   const misplaced = oci ? context.debianOnly ?? [] : [];
   if (misplaced.length > 0) {
@@ -149,6 +154,9 @@ export async function imageBuildCommand(
         size,
         packages: flags.package,
         features: flags.with ?? [],
+        registriesConf: flags.registriesConf === undefined
+          ? undefined
+          : resolve(flags.registriesConf),
         ...releases(flags),
         reporter: stderrReporter(context.output),
         signal: interrupt.signal,

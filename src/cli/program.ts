@@ -314,6 +314,10 @@ Examples:
       }),
     )
     .option(
+      "--registries-conf <file>",
+      "oci: registries.conf for skopeo (mirrors, plain-HTTP registries; default the system's)",
+    )
+    .option(
       "--runner-version <version>",
       "bake in this actions runner release (e.g. 2.320.0)",
     )

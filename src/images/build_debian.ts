@@ -88,25 +88,13 @@ export class BuildError extends Error {
 export async function buildDebianImage(
   options: BuildDebianOptions,
 ): Promise<void> {
-  await Deno.mkdir(dirname(options.out), { recursive: true });
-  // Beside the output, so that publishing is a rename on one file system.
-  const work = await Deno.makeTempDir({
-    dir: dirname(options.out),
-    prefix: ".build-",
-  });
-  const image = join(work, basename(options.out));
-  try {
+  await inBuildFolder(options.out, async (work, image) => {
     if (options.method === "cloud") await fetchCloudImage(image, options);
     else await bootstrapImage(work, image, options);
-    options.signal?.throwIfAborted();
-    const smoked = options.reporter.phase(
-      "smoke boot: running `true` in the new image",
-    );
-    await options.smoke(image, work);
-    smoked();
-    await publish(
+    await smokeAndPublish(
       image,
-      options.out,
+      work,
+      options,
       options.method === "cloud"
         ? {
           kind: "debian",
@@ -116,9 +104,41 @@ export async function buildDebianImage(
         }
         : undefined,
     );
+  });
+}
+
+/**
+ * Runs a build in a work folder beside `out` (so that publishing is a
+ * rename on one file system), given the folder and the image's path in
+ * it; the folder goes afterwards, whatever happened.
+ */
+export async function inBuildFolder<T>(
+  out: string,
+  build: (work: string, image: string) => Promise<T>,
+): Promise<T> {
+  await Deno.mkdir(dirname(out), { recursive: true });
+  const work = await Deno.makeTempDir({ dir: dirname(out), prefix: ".build-" });
+  try {
+    return await build(work, join(work, basename(out)));
   } finally {
     await removeWorkDir(work);
   }
+}
+
+/** The smoke boot of a built image, then its publication (see publish). */
+export async function smokeAndPublish(
+  image: string,
+  work: string,
+  options: Pick<BuildDebianOptions, "out" | "smoke" | "reporter" | "signal">,
+  beside: BuildRecord | undefined,
+): Promise<void> {
+  options.signal?.throwIfAborted();
+  const smoked = options.reporter.phase(
+    "smoke boot: running `true` in the new image",
+  );
+  await options.smoke(image, work);
+  smoked();
+  await publish(image, options.out, beside);
 }
 
 /**

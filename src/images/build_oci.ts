@@ -10,15 +10,15 @@
  * what it is, before anything is installed.
  */
 
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { runChecked, runGroupChecked } from "../host/mod.ts";
 import { writeBuildRecord } from "./build_record.ts";
 import {
   type BuildDebianOptions,
   BuildError,
   finishRoot,
-  publish,
-  removeWorkDir,
+  inBuildFolder,
+  smokeAndPublish,
   writeOverlay,
 } from "./build_debian.ts";
 import {
@@ -48,6 +48,11 @@ export interface BuildOciOptions extends
     | "signal"
   > {
   readonly source: OciSource;
+  /**
+   * registries.conf(5) for skopeo (mirrors, plain-HTTP registries);
+   * the system's when undefined.
+   */
+  readonly registriesConf?: string | undefined;
   /** What else the guest gets (`--with`). */
   readonly features?: readonly GuestFeature[];
 }
@@ -65,19 +70,15 @@ const TAG = "forrest";
 export async function buildOciImage(
   options: BuildOciOptions,
 ): Promise<OciBuilt> {
-  await Deno.mkdir(dirname(options.out), { recursive: true });
-  // Beside the output, so that publishing is a rename on one file system.
-  const work = await Deno.makeTempDir({
-    dir: dirname(options.out),
-    prefix: ".build-",
-  });
-  const image = join(work, basename(options.out));
-  try {
+  return await inBuildFolder(options.out, async (work, image) => {
     const layout = join(work, "layout");
     const copied = options.reporter.phase(
       `copying ${options.source.skopeo} with skopeo`,
     );
     await runGroupChecked("skopeo", [
+      ...(options.registriesConf === undefined
+        ? []
+        : ["--registries-conf", options.registriesConf]),
       "copy",
       "--quiet",
       // A multi-platform image: the machine's.
@@ -148,17 +149,9 @@ export async function buildOciImage(
     // boot's fork may need the room.
     await Deno.remove(bundle, { recursive: true });
     await Deno.remove(layout, { recursive: true });
-    options.signal?.throwIfAborted();
-    const smoked = options.reporter.phase(
-      "smoke boot: running `true` in the new image",
-    );
-    await options.smoke(image, work);
-    smoked();
-    await publish(image, options.out, undefined);
+    await smokeAndPublish(image, work, options, undefined);
     return { digest, os };
-  } finally {
-    await removeWorkDir(work);
-  }
+  });
 }
 
 /** The digest of the one manifest in a layout's index. */

@@ -29,6 +29,7 @@ import {
   persistFork,
 } from "../src/images/mod.ts";
 import { benchExperiment, median } from "./experiment.ts";
+import { seededRandom } from "../tests/files.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -83,18 +84,6 @@ async function withLoopBtrfs<T>(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** The same pseudo-random blocks every time (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** The image: DATA_SIZE bytes written (no zero blocks), the rest a hole. */
@@ -188,7 +177,7 @@ async function series(compact: boolean): Promise<Series> {
     await Deno.mkdir(join(mount, "machines/acme/app"), { recursive: true });
     await Deno.mkdir(join(mount, "runs"));
     await makeImage(image);
-    const next = random(42);
+    const next = seededRandom(42);
     const runs: Series["runs"][number][] = [];
     const rewriteSeconds: number[] = [];
     for (let run = 0; run < RUNS; run++) {
@@ -225,7 +214,7 @@ async function series(compact: boolean): Promise<Series> {
       // An image just at the threshold, as the last one a rewrite leaves
       // alone: each overwritten block splits an extent in two.
       const fork = await timedFork(forker, image, join(mount, "runs/t"));
-      const few = random(7);
+      const few = seededRandom(7);
       await scatterWrites(fork.path, few, DEFRAGMENT_THRESHOLD / 2);
       await Deno.rename(fork.path, join(mount, "threshold.img"));
       const path = join(mount, "threshold.img");

@@ -212,22 +212,18 @@ function checkRelease(
 export async function buildImage(
   out: string,
   size: number,
-  flags: Pick<
-    ImageBuildFlags,
-    | "release"
-    | "method"
-    | "mirror"
-    | "package"
-    | "with"
-    | "runnerVersion"
-    | "runnerSha256"
-    | "runnerUrl"
-    | "forgejoRunnerVersion"
-    | "forgejoRunnerSha256"
-    | "forgejoRunnerUrl"
-    | "cloudUrl"
-    | "accel"
-  >,
+  flags:
+    & Pick<
+      ImageBuildFlags,
+      | "release"
+      | "method"
+      | "mirror"
+      | "package"
+      | "with"
+      | "cloudUrl"
+      | "accel"
+    >
+    & ReleaseFlags,
   host: { baseDir: string; accel: Accel },
   output: Output,
   signal?: AbortSignal,
@@ -248,17 +244,20 @@ export async function buildImage(
   });
 }
 
+/** The flags that name runners to bake in. */
+type ReleaseFlags = Pick<
+  ImageBuildFlags,
+  | "runnerVersion"
+  | "runnerSha256"
+  | "runnerUrl"
+  | "forgejoRunnerVersion"
+  | "forgejoRunnerSha256"
+  | "forgejoRunnerUrl"
+>;
+
 /** The runners to bake in, as the flags give them. */
 function releases(
-  flags: Pick<
-    ImageBuildFlags,
-    | "runnerVersion"
-    | "runnerSha256"
-    | "runnerUrl"
-    | "forgejoRunnerVersion"
-    | "forgejoRunnerSha256"
-    | "forgejoRunnerUrl"
-  >,
+  flags: ReleaseFlags,
 ): Pick<BuildDebianOptions, "runner" | "forgejoRunner"> {
   return {
     runner: flags.runnerVersion === undefined ? undefined : {

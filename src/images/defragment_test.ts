@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { btrfsUnavailable, withBtrfs } from "../../tests/btrfs.ts";
+import { fileSha256, seededRandom } from "../../tests/files.ts";
 import { withTempDir } from "../../tests/temp.ts";
 import { run, runChecked } from "../host/mod.ts";
 import {
@@ -20,29 +21,6 @@ import {
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
 const ignore = btrfsUnavailable() !== undefined;
-
-async function sha256(path: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    await Deno.readFile(path),
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
-
-/** A small deterministic generator (mulberry32): the same blocks every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /**
  * What persisting run after run does to a machine image: `size` bytes, the
@@ -64,7 +42,7 @@ async function fragmentedImage(
   await Deno.truncate(path, size);
   const fork = `${path}.fork`;
   await runChecked("cp", ["--reflink=always", path, fork]);
-  const next = random(seed);
+  const next = seededRandom(seed);
   const file = await Deno.open(fork, { write: true });
   try {
     const block = new Uint8Array(BLOCK);
@@ -124,7 +102,7 @@ Deno.test({
       await fragmentedImage(image, 64 * MiB, 3_000);
       const before = await countExtents(image);
       assert.ok(before > DEFRAGMENT_THRESHOLD, `${before} extents`);
-      const sum = await sha256(image);
+      const sum = await fileSha256(image);
       const old = await Deno.stat(image);
       // A run that forked the image before keeps its own reflink copy.
       const fork = join(mnt, "run.img");
@@ -137,8 +115,8 @@ Deno.test({
       const after = await countExtents(image);
       assert.equal(result.extentsAfter, after);
       assert.ok(after <= 8, `${after} extents`);
-      assert.equal(await sha256(image), sum);
-      assert.equal(await sha256(fork), sum);
+      assert.equal(await fileSha256(image), sum);
+      assert.equal(await fileSha256(fork), sum);
       const now = await Deno.stat(image);
       assert.notEqual(now.ino, old.ino);
       assert.equal(now.mode! & 0o777, MACHINE_IMAGE_MODE);
@@ -157,7 +135,7 @@ Deno.test({
       // A quarter written; the job's writes land mostly in the hole.
       await fragmentedImage(image, 64 * MiB, 3_000, 1, 16 * MiB);
       const before = await countExtents(image);
-      const sum = await sha256(image);
+      const sum = await fileSha256(image);
       const allocated = (await Deno.stat(image)).blocks! * 512;
 
       const result = await defragmentImage(image, { pieces: 100 });
@@ -166,7 +144,7 @@ Deno.test({
       assert.equal(result.extentsBefore, before);
       assert.ok(result.extentsAfter! <= 100, `${result.extentsAfter} extents`);
       assert.equal(await countExtents(image), result.extentsAfter);
-      assert.equal(await sha256(image), sum);
+      assert.equal(await fileSha256(image), sum);
       assert.ok(result.filled! > 0);
       const now = (await Deno.stat(image)).blocks! * 512;
       assert.ok(
@@ -225,7 +203,7 @@ Deno.test({
       await fragmentedImage(image, 32 * MiB, 2_500);
       const newer = join(mnt, "run-disk.img");
       await Deno.writeFile(newer, new Uint8Array(32 * MiB).fill(0x55));
-      const newSum = await sha256(newer);
+      const newSum = await fileSha256(newer);
       const seen: DefragmentStep[] = [];
 
       const result = await defragmentImage(image, {
@@ -243,7 +221,7 @@ Deno.test({
 
       assert.equal(result.outcome, "superseded");
       assert.deepEqual(seen, ["copying", "copied", "synced"]);
-      assert.equal(await sha256(image), newSum);
+      assert.equal(await fileSha256(image), newSum);
       assert.deepEqual(await namesIn(dir), ["build.img"]);
     }),
 });
@@ -256,7 +234,7 @@ Deno.test({
     withBtrfs(async (mnt) => {
       const image = join(mnt, "build.img");
       await fragmentedImage(image, 64 * MiB, 3_000);
-      const sum = await sha256(image);
+      const sum = await fileSha256(image);
       const ino = (await Deno.stat(image)).ino;
 
       const guarded = await defragmentImage(image, { keepFree: 0.9 });
@@ -274,7 +252,7 @@ Deno.test({
       assert.match(failed.error!, /No space left/);
       await Deno.remove(filler);
 
-      assert.equal(await sha256(image), sum);
+      assert.equal(await fileSha256(image), sum);
       assert.equal((await Deno.stat(image)).ino, ino);
       assert.deepEqual(await namesIn(mnt), ["build.img"]);
     }, 256 * MiB),
@@ -287,7 +265,7 @@ Deno.test({
     withBtrfs(async (mnt) => {
       const image = join(mnt, "build.img");
       await fragmentedImage(image, 32 * MiB, 2_500);
-      const sum = await sha256(image);
+      const sum = await fileSha256(image);
       const stop = new AbortController();
       const result = await defragmentImage(image, {
         signal: stop.signal,
@@ -296,7 +274,7 @@ Deno.test({
         },
       });
       assert.equal(result.outcome, "aborted");
-      assert.equal(await sha256(image), sum);
+      assert.equal(await fileSha256(image), sum);
       assert.deepEqual(await namesIn(mnt), ["build.img"]);
     }),
 });
@@ -320,7 +298,7 @@ Deno.test({
         await Deno.mkdir(dir);
         const image = join(dir, "build.img");
         await fragmentedImage(image, 16 * MiB, 1_500, i + 1);
-        const sum = await sha256(image);
+        const sum = await fileSha256(image);
         const code = `
           import { defragmentImage } from ${JSON.stringify(module)};
           await defragmentImage(${JSON.stringify(image)}, {
@@ -344,7 +322,7 @@ Deno.test({
           "SIGKILL",
           new TextDecoder().decode(child.stderr),
         );
-        assert.equal(await sha256(image), sum, step);
+        assert.equal(await fileSha256(image), sum, step);
         // Renamed: the compact copy is the image now.
         assert.equal(
           (await countExtents(image)) <= 8,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { fileSha256 } from "../../tests/files.ts";
 import { withTempDir } from "../../tests/temp.ts";
 import { pathExists, runChecked } from "../host/mod.ts";
 import { Secret } from "../log/mod.ts";
@@ -55,17 +56,6 @@ Deno.test("tokenMatches() rejects anything else", async () => {
 
 const MiB = 1024 * 1024;
 
-async function sha256(path: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    await Deno.readFile(path),
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
-
 /**
  * A machine image (old contents) and a fork of the given format whose
  * contents differ; returns the fork and the sha256 a persisted copy must have.
@@ -74,7 +64,7 @@ async function prepare(dir: string, format: "raw" | "qcow2") {
   const target = join(dir, "machines/acme/app/build.img");
   await Deno.mkdir(join(dir, "machines/acme/app"), { recursive: true });
   await Deno.writeFile(target, new Uint8Array(2 * MiB).fill(0x11));
-  const oldSum = await sha256(target);
+  const oldSum = await fileSha256(target);
   await Deno.mkdir(join(dir, "run"));
   const base = join(dir, "images-base.img");
   await Deno.writeFile(base, new Uint8Array(2 * MiB).fill(0x33));
@@ -108,7 +98,7 @@ async function prepare(dir: string, format: "raw" | "qcow2") {
     fork.path,
     expected,
   ]);
-  const newSum = await sha256(expected);
+  const newSum = await fileSha256(expected);
   await Deno.remove(expected);
   return { target, fork, oldSum, newSum };
 }
@@ -118,7 +108,7 @@ for (const format of ["raw", "qcow2"] as const) {
     await withTempDir(async (dir) => {
       const { target, fork, newSum } = await prepare(dir, format);
       await persistFork(fork, target);
-      assert.equal(await sha256(target), newSum);
+      assert.equal(await fileSha256(target), newSum);
       assert.deepEqual(
         await removePersistLeftovers(join(dir, "machines/acme/app")),
         [],
@@ -192,7 +182,7 @@ for (const format of ["raw", "qcow2"] as const) {
           new TextDecoder().decode(child.stderr),
         );
         assert.equal(
-          await sha256(target),
+          await fileSha256(target),
           survivor === "old" ? oldSum : newSum,
         );
         // Whatever the crash left beside the image is a temp file, and only that.
@@ -235,7 +225,7 @@ Deno.test("persistFork() waits to rename while another holds the image's lock", 
       locked.resolve();
       await release.promise;
       // Still the old image: the persist has not renamed under the lock.
-      return await sha256(target);
+      return await fileSha256(target);
     });
     await locked.promise;
     const synced = Promise.withResolvers<void>();
@@ -250,6 +240,6 @@ Deno.test("persistFork() waits to rename while another holds the image's lock", 
     release.resolve();
     assert.equal(await holder, oldSum);
     await persisted;
-    assert.equal(await sha256(target), newSum);
+    assert.equal(await fileSha256(target), newSum);
   });
 });

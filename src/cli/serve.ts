@@ -83,7 +83,7 @@ export async function serveCommand(
   // Every reload reads the webhook secret again (the file's contents too),
   // as the original did at every delivery.
   const reloader = new ConfigReloader(file, loaded, {
-    ...(github ? { webhookSecret: github.webhookSecret } : {}),
+    ...(github?.webhookSecret ? { webhookSecret: github.webhookSecret } : {}),
     onWebhookSecret: (secret) => github?.forge.setWebhookSecret(secret),
     onChange: (next) => {
       warnUnreloadable(config, next);
@@ -154,7 +154,7 @@ async function gitHubForge(config: GitHubConfig) {
       ? { app: { appId: config.app.appId, privateKey: secrets.privateKey } }
       : {}),
     ...(secrets.token ? { token: secrets.token } : {}),
-    webhookSecret: secrets.webhookSecret,
+    ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
     apiUrl: config.apiUrl,
     requestTimeout: config.requestTimeout,
   });
@@ -245,10 +245,12 @@ function warnUnreloadable(old: Config, next: Config): void {
     app: c.github?.app,
     token: c.github?.tokenFile,
     apiUrl: c.github?.apiUrl,
+    discovery: c.github?.discovery,
   });
   if (!same(github(old), github(next))) {
     log.warn(
-      "The GitHub settings (app_id, private_key_file, token_file, api_url) " +
+      "The GitHub settings (app_id, private_key_file, token_file, api_url, " +
+        "discovery) " +
         "change on restart only; SIGHUP re-reads the token file's contents",
     );
   }

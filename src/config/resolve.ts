@@ -59,6 +59,7 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT,
   DEFAULT_SOCKET_MODE,
   type ForgejoConfig,
+  forgeOf,
   type GitHubConfig,
   type HostConfig,
   type ListenAddress,
@@ -68,6 +69,7 @@ import {
   type Scope,
   SCOPE_WORDS,
   type ScopeConfig,
+  scopeKey,
   type Triplet,
   tripletName,
 } from "./types.ts";
@@ -121,8 +123,11 @@ export function resolveConfig(
   checkEnterpriseAuth(doc, scopes, problems);
 
   const machines = scopes.map((scope) =>
-    scope.machines.map((entry) => buildMachine(entry, host, options, problems))
+    scope.machines.map((entry) =>
+      buildMachine(entry, host, github, options, problems)
+    )
   );
+  checkScaleSets(scopes.flatMap((s) => s.machines), machines.flat(), problems);
   checkBaseMachines(scopes.flatMap((s) => s.machines), problems);
   checkSharesApart(
     scopes.flatMap((s) => s.machines),
@@ -258,7 +263,11 @@ function readGitHub(
   // parseTable() returned a value, so doc.github is a table; a secret key
   // that is written but invalid has had its own problem reported already.
   const written = doc.github as Record<string, unknown>;
-  if (!("webhook_secret" in written) && !("webhook_secret_file" in written)) {
+  const scaleSets = raw.discovery === "scale-set";
+  if (
+    !scaleSets && !("webhook_secret" in written) &&
+    !("webhook_secret_file" in written)
+  ) {
     problems.push({
       path: ["github"],
       message: "set webhook_secret_file (or webhook_secret) to the App's " +
@@ -290,7 +299,9 @@ function readGitHub(
   const tokenFile = raw.token_file === undefined
     ? undefined
     : resolve(options.configDir, raw.token_file);
-  if ((app === undefined && tokenFile === undefined) || !hasSecret) {
+  if (
+    (app === undefined && tokenFile === undefined) || !(hasSecret || scaleSets)
+  ) {
     return undefined;
   }
   return {
@@ -301,7 +312,10 @@ function readGitHub(
         kind: "file",
         path: resolve(options.configDir, raw.webhook_secret_file),
       }
-      : { kind: "inline", value: new Secret(raw.webhook_secret!) },
+      : raw.webhook_secret !== undefined
+      ? { kind: "inline", value: new Secret(raw.webhook_secret) }
+      : undefined,
+    discovery: raw.discovery ?? "webhook",
     apiUrl: (raw.api_url ?? DEFAULT_API_URL).replace(/\/+$/, ""),
     pollingInterval: raw.polling_interval ?? DEFAULT_POLLING_INTERVAL,
     queuedPollingInterval: raw.queued_polling_interval ??
@@ -727,11 +741,22 @@ function readMachines(
 function buildMachine(
   entry: MachineEntry,
   host: HostConfig | undefined,
+  github: GitHubConfig | undefined,
   options: ResolveOptions,
   problems: RawProblem[],
 ): MachineConfig {
   const { value, origin } = entry.expanded;
   const where = (key: string): KeyPath => origin.get(key) ?? entry.path;
+  const onGitHub = forgeOf(entry.triplet.scope) === undefined;
+  const scaleSets = onGitHub && github?.discovery === "scale-set";
+  if (value.scale_set !== undefined && !scaleSets) {
+    problems.push({
+      path: where("scale_set"),
+      message: onGitHub
+        ? 'scale_set names a runner scale set: set [github] discovery = "scale-set" to use them'
+        : "Forgejo has no runner scale sets: leave scale_set out of Forgejo scopes",
+    });
+  }
   const ram = value.ram ?? MACHINE_DEFAULTS.ram;
   const cpus = value.cpus ?? MACHINE_DEFAULTS.cpus;
   if (host && ram > host.ram) {
@@ -808,7 +833,38 @@ function buildMachine(
     })),
     startTimeout: value.start_timeout ?? MACHINE_DEFAULTS.startTimeout,
     minIdle: value.min_idle ?? 0,
+    scaleSet: scaleSets ? value.scale_set ?? entry.triplet.machine : undefined,
   };
+}
+
+/**
+ * A scale set is one name in one runner group of a scope: two machine
+ * types of this host may not share one (each would take the other's
+ * jobs). Hosts share names on purpose, each in its own group.
+ */
+function checkScaleSets(
+  entries: readonly MachineEntry[],
+  machines: readonly MachineConfig[],
+  problems: RawProblem[],
+): void {
+  const seen = new Map<string, string>();
+  machines.forEach((machine, index) => {
+    if (machine.scaleSet === undefined) return;
+    const key = [
+      scopeKey(machine.triplet.scope),
+      (machine.runnerGroup ?? "default").toLowerCase(),
+      machine.scaleSet.toLowerCase(),
+    ].join("\0");
+    const earlier = seen.get(key);
+    const entry = entries[index]!;
+    if (earlier !== undefined) {
+      problems.push({
+        path: entry.expanded.origin.get("scale_set") ?? entry.path,
+        message: `scale set "${machine.scaleSet}" is machine ${earlier}'s ` +
+          "already, in the same runner group: give each machine type its own",
+      });
+    } else seen.set(key, tripletName(machine.triplet));
+  });
 }
 
 function checkSharedTags(

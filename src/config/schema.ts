@@ -187,6 +187,12 @@ export const machineSchema = z.strictObject({
   artifacts: z.array(artifactStore).optional(),
   start_timeout: duration(1_000, "1s").optional(),
   min_idle: z.int().min(0).max(1000).optional(),
+  scale_set: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,44}$/, {
+    error: (issue) =>
+      `expected a scale set name of 1 to 45 letters, digits, ".", "_" or "-", found ${
+        describe(issue.input)
+      }`,
+  }).optional(),
 });
 export type RawMachine = z.output<typeof machineSchema>;
 
@@ -234,6 +240,7 @@ export const githubSchema = z.strictObject({
   queued_polling_interval: duration(1_000, "1s").optional(),
   janitor_interval: duration(1_000, "1s").optional(),
   request_timeout: duration(1_000, "1s").optional(),
+  discovery: z.enum(["webhook", "scale-set"]).optional(),
 });
 export type RawGitHub = z.output<typeof githubSchema>;
 

@@ -53,7 +53,14 @@ export interface GitHubConfig {
    * no App.
    */
   readonly tokenFile: string | undefined;
-  readonly webhookSecret: WebhookSecretSource;
+  /** Undefined only with scale-set discovery, which takes no webhooks. */
+  readonly webhookSecret: WebhookSecretSource | undefined;
+  /**
+   * How jobs are found: "webhook" (webhooks and the poller) or
+   * "scale-set" (a runner scale set per machine type, whose message queue
+   * Forrest long-polls: no inbound connection, product.md §16).
+   */
+  readonly discovery: "webhook" | "scale-set";
   /** Without a trailing slash. */
   readonly apiUrl: string;
   /** Milliseconds. */
@@ -180,6 +187,12 @@ export interface MachineConfig {
    * §13), from budget that queued jobs do not need.
    */
   readonly minIdle: number;
+  /**
+   * The runner scale set its jobs come through (`[github] discovery =
+   * "scale-set"`): `scale_set`, or the machine's name. Undefined for other
+   * discovery and for Forgejo.
+   */
+  readonly scaleSet: string | undefined;
 }
 
 /** A repository, organization or enterprise, with its machines. */

@@ -23,8 +23,10 @@ export class WebhookSecretError extends Error {
  */
 export async function readWebhookSecret(
   github: GitHubConfig,
-): Promise<Secret> {
+): Promise<Secret | undefined> {
   const source = github.webhookSecret;
+  // Scale-set discovery takes no webhooks, and may have no secret.
+  if (source === undefined) return undefined;
   if (source.kind === "inline") return source.value;
   return await readSecretFile(source.path, "webhook secret file");
 }

@@ -12,6 +12,7 @@ import {
   forgeOf,
   type MachineConfig,
   type Scope,
+  type Triplet,
   tripletName,
 } from "../config/mod.ts";
 import {
@@ -182,6 +183,11 @@ export class Core {
    */
   readonly #warmRefused = new Map<string, number>();
   #shuttingDown = false;
+  /**
+   * Jobs assigned to each scale-set machine type and not yet running, by
+   * triplet key, as the scale set's statistics last said (product.md §16).
+   */
+  readonly #assigned = new Map<string, number>();
 
   constructor(config: Config, options: CoreOptions) {
     this.#config = config;
@@ -254,6 +260,79 @@ export class Core {
     return reports.filter((report) =>
       (this.#jobs.get(jobKey(report))?.updatedAt ?? -Infinity) < startedAt
     ).map((report) => this.jobReported(report, now));
+  }
+
+  /**
+   * A scale set's statistics, for the machine type it serves: the jobs
+   * assigned to it and not yet running are that type's demand, in place
+   * of counted jobs (GitHub says which jobs are this host's; messages are
+   * not counted: a reassigned job comes back as new ones).
+   */
+  scaleSetStatistics(
+    triplet: Triplet,
+    statistics: { readonly assigned: number; readonly running: number },
+    now: number,
+  ): void {
+    const key = tripletKey(triplet);
+    const waiting = Math.max(0, statistics.assigned - statistics.running);
+    if (this.#assigned.get(key) === waiting) return;
+    this.#assigned.set(key, waiting);
+    this.#jobChanged(now);
+  }
+
+  /**
+   * A runner of a scale set took a job (its JobStarted message), queued
+   * at `queuedAt` if the message said.
+   */
+  runnerStarted(
+    runnerName: string,
+    queuedAt: number | undefined,
+    now: number,
+  ): void {
+    const machine = this.#byRunner(runnerName);
+    if (machine === undefined) return;
+    if (!machine.ranJob && queuedAt !== undefined && queuedAt <= now) {
+      this.#observations.pickup.push((now - queuedAt) / 1000);
+    }
+    this.#runnerBusy(runnerName, now, undefined, undefined);
+  }
+
+  /**
+   * How many machines of a scale-set type this host could have at once:
+   * those it has, and those the budget left by other work would take
+   * (warm machines give way). Sent as the scale set's max capacity, so
+   * that GitHub assigns this host no more jobs than that.
+   */
+  scaleSetCapacity(triplet: Triplet): number {
+    const key = tripletKey(triplet);
+    const config = this.#configsByKey().get(key);
+    if (config === undefined) return 0;
+    const mine = (m: MachineRecord) =>
+      tripletKey(m.triplet) === key && m.assigned && m.killed === undefined &&
+      m.state !== "stopping";
+    const used = this.#budgetUsed((m) => !isSpare(m) && !mine(m));
+    const { ram, cpus } = this.#config.host;
+    const more = Math.min(
+      Math.floor((ram - used.ram) / config.ram),
+      cpus === undefined
+        ? Infinity
+        : Math.floor((cpus - used.cpus) / config.cpus),
+    );
+    return Math.max(0, more);
+  }
+
+  /**
+   * Demand per triplet key: queued jobs, or for a scale set's type the
+   * jobs assigned to it and not yet running.
+   */
+  #demand(): Map<string, number> {
+    const demand = this.#jobs.queuedBy(tripletKey);
+    for (const config of allMachines(this.#config)) {
+      if (config.scaleSet === undefined) continue;
+      const key = tripletKey(config.triplet);
+      demand.set(key, this.#assigned.get(key) ?? 0);
+    }
+    return demand;
   }
 
   #jobChanged(now: number): void {
@@ -554,7 +633,7 @@ export class Core {
       }
     }
     const configs = this.#configsByKey();
-    const demand = this.#jobs.queuedBy(tripletKey);
+    const demand = this.#demand();
     for (const [key, wanted] of demand) {
       const config = configs.get(key);
       if (config === undefined || forgeOf(config.triplet.scope) !== undefined) {
@@ -585,7 +664,7 @@ export class Core {
 
   #planDemand(now: number): Decision[] {
     const decisions: Decision[] = [];
-    const demand = this.#jobs.queuedBy(tripletKey);
+    const demand = this.#demand();
     const available = new Map<string, MachineRecord[]>();
     for (const machine of this.#machines.values()) {
       if (
@@ -998,7 +1077,7 @@ export class Core {
         times.push(machine.wait.until);
       }
     }
-    const demand = this.#jobs.queuedBy(tripletKey);
+    const demand = this.#demand();
     const spares = this.#sparesByKey();
     const minIdle = new Map(
       allMachines(this.#config).map((c) => [tripletKey(c.triplet), c.minIdle]),

@@ -86,6 +86,8 @@ export interface Forge {
     labels: readonly string[],
     runnerGroup: string | undefined,
     job?: RunnerJob,
+    /** The runner scale set to generate it in (GitHub, scale-set discovery). */
+    scaleSet?: string,
   ): Promise<RegisteredRunner>;
   /**
    * Deletes a runner and what was made for it (a package token); one that

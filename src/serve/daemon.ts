@@ -15,6 +15,7 @@ import {
   DEFAULT_QUEUED_POLLING_INTERVAL,
   describeScope,
   forgeOf,
+  type MachineConfig,
   type Scope,
   scopeKey,
   tripletName,
@@ -25,6 +26,7 @@ import {
   DEFAULT_CORE_OPTIONS,
   type JobChange,
   type JobReport,
+  runnerLabels,
   type RunnerReport,
   type Status,
 } from "../core/mod.ts";
@@ -44,6 +46,11 @@ import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
 import { PollPacer } from "./poll_pacer.ts";
 import { type RecoveredRun, recoverRuns } from "./recovery.ts";
+import {
+  type ScaleSetEvents,
+  type ScaleSetForge,
+  ScaleSetListener,
+} from "./scale_set_listener.ts";
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -51,6 +58,10 @@ export interface DaemonOptions {
   readonly forges: Forges;
   /** Listening already: machines' runs are added to it as they are made. */
   readonly guestApi: GuestApi;
+  /** The scale-set sessions' owner name; the host's name by default. */
+  readonly owner?: string;
+  /** First delay of a scale-set listener after a failure (ms); tests shorten it. */
+  readonly scaleSetBackoff?: number;
 }
 
 export interface WebhookAnswer {
@@ -127,8 +138,12 @@ export class Daemon {
   /** Instances whose connect() succeeded. */
   readonly #forgejoConnected = new Set<string>();
   #stopped = false;
+  /** One listener per scale-set machine type (discovery = "scale-set"). */
+  readonly #listeners = new Map<string, ScaleSetListener>();
+  readonly #options: DaemonOptions;
 
   constructor(options: DaemonOptions) {
+    this.#options = options;
     this.#forges = options.forges;
     this.#forgejoPollers = new Map(
       [...options.forges.forgejo.values()].map((forge) => [
@@ -181,12 +196,69 @@ export class Daemon {
     // The full poll just listed everything: the quick one starts after it.
     this.#quickPoller.later();
     this.#imageCheck.run();
+    this.#listen(this.core.config);
   }
+
+  /** Whether GitHub's jobs come through scale sets, not webhooks and polls. */
+  #scaleSets(): boolean {
+    return this.core.config.github?.discovery === "scale-set" &&
+      this.#forges.github !== undefined;
+  }
+
+  /**
+   * A listener per scale-set machine type of `config`: new types get one,
+   * those gone or changed have theirs stopped (its session deleted).
+   */
+  #listen(config: Config): void {
+    const forge = this.#forges.github as Partial<ScaleSetForge> | undefined;
+    if (this.#stopped || forge?.ensureScaleSet === undefined) return;
+    const wanted = new Map<string, MachineConfig>();
+    for (const machine of allMachines(config)) {
+      if (machine.scaleSet === undefined) continue;
+      wanted.set(listenerKey(machine), machine);
+    }
+    for (const [key, listener] of this.#listeners) {
+      if (wanted.has(key)) continue;
+      this.#listeners.delete(key);
+      void listener.stop();
+    }
+    for (const [key, machine] of wanted) {
+      if (this.#listeners.has(key)) continue;
+      const listener = new ScaleSetListener({
+        forge: forge as ScaleSetForge,
+        config: machine,
+        owner: this.#options.owner ?? Deno.hostname(),
+        baseDir: config.host.baseDir,
+        events: this.#scaleSetEvents,
+        ...(this.#options.scaleSetBackoff === undefined
+          ? {}
+          : { backoff: this.#options.scaleSetBackoff }),
+      });
+      this.#listeners.set(key, listener);
+      listener.start();
+    }
+  }
+
+  readonly #scaleSetEvents: ScaleSetEvents = {
+    statistics: (config, statistics) => {
+      this.core.scaleSetStatistics(config.triplet, {
+        assigned: statistics.totalAssignedJobs,
+        running: statistics.totalRunningJobs,
+      }, Date.now());
+      this.wake();
+    },
+    jobStarted: (_config, job) => {
+      this.core.runnerStarted(job.runnerName!, job.queueTime, Date.now());
+      this.wake();
+    },
+    capacity: (config) => this.core.scaleSetCapacity(config.triplet),
+  };
 
   /** A new valid config: new machines use it; running ones keep theirs. */
   setConfig(config: Config): void {
     this.core.setConfig(config, Date.now());
     this.#imageCheck.run();
+    this.#listen(config);
     for (const connect of this.#connections(config)) {
       connect().catch((error) =>
         this.#log.error("{error}", { error: errorText(error) })
@@ -233,6 +305,13 @@ export class Daemon {
         404,
         "unconfigured",
         "no [github] table: this Forrest takes no webhooks\n",
+      );
+    }
+    if (this.#scaleSets()) {
+      return answer(
+        404,
+        "unconfigured",
+        'this Forrest finds jobs through runner scale sets ([github] discovery = "scale-set"): it takes no webhooks\n',
       );
     }
     const result = await github.parseWebhook(headers, body);
@@ -362,7 +441,7 @@ export class Daemon {
   }
 
   async #poll(): Promise<void> {
-    if (this.#forges.github === undefined) return;
+    if (this.#forges.github === undefined || this.#scaleSets()) return;
     const repos = await this.#pollTargets();
     for (const repo of repos) {
       try {
@@ -459,7 +538,10 @@ export class Daemon {
     const full = this.core.config.github?.pollingInterval ??
       DEFAULT_POLLING_INTERVAL;
     this.#lastQuickRound = { requests: 0, notModified: 0 };
-    if (github === undefined || this.#quickInterval() >= full) return;
+    if (
+      github === undefined || this.#scaleSets() ||
+      this.#quickInterval() >= full
+    ) return;
     const startedAt = Date.now();
     const round = { requests: 0, notModified: 0 };
     const repos = await this.#pollTargets(false);
@@ -684,6 +766,10 @@ export class Daemon {
     hurry: AbortSignal = AbortSignal.abort(),
   ): Promise<void> {
     this.#stopped = true;
+    // First: no more jobs are assigned to this host once its sessions end.
+    const listeners = [...this.#listeners.values()];
+    this.#listeners.clear();
+    await Promise.all(listeners.map((listener) => listener.stop()));
     const rounds = Promise.all([
       this.#poller.stop(),
       this.#quickPoller.stop(),
@@ -754,6 +840,16 @@ export class Daemon {
       }
     }
   }
+}
+
+/** A scale set's listener stays while its type, name, group and labels do. */
+function listenerKey(machine: MachineConfig): string {
+  return JSON.stringify([
+    tripletName(machine.triplet).toLowerCase(),
+    machine.scaleSet,
+    machine.runnerGroup,
+    runnerLabels(machine),
+  ]);
 }
 
 /** One janitor for every forge: the shortest interval configured. */

@@ -210,6 +210,7 @@ export class Executor {
             labels,
             machine.config.runnerGroup,
             job,
+            machine.config.scaleSet,
           );
         work.runner = await work.registration;
         // Done: a kill from here on has no registration to wait for.

@@ -445,6 +445,54 @@ package_token = true
     ],
   },
   {
+    name: "scale sets: only with scale-set discovery, on GitHub, one per name and group",
+    toml: `${HOST}[github]
+token_file = "t"
+discovery = "scale-set"
+[forgejo.codeberg]
+url = "https://codeberg.example"
+token_file = "t"
+[repositories.carol.app]
+forge = "codeberg"
+[repositories.carol.app.machines.m]
+base_image = "x.img"
+scale_set = "m"
+[organizations.team.machines.a]
+base_image = "x.img"
+scale_set = "shared"
+[organizations.team.machines.b]
+base_image = "x.img"
+scale_set = "shared"
+[organizations.team.machines.c]
+base_image = "x.img"
+scale_set = "shared"
+runner_group = "other"
+[organizations.team.machines.d]
+base_image = "x.img"
+scale_set = "has space"
+`,
+    problems: [
+      "forrest.toml:15: repositories.carol.app.machines.m.scale_set: Forgejo has no runner scale sets: leave scale_set out of Forgejo scopes",
+      'forrest.toml:21: organizations.team.machines.b.scale_set: scale set "shared" is machine orgs/team/a\'s already, in the same runner group: give each machine type its own',
+      'forrest.toml:28: organizations.team.machines.d.scale_set: expected a scale set name of 1 to 45 letters, digits, ".", "_" or "-", found "has space"',
+    ],
+  },
+  {
+    name: "scale_set without scale-set discovery; no webhook secret",
+    toml: `${HOST}[github]
+token_file = "t"
+discovery = "webhooks"
+[repositories.o.r.machines.m]
+base_image = "x.img"
+scale_set = "m"
+`,
+    problems: [
+      "forrest.toml:5: github: set webhook_secret_file (or webhook_secret) to the App's webhook secret",
+      'forrest.toml:7: github.discovery: expected one of "webhook", "scale-set", found "webhooks"; did you mean "webhook"?',
+      'forrest.toml:10: repositories.o.r.machines.m.scale_set: scale_set names a runner scale set: set [github] discovery = "scale-set" to use them',
+    ],
+  },
+  {
     name: "what Forgejo scopes may not have",
     toml: `${HOST}[forgejo.codeberg]
 url = "https://codeberg.example"
@@ -592,6 +640,7 @@ Deno.test("parseConfig() gives machines their defaults", () => {
     artifacts: [],
     startTimeout: 15 * 60_000,
     minIdle: 0,
+    scaleSet: undefined,
   });
 });
 

@@ -23,7 +23,7 @@ export interface ConfigReloaderOptions {
   /** Called with every new valid config. */
   readonly onChange?: (config: Config) => void;
   /** The webhook secret in force (read at start with readWebhookSecret()). */
-  readonly webhookSecret?: Secret;
+  readonly webhookSecret?: Secret | undefined;
   /** Called with a new webhook secret, before onChange when both changed. */
   readonly onWebhookSecret?: (secret: Secret) => void;
   /** Milliseconds of quiet after a file event before re-reading; 200 by default. */

@@ -67,6 +67,15 @@ export interface ServeOptions {
   readonly setup?: (double: GitHubDouble) => void;
   /** A personal access token: written to a file named by [github] token_file. */
   readonly token?: string;
+  /** More keys of `[github]`, as TOML lines. */
+  readonly githubToml?: string;
+  /**
+   * A double that outlives this serve (another serve shares it): not
+   * started, set up or closed here; `setup` is not called.
+   */
+  readonly double?: GitHubDouble;
+  /** Whether the config has the repository's Debian machine (default true). */
+  readonly repositoryMachine?: boolean;
   /**
    * A Forgejo double too, as `[forgejo.test]`, and a Forgejo repository
    * FORGEJO_OWNER/FORGEJO_REPO with a Debian machine on the built-in
@@ -184,7 +193,7 @@ export async function withServe(
       join(dir, "webhook-secret"),
       `${WEBHOOK_SECRET}\n`,
     );
-    const double = await GitHubDouble.start({
+    const double = options.double ?? await GitHubDouble.start({
       appId: APP_ID,
       privateKeyPem: keyPem,
       webhookSecret: WEBHOOK_SECRET,
@@ -198,8 +207,10 @@ export async function withServe(
     let logText = "";
     let reading: Promise<void> | undefined;
     try {
-      double.addRepo(owner, repo);
-      options.setup?.(double);
+      if (options.double === undefined) {
+        double.addRepo(owner, repo);
+        options.setup?.(double);
+      }
       const port = new URL(double.url).port;
       const forgejoTable = forgejo
         ? await forgejoToml(forgejo, options.forgejo!, options.image, dir)
@@ -226,7 +237,9 @@ queued_polling_interval = "${
 janitor_interval = "${options.janitorInterval ?? "2s"}"
 request_timeout = "${options.requestTimeout ?? "30s"}"
 ${options.token === undefined ? "" : 'token_file = "token"'}
-
+${options.githubToml ?? ""}
+${
+          options.repositoryMachine === false ? "" : `
 [repositories."${owner}"."${repo}"]
 persistence_token = "${TOKEN}"
 
@@ -237,9 +250,10 @@ cpus = 1
 network = "restricted"
 forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
 setup_template = ${
-          options.setupTemplate ?? `{ path = "${STANDIN_TEMPLATE_DIR}" }`
+            options.setupTemplate ?? `{ path = "${STANDIN_TEMPLATE_DIR}" }`
+          }
+${options.machineToml ?? ""}`
         }
-${options.machineToml ?? ""}
 ${options.extraToml ?? ""}
 ${forgejoTable}`,
       );
@@ -318,7 +332,7 @@ ${forgejoTable}`,
         }
         assert.equal(status.code, 0, "forrest serve exits 0 on SIGTERM");
       }
-      await double.close();
+      if (options.double === undefined) await double.close();
       await forgejo?.close();
       assert.deepEqual(await processesUnder(baseDir), [], "processes left");
       const disks = (await filesUnder(baseDir).catch(() => [])).filter((f) =>

@@ -97,7 +97,7 @@ export class ScaleSetListener {
 
   /** What is said in logs: the scale set and its machine type. */
   get #name(): string {
-    return `"${this.#options.config.scaleSet}" (${
+    return `${this.#options.config.scaleSet} (${
       tripletName(this.#options.config.triplet)
     })`;
   }
@@ -302,33 +302,32 @@ export class ScaleSetListener {
     const fields = {
       scaleSet: this.#name,
       job: job.jobId || String(job.runnerRequestId),
-      owner: job.ownerName,
-      repo: job.repositoryName,
+      repository: `${job.ownerName}/${job.repositoryName}`,
       runner: job.runnerName ?? "",
       result: job.result ?? "",
     };
     switch (job.messageType) {
       case "JobAvailable":
         this.#log.info(
-          "Scale set {scaleSet}: job {job} of {owner}/{repo} offered",
+          "Scale set {scaleSet}: job {job} of {repository} offered",
           fields,
         );
         break;
       case "JobAssigned":
         this.#log.info(
-          "Scale set {scaleSet}: job {job} of {owner}/{repo} assigned",
+          "Scale set {scaleSet}: job {job} of {repository} assigned",
           fields,
         );
         break;
       case "JobStarted":
         this.#log.info(
-          "Scale set {scaleSet}: job {job} of {owner}/{repo} started on {runner}",
+          "Scale set {scaleSet}: job {job} of {repository} started on {runner}",
           fields,
         );
         break;
       case "JobCompleted":
         this.#log.info(
-          "Scale set {scaleSet}: job {job} of {owner}/{repo} completed ({result})",
+          "Scale set {scaleSet}: job {job} of {repository} completed ({result})",
           fields,
         );
         break;

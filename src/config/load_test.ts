@@ -445,7 +445,8 @@ package_token = true
     ],
   },
   {
-    name: "scale sets: only with scale-set discovery, on GitHub, one per name and group",
+    name:
+      "scale sets: only with scale-set discovery, on GitHub, one per name and group",
     toml: `${HOST}[github]
 token_file = "t"
 discovery = "scale-set"

@@ -62,6 +62,8 @@ export interface ScopeNeeds {
   readonly scope: Scope;
   /** Runner groups its machines use, by name. */
   readonly runnerGroups: readonly string[];
+  /** Whether some of its machines use the default group (true if unsaid). */
+  readonly defaultGroup?: boolean;
   /** An organization's listed repositories: each must be able to use the groups. */
   readonly repositories: readonly string[] | undefined;
   /** Each job gets a package token of the repository's CI user (Forgejo). */

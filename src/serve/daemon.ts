@@ -873,6 +873,7 @@ export function scopeNeeds(config: Config): ScopeNeeds[] {
     runnerGroups: [
       ...new Set(entry.machines.flatMap((m) => m.runnerGroup ?? [])),
     ],
+    defaultGroup: entry.machines.some((m) => m.runnerGroup === undefined),
     repositories: entry.repositories,
     packageToken: entry.packageToken,
   }));

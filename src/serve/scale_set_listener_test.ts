@@ -20,7 +20,10 @@ import {
   type GitHubDoubleOptions,
 } from "../../tests/github/mod.ts";
 import { withTempDir } from "../../tests/temp.ts";
-import type { JobMessage, ScaleSetStatistics } from "../forge/github/scale_set/mod.ts";
+import type {
+  JobMessage,
+  ScaleSetStatistics,
+} from "../forge/github/scale_set/mod.ts";
 import { ScaleSetListener } from "./scale_set_listener.ts";
 
 const APP_ID = 31;
@@ -179,7 +182,10 @@ Deno.test("a job assigned through the queue is demand; a runner of the scale set
     );
     assert.equal(s.recorded.started[0]!.runnerName, "forrest-debian-1");
     assert.equal(s.recorded.started[0]!.jobId, String(job.id));
-    assert.equal((await guest(s.double, "done?exit=0", runner.jit)).status, 200);
+    assert.equal(
+      (await guest(s.double, "done?exit=0", runner.jit)).status,
+      200,
+    );
     await s.double.waitFor(() => s.assigned() === 0, 10_000, "assigned 0");
     assert.equal(s.double.job(job.id)!.conclusion, "success");
 

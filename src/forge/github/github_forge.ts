@@ -123,6 +123,8 @@ export class GitHubForge implements WebhookForge {
   readonly #services = new Map<string, ActionsService>();
   /** Scale sets by scope, group and name, as last made or found. */
   readonly #scaleSets = new Map<string, Promise<RunnerScaleSet>>();
+  /** The runner groups each scope's machines use, from connect(). */
+  readonly #scopeGroups = new Map<string, ScopeNeeds>();
 
   constructor(options: GitHubForgeOptions) {
     const log = getLogger(["forrest", "github"]);
@@ -319,6 +321,7 @@ export class GitHubForge implements WebhookForge {
   }
 
   async #connectScope(needs: ScopeNeeds): Promise<void> {
+    this.#scopeGroups.set(scopeKey(needs.scope), needs);
     await this.#client(needs.scope);
     for (const name of needs.runnerGroups) {
       const group = await this.#group(needs.scope, name);
@@ -459,7 +462,13 @@ export class GitHubForge implements WebhookForge {
     }
   }
 
+  /**
+   * The scope's runners in the runner groups its machines use: another
+   * Forrest's runners in another group of the same organization (hosts
+   * that share jobs, docs/scaling.md) are not this one's to judge.
+   */
   async listRunners(scope: Scope): Promise<RunnerReport[]> {
+    const ours = await this.#inOurGroups(scope);
     const runners: RunnerReport[] = [];
     const { route, params } = scoped(scope, "GET", "/actions/runners");
     await this.#pages(
@@ -468,9 +477,16 @@ export class GitHubForge implements WebhookForge {
       params,
       (data: {
         total_count: number;
-        runners: { id: number; name: string; status: string; busy: boolean }[];
+        runners: {
+          id: number;
+          name: string;
+          status: string;
+          busy: boolean;
+          runner_group_id?: number;
+        }[];
       }) => {
         for (const runner of data.runners) {
+          if (!ours(runner.runner_group_id)) continue;
           runners.push({
             id: runner.id,
             name: runner.name,
@@ -683,6 +699,23 @@ export class GitHubForge implements WebhookForge {
       if (entries.length < PER_PAGE) break;
     }
     return { changed, values };
+  }
+
+  /**
+   * Whether a runner's group is one of the scope's machines' groups; any
+   * group while connect() has not said, and for repositories (one group).
+   */
+  async #inOurGroups(
+    scope: Scope,
+  ): Promise<(groupId: number | undefined) => boolean> {
+    const needs = this.#scopeGroups.get(scopeKey(scope));
+    if (needs === undefined || scope.kind === "repository") return () => true;
+    const ids = new Set<number>();
+    if (needs.defaultGroup !== false) ids.add(DEFAULT_RUNNER_GROUP_ID);
+    for (const name of needs.runnerGroups) {
+      ids.add((await this.#group(scope, name)).id);
+    }
+    return (groupId) => groupId === undefined || ids.has(groupId);
   }
 
   /** A runner group of a scope by name, looked up once. */

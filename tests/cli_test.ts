@@ -152,6 +152,52 @@ base_image = "images/debian.img"
   });
 });
 
+Deno.test("forrest config check shows scale-set discovery, each machine's scale set and min_idle", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "forrest.toml"),
+      `[host]
+base_dir = "/srv/forrest"
+ram = "16G"
+
+[github]
+token_file = "github-token"
+discovery = "scale-set"
+
+[organizations.acme]
+runner_group = "host-a"
+
+[organizations.acme.machines.build]
+base_image = "images/debian.img"
+scale_set = "acme-build"
+min_idle = 2
+
+[organizations.acme.machines.test]
+base_image = "images/debian.img"
+`,
+    );
+    const result = await runForrest(["config", "check"], { cwd: dir });
+    assert.equal(result.stderr, "");
+    assert.equal(result.code, 0);
+    const lines = result.stdout.trimEnd().split("\n");
+    assert.ok(
+      lines.includes(
+        `  github    token from ${dir}/github-token at https://api.github.com, jobs through runner scale sets (no webhooks)`,
+      ),
+      lines.join("\n"),
+    );
+    const table = lines.slice(lines.findIndex((l) => l.startsWith("MACHINE")));
+    assert.deepEqual(
+      table.map((line) => line.split(/\s{2,}/).slice(-3)),
+      [
+        ["MIN_IDLE", "RUNNER GROUP", "SCALE SET"],
+        ["2", "host-a", "acme-build"],
+        ["0", "host-a", "test"],
+      ],
+    );
+  });
+});
+
 Deno.test("forrest config check shows Forgejo instances and their machines beside GitHub's", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(

@@ -97,8 +97,10 @@ export function describeConfig(file: string, config: Config): string[] {
             github.app ? `App ${github.app.appId}` : undefined,
             github.tokenFile ? `token from ${github.tokenFile}` : undefined,
           ].filter(Boolean).join(", ")
-        } at ${github.apiUrl}, polling every ${
-          formatDuration(github.pollingInterval)
+        } at ${github.apiUrl}, ${
+          github.discovery === "scale-set"
+            ? "jobs through runner scale sets (no webhooks)"
+            : `polling every ${formatDuration(github.pollingInterval)}`
         }`
         : config.forgejo.length > 0
         ? "not configured"
@@ -115,6 +117,8 @@ export function describeConfig(file: string, config: Config): string[] {
   if (machines.length > 0) {
     // Runner groups only where some machine has one: most setups have none.
     const groups = machines.some((m) => m.runnerGroup !== undefined);
+    const scaleSets = machines.some((m) => m.scaleSet !== undefined);
+    const warm = machines.some((m) => m.minIdle > 0);
     lines.push(
       "",
       ...formatTable(
@@ -125,13 +129,29 @@ export function describeConfig(file: string, config: Config): string[] {
           "DISK",
           "IMAGE SOURCE",
           "USE_BASE",
+          ...(warm ? ["MIN_IDLE"] : []),
           ...(groups ? ["RUNNER GROUP"] : []),
+          ...(scaleSets ? ["SCALE SET"] : []),
         ],
         machines.map((m) => [
           ...machineRow(m),
+          ...(warm ? [String(m.minIdle)] : []),
           ...(groups ? [m.runnerGroup ?? "(default)"] : []),
+          ...(scaleSets ? [m.scaleSet ?? "-"] : []),
         ]),
-        { align: ["left", "right", "right", "right", "left", "left", "left"] },
+        {
+          align: [
+            "left",
+            "right",
+            "right",
+            "right",
+            "left",
+            "left",
+            ...(warm ? ["right" as const] : []),
+            "left",
+            "left",
+          ],
+        },
       ),
     );
   }

@@ -133,6 +133,48 @@ Deno.test("GitHub forge: organization runners go to the named group, which is ch
   });
 });
 
+Deno.test("GitHub forge: listRunners() shows only the runners in the groups of the scope's machines", async () => {
+  await withDouble({}, async (double, forge) => {
+    double.addRunnerGroup({ org: "acme" }, "host-a");
+    double.addRunnerGroup({ org: "acme" }, "host-b");
+    // Two Forrest hosts sharing the organization, one group each.
+    const hostA = forge();
+    const hostB = forge();
+    await hostA.connect([
+      {
+        scope: ACME,
+        runnerGroups: ["host-a"],
+        repositories: undefined,
+        defaultGroup: false,
+      },
+    ]);
+    await hostB.connect([
+      {
+        scope: ACME,
+        runnerGroups: ["host-b"],
+        repositories: undefined,
+        defaultGroup: true,
+      },
+    ]);
+    await hostA.registerRunner(ACME, "forrest-build-a", LABELS, "host-a");
+    await hostB.registerRunner(ACME, "forrest-build-b", LABELS, "host-b");
+    await hostB.registerRunner(ACME, "forrest-build-d", LABELS, undefined);
+    const names = async (github: GitHubForge) =>
+      (await github.listRunners(ACME)).map((r) => r.name).sort();
+    assert.deepEqual(await names(hostA), ["forrest-build-a"]);
+    assert.deepEqual(await names(hostB), [
+      "forrest-build-b",
+      "forrest-build-d",
+    ]);
+    // Before connect() says, every runner of the scope is listed.
+    assert.deepEqual(await names(forge()), [
+      "forrest-build-a",
+      "forrest-build-b",
+      "forrest-build-d",
+    ]);
+  });
+});
+
 Deno.test("GitHub forge: enterprise runners need the token; GitHub refuses the App", async () => {
   await withDouble({}, async (double, forge) => {
     const group = double.addRunnerGroup(

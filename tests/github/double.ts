@@ -3,7 +3,9 @@
  * uses, GitHub App authentication, runners, runs and jobs, and `workflow_job`
  * webhooks. Every request and answer is checked against GitHub's OpenAPI
  * description; a mismatch fails the test at `close()`. Test VMs drive jobs
- * through the `/_guest/` endpoints (see guest.ts).
+ * through the `/_guest/` endpoints (see guest.ts). Runner scale sets (the
+ * Actions service under `/tenant/1/`, see scale_sets.ts) get the jobs that
+ * match one of them.
  */
 
 import { createHash, type KeyObject } from "node:crypto";
@@ -18,6 +20,15 @@ import {
 import { workflowJobPayload } from "./payloads.ts";
 import { jobResource, type Urls } from "./resources.ts";
 import { NOT_FOUND, type Reply, RestApi } from "./rest.ts";
+import type { ScaleSetView, Session } from "./scale_set_model.ts";
+import {
+  RUNNER_REGISTRATION_PATH,
+  type ScaleSetOptions,
+  type ScaleSetRequest,
+  type ScaleSetRequestFilter,
+  ScaleSetService,
+  TENANT_PATH,
+} from "./scale_sets.ts";
 import {
   GitHubState,
   type Job,
@@ -43,6 +54,8 @@ export interface GitHubDoubleOptions {
   readonly description?: ApiDescription;
   /** Where the API lives under the host: "/api/v3" for GitHub Enterprise Server. */
   readonly prefix?: string;
+  /** How the Actions service treats runner scale sets. */
+  readonly scaleSets?: ScaleSetOptions;
 }
 
 /** An API request the double answered; `/_guest/` requests are not recorded. */
@@ -64,7 +77,12 @@ export interface RequestCost {
   readonly notModified: number;
 }
 
-/** What the next requests get instead of their answer (see failNext). */
+/**
+ * What the next requests get instead of their answer (see failNext and
+ * failScaleSetNext). A string body goes out as it is (`""`: an empty
+ * body), anything else as JSON; a `content-type` in `headers` overrides
+ * JSON's.
+ */
 export interface Fault {
   readonly status: number;
   readonly headers?: Readonly<Record<string, string>>;
@@ -87,10 +105,16 @@ export interface QueueJobOptions {
 export class GitHubDouble implements AsyncDisposable {
   /** The API base URL, like https://api.github.com. */
   readonly url: string;
-  /** OpenAPI mismatches; `close()` throws while there are any. */
+  /**
+   * OpenAPI mismatches and broken scale set rules (a queue endpoint called
+   * with the admin token, no api-version, runners beyond the announced
+   * capacity); `close()` throws while there are any.
+   */
   readonly violations: string[] = [];
   readonly requests: RecordedRequest[] = [];
   readonly deliveries: Delivery[] = [];
+  /** Every runner-registration and Actions service request, in order. */
+  readonly scaleSetRequests: ScaleSetRequest[];
 
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #api: OpenApi;
@@ -99,6 +123,7 @@ export class GitHubDouble implements AsyncDisposable {
   readonly #rest: RestApi;
   readonly #urls: Urls;
   readonly #faults: Fault[] = [];
+  readonly #scaleSets: ScaleSetService;
   #target: WebhookTarget | undefined;
   /** Webhooks of state changes go out one after another, in order. */
   #webhooks: Promise<void> = Promise.resolve();
@@ -133,6 +158,17 @@ export class GitHubDouble implements AsyncDisposable {
       publicKey,
       urls: this.#urls,
     });
+    this.#scaleSets = new ScaleSetService({
+      ...options.scaleSets,
+      state: this.#state,
+      origin: `http://127.0.0.1:${this.#server.addr.port}`,
+      apiUrl: this.url,
+      registrationToken: (token) => this.#rest.registrationToken(token),
+      issued: this.#rest.issued,
+      violate: (problem) => this.violations.push(problem),
+    });
+    this.#state.router = this.#scaleSets.model;
+    this.scaleSetRequests = this.#scaleSets.requests;
   }
 
   /** Installs the app on a repository; one installation per owner. */
@@ -235,6 +271,69 @@ export class GitHubDouble implements AsyncDisposable {
   /** The next `count` API requests get `fault` instead of their answer. */
   failNext(count: number, fault: Fault): void {
     for (let i = 0; i < count; i++) this.#faults.push(fault);
+  }
+
+  /**
+   * The next `count` runner-registration and Actions service requests
+   * that `which` picks (all by default) get `fault` instead of their
+   * answer; a `{status: 200, body: ""}` is "200 with an empty body".
+   */
+  failScaleSetNext(
+    count: number,
+    fault: Fault,
+    which: ScaleSetRequestFilter = () => true,
+  ): void {
+    this.#scaleSets.failNext(count, fault, which);
+  }
+
+  /** The runner scale sets of every scope, as they are now. */
+  scaleSets(): ScaleSetView[] {
+    return this.#scaleSets.views();
+  }
+
+  /** The message sessions not ended (deleted, idle too long) yet. */
+  openSessions(): {
+    scaleSetId: number;
+    sessionId: string;
+    ownerName: string;
+  }[] {
+    return this.#scaleSets.model.openSessions().map((s: Session) => ({
+      scaleSetId: s.scaleSetId,
+      sessionId: s.sessionId,
+      ownerName: s.ownerName,
+    }));
+  }
+
+  /** Every admin or message queue token handed out so far is expired now. */
+  expireScaleSetTokens(kind: "admin" | "queue"): void {
+    this.#scaleSets.expireTokens(kind);
+  }
+
+  /**
+   * GitHub removes a scale set (as it does after 7 days without a
+   * session): its sessions end, pending polls answer 404, its idle runners
+   * go, and its jobs that wait are assigned again.
+   *
+   * @throws when there is no such scale set
+   */
+  deleteScaleSet(id: number): void {
+    if (!this.#scaleSets.model.delete(id)) {
+      throw new Error(`No scale set ${id}`);
+    }
+  }
+
+  /**
+   * An assigned job no runner took in time: `JobCompleted` (canceled) to
+   * its scale set, then assigned again, up to three times; after that it
+   * stays queued and unassigned.
+   */
+  expireAssignment(jobId: number): void {
+    this.#scaleSets.model.expireAssignment(jobId);
+  }
+
+  /** The scale set a job is assigned to, if any. */
+  jobScaleSet(jobId: number): number | undefined {
+    return this.#scaleSets.model.jobScaleSet(jobId);
   }
 
   /** A new queued job (in a new run unless `runId`), webhook sent. */
@@ -386,13 +485,15 @@ export class GitHubDouble implements AsyncDisposable {
   }
 
   /**
-   * Stops the server after the pending webhooks.
+   * Stops the server after the pending webhooks; blocked message polls
+   * answer 202 at once.
    *
-   * @throws listing the OpenAPI violations, if any were recorded
+   * @throws listing the violations, if any were recorded
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#scaleSets.close();
     await this.settled();
     await this.#server.shutdown();
     if (this.violations.length > 0) {
@@ -451,6 +552,15 @@ export class GitHubDouble implements AsyncDisposable {
     const url = new URL(request.url);
     try {
       const body = await request.text();
+      // The Actions service lives outside the API, as on GitHub.
+      if (url.pathname.startsWith(TENANT_PATH)) {
+        return await this.#scaleSets.handle(
+          request,
+          url.pathname,
+          url.searchParams,
+          body,
+        );
+      }
       // Guests (the stand-in runner) use /_guest/ without the prefix.
       const prefix = this.#options.prefix ?? "";
       if (!url.pathname.startsWith("/_guest/")) {
@@ -458,6 +568,15 @@ export class GitHubDouble implements AsyncDisposable {
           return toResponse(NOT_FOUND);
         }
         url.pathname = url.pathname.slice(prefix.length);
+      }
+      // Not in GitHub's OpenAPI description, but on the REST API's base.
+      if (url.pathname === RUNNER_REGISTRATION_PATH) {
+        return await this.#scaleSets.handle(
+          request,
+          url.pathname,
+          url.searchParams,
+          body,
+        );
       }
       if (url.pathname.startsWith("/_guest/")) {
         const response = handleGuest(this.#state, url, request.method, body);

@@ -4,7 +4,9 @@
  * access token for the rest. Runners live in a repository, an organization
  * (in one of its runner groups) or an enterprise; an installation token
  * cannot reach enterprise endpoints (GitHub Apps cannot manage enterprise
- * runners), a personal access token reaches everything.
+ * runners), a personal access token reaches everything. Registration
+ * tokens are what runner scale set clients trade for an Actions service
+ * token (scale_sets.ts).
  */
 
 import type { KeyObject } from "node:crypto";
@@ -74,6 +76,7 @@ const APP_OPERATIONS = new Set([
 
 const ORG_OPERATIONS = new Set([
   "actions/generate-runner-jitconfig-for-org",
+  "actions/create-registration-token-for-org",
   "actions/list-self-hosted-runners-for-org",
   "actions/get-self-hosted-runner-for-org",
   "actions/delete-self-hosted-runner-from-org",
@@ -84,6 +87,7 @@ const ORG_OPERATIONS = new Set([
 
 const ENTERPRISE_OPERATIONS = new Set([
   "actions/generate-runner-jitconfig-for-enterprise",
+  "enterprise-admin/create-registration-token-for-enterprise",
   "enterprise-admin/list-self-hosted-runners-for-enterprise",
   "enterprise-admin/get-self-hosted-runner-for-enterprise",
   "enterprise-admin/delete-self-hosted-runner-from-enterprise",
@@ -95,6 +99,7 @@ type Caller = { readonly installationId: number } | "pat";
 
 const REPO_OPERATIONS = new Set([
   "actions/generate-runner-jitconfig-for-repo",
+  "actions/create-registration-token-for-repo",
   "actions/list-self-hosted-runners-for-repo",
   "actions/get-self-hosted-runner-for-repo",
   "actions/delete-self-hosted-runner-from-repo",
@@ -112,11 +117,34 @@ export function errorReply(status: number, message: string): Reply {
 }
 
 export const NOT_FOUND = errorReply(404, "Not Found");
+
+/**
+ * A runner's encoded JIT config as the double hands them out: base64 JSON
+ * naming the runner, with the secret its stand-in proves itself with.
+ */
+export function encodeJitConfig(
+  runner: RunnerState,
+  serverUrl: string,
+): string {
+  return btoa(JSON.stringify({
+    runner_id: runner.id,
+    runner_name: runner.name,
+    secret: runner.secret,
+    work_folder: runner.workFolder,
+    server_url: serverUrl,
+  }));
+}
+
+/** A registration token's scope and when it expires (Date.now() time). */
+export interface RegistrationToken {
+  readonly scope: RunnerScope;
+  readonly expiresAt: number;
+}
 const BAD_CREDENTIALS = errorReply(401, "Bad credentials");
 const NOT_FOR_APPS = errorReply(403, "Resource not accessible by integration");
 
 export class RestApi {
-  /** Installation tokens and JIT configs handed out, for leak checks. */
+  /** Tokens and JIT configs handed out, for leak checks. */
   readonly issued: string[] = [];
   readonly #state: GitHubState;
   readonly #api: OpenApi;
@@ -127,6 +155,7 @@ export class RestApi {
   >();
   /** Personal access tokens that work everywhere. */
   readonly #pats = new Set<string>();
+  readonly #registrationTokens = new Map<string, RegistrationToken>();
 
   constructor(state: GitHubState, api: OpenApi, options: RestOptions) {
     this.#state = state;
@@ -137,6 +166,12 @@ export class RestApi {
   /** A personal access token that the double accepts from now on. */
   addPat(token: string): void {
     this.#pats.add(token);
+  }
+
+  /** A registration token handed out, if it has not expired. */
+  registrationToken(token: string): RegistrationToken | undefined {
+    const found = this.#registrationTokens.get(token);
+    return found && found.expiresAt > Date.now() ? found : undefined;
   }
 
   handle(
@@ -263,6 +298,12 @@ export class RestApi {
     switch (call.op.operationId) {
       case "actions/generate-runner-jitconfig-for-repo":
         return this.#generateJitConfig({ scope: call.repo, body: call.body });
+      case "actions/create-registration-token-for-repo":
+        return this.#registration({
+          kind: "repository",
+          owner: call.repo.owner,
+          repo: call.repo.name,
+        });
       case "actions/list-self-hosted-runners-for-repo": {
         const name = call.query.get("name");
         const runners = this.#state.runners(call.repo)
@@ -316,6 +357,9 @@ export class RestApi {
       case "actions/generate-runner-jitconfig-for-org":
       case "actions/generate-runner-jitconfig-for-enterprise":
         return this.#generateJitConfig({ scope, body: call.body });
+      case "actions/create-registration-token-for-org":
+      case "enterprise-admin/create-registration-token-for-enterprise":
+        return this.#registration(scope);
       case "actions/list-self-hosted-runners-for-org":
       case "enterprise-admin/list-self-hosted-runners-for-enterprise":
         return this.#page(
@@ -398,14 +442,7 @@ export class RestApi {
     if (!runner) {
       return errorReply(409, "Already exists - A runner with the same name");
     }
-    const config = {
-      runner_id: runner.id,
-      runner_name: runner.name,
-      secret: runner.secret,
-      work_folder: workFolder,
-      server_url: this.#options.urls.api,
-    };
-    const encoded = btoa(JSON.stringify(config));
+    const encoded = encodeJitConfig(runner, this.#options.urls.api);
     this.issued.push(encoded, runner.secret);
     return {
       status: 201,
@@ -413,6 +450,18 @@ export class RestApi {
         runner: this.#runner(runner),
         encoded_jit_config: encoded,
       },
+    };
+  }
+
+  /** A registration token for `scope`, valid for an hour, as GitHub's. */
+  #registration(scope: RunnerScope): Reply {
+    const token = randomToken(29).toUpperCase();
+    const expiresAt = Date.now() + TOKEN_LIFETIME_MS;
+    this.#registrationTokens.set(token, { scope, expiresAt });
+    this.issued.push(token);
+    return {
+      status: 201,
+      body: { token, expires_at: timestamp(new Date(expiresAt)) },
     };
   }
 

@@ -58,6 +58,8 @@ export interface RunnerState {
   readonly workFolder: string;
   /** The secret inside its JIT config; the stand-in proves itself with it. */
   readonly secret: string;
+  /** The runner scale set it belongs to (made by its generatejitconfig). */
+  readonly scaleSetId?: number;
   status: "offline" | "online";
   busy: boolean;
   jobId: number | undefined;
@@ -136,6 +138,17 @@ export type JobListener = (
 ) => void;
 
 /**
+ * Who else decides about jobs: the runner scale sets (scale_set_model.ts),
+ * which reserve jobs for themselves and follow every change of them.
+ */
+export interface JobRouter {
+  /** Whether `runner` may take `job`, which it could serve by labels and scope. */
+  mayTake(runner: RunnerState, job: JobState): boolean;
+  /** Every change of a job, whether or not a webhook goes out for it. */
+  changed(job: JobState, action: Parameters<JobListener>[1]): void;
+}
+
+/**
  * The double's world and the transitions GitHub would make. Ids of each kind
  * come from their own range, so a run id passed as a job id finds nothing.
  */
@@ -154,6 +167,8 @@ export class GitHubState {
   readonly #orgs = new Map<string, Account>();
   readonly #enterprises = new Map<string, Account>();
   readonly #listener: JobListener;
+  /** Set by the double when it serves runner scale sets. */
+  router: JobRouter | undefined = undefined;
   readonly #next = {
     installation: 100,
     repo: 5000,
@@ -321,12 +336,17 @@ export class GitHubState {
     return this.#runners.get(id);
   }
 
+  /** Every runner of every scope, oldest first. */
+  allRunners(): RunnerState[] {
+    return [...this.#runners.values()];
+  }
+
   /** A new offline runner, or undefined when the name is taken in the scope. */
   createRunner(
     scope: RunnerScope | Repo,
     fields: Pick<
       RunnerState,
-      "name" | "labels" | "runnerGroupId" | "workFolder"
+      "name" | "labels" | "runnerGroupId" | "workFolder" | "scaleSetId"
     >,
   ): RunnerState | undefined {
     const where: RunnerScope = "kind" in scope
@@ -414,7 +434,7 @@ export class GitHubState {
     };
     run.jobIds.push(job.id);
     this.#jobs.set(job.id, job);
-    if (notify) this.#listener(job, "queued");
+    this.#changed(job, "queued", notify);
     return job;
   }
 
@@ -428,7 +448,8 @@ export class GitHubState {
     if (runner.jobId !== undefined) return this.#jobs.get(runner.jobId);
     const job = [...this.#jobs.values()].find((j) =>
       j.status === "queued" && this.#serves(runner, j) &&
-      labelsMatch(j.labels, runner.labels)
+      labelsMatch(j.labels, runner.labels) &&
+      (this.router?.mayTake(runner, j) ?? true)
     );
     if (!job) return undefined;
     const group = this.groupsOf(runner.scope)
@@ -442,16 +463,22 @@ export class GitHubState {
       runnerGroupName: group?.name ?? null,
     });
     Object.assign(runner, { busy: true, jobId: job.id, status: "online" });
-    this.#listener(job, "in_progress");
+    this.#changed(job, "in_progress");
     return job;
   }
 
   #serves(runner: RunnerState, job: Job): boolean {
-    const { scope } = runner;
+    return this.serves(runner.scope, runner.runnerGroupId, job);
+  }
+
+  /**
+   * Whether runners of `scope` in group `runnerGroupId` may take `job`: of
+   * its repository; of its organization, when the group is open to the
+   * repository; of its organization's enterprise, likewise.
+   */
+  serves(scope: RunnerScope, runnerGroupId: number, job: Job): boolean {
     if (scope.kind === "repository") return sameRepo(job, scope);
-    const group = this.groupsOf(scope).find((g) =>
-      g.id === runner.runnerGroupId
-    );
+    const group = this.groupsOf(scope).find((g) => g.id === runnerGroupId);
     const repo = this.repo(job.owner, job.repo);
     if (!group || !repo) return false;
     if (group.visibility === "selected" && !group.repoIds.includes(repo.id)) {
@@ -491,7 +518,7 @@ export class GitHubState {
       runnerGroupId: 0,
       runnerGroupName: "GitHub Actions",
     });
-    this.#listener(job, "in_progress");
+    this.#changed(job, "in_progress");
     return job;
   }
 
@@ -520,7 +547,17 @@ export class GitHubState {
       conclusion,
       completedAt: timestamp(),
     });
-    this.#listener(job, "completed");
+    this.#changed(job, "completed");
+  }
+
+  /** Tells the router of every change, and the listener unless `notify` is off. */
+  #changed(
+    job: JobState,
+    action: Parameters<JobListener>[1],
+    notify = true,
+  ): void {
+    this.router?.changed(job, action);
+    if (notify) this.#listener(job, action);
   }
 }
 

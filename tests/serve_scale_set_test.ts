@@ -13,6 +13,7 @@ import { testDebianImage } from "./debian_image.ts";
 import {
   generateAppKey,
   GitHubDouble,
+  type Job,
   STANDIN_TEMPLATE_DIR,
 } from "./github/mod.ts";
 import { APP_ID, LABELS, OWNER, REPO, withServe } from "./serve.ts";
@@ -110,7 +111,8 @@ scale_set = "octo-cold"
         assert.doesNotMatch(s.log(), /Job \d+ of \S+ is queued/);
         await s.waitForLog(`job "${onNew.id}" of "octo/app" started on`);
         await double.waitFor(
-          () => double.runners(OWNER, REPO).every((r) => r.status === "offline"),
+          () =>
+            double.runners(OWNER, REPO).every((r) => r.status === "offline"),
           60_000,
           "the jobs' runners gone",
         );
@@ -166,7 +168,7 @@ scale_set = "forrest-ci"
             30_000,
             "both hosts' sessions",
           );
-          const jobs = [];
+          const jobs: Job[] = [];
           for (let i = 1; i <= 3; i++) {
             jobs.push(
               await double.queueJob({
@@ -178,8 +180,7 @@ scale_set = "forrest-ci"
             );
           }
           await double.waitFor(
-            () =>
-              jobs.every((j) => double.job(j.id)?.status === "completed"),
+            () => jobs.every((j) => double.job(j.id)?.status === "completed"),
             2 * JOB_TIMEOUT,
             "all jobs completed",
           );
@@ -191,12 +192,16 @@ scale_set = "forrest-ci"
           const groups = jobs.map((j) => double.job(j.id)!.runnerGroupName);
           assert.ok(groups.includes("host-a") && groups.includes("host-b"));
           // Each host started only its own runners' jobs.
-          for (const [daemon, group] of [[a, "host-a"], [b, "host-b"]] as const) {
+          for (
+            const [daemon, group] of [[a, "host-a"], [b, "host-b"]] as const
+          ) {
             const mine = jobs.filter((j) =>
               double.job(j.id)!.runnerGroupName === group
             );
             for (const job of mine) {
-              await daemon.waitForLog(`job "${job.id}" of "acme/app" started on`);
+              await daemon.waitForLog(
+                `job "${job.id}" of "acme/app" started on`,
+              );
             }
           }
           await double.waitFor(

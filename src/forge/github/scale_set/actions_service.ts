@@ -165,27 +165,40 @@ export class ActionsService {
     path: string,
     options: RequestOptions = {},
   ): Promise<Answer> {
-    let url = path;
-    let token = options.token;
-    if (!options.absolute || token === undefined) {
-      const admin = await this.#connection();
-      token ??= admin.token;
-      if (!options.absolute) url = joinUrl(admin.url, path);
-    }
-    if (!options.absolute) {
-      const parsed = new URL(url);
-      if (!parsed.searchParams.has("api-version")) {
-        parsed.searchParams.set("api-version", API_VERSION);
+    for (let attempt = 1;; attempt++) {
+      let url = path;
+      let token = options.token;
+      if (!options.absolute || token === undefined) {
+        const admin = await this.#connection();
+        token ??= admin.token;
+        if (!options.absolute) url = joinUrl(admin.url, path);
       }
-      url = parsed.toString();
+      if (!options.absolute) {
+        const parsed = new URL(url);
+        if (!parsed.searchParams.has("api-version")) {
+          parsed.searchParams.set("api-version", API_VERSION);
+        }
+        url = parsed.toString();
+      }
+      try {
+        return await this.#send(method, url, {
+          ...options,
+          headers: {
+            authorization: `Bearer ${token.reveal()}`,
+            ...options.headers,
+          },
+        });
+      } catch (error) {
+        // The service no longer takes an admin token its JWT says is
+        // good (revoked, or the clocks differ): a new connection, once.
+        const admin = options.token === undefined;
+        if (
+          !admin || attempt > 1 || !(error instanceof ScaleSetError) ||
+          error.status !== 401
+        ) throw error;
+        this.#admin = undefined;
+      }
     }
-    return await this.#send(method, url, {
-      ...options,
-      headers: {
-        authorization: `Bearer ${token.reveal()}`,
-        ...options.headers,
-      },
-    });
   }
 
   async #send(

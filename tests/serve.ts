@@ -74,6 +74,8 @@ export interface ServeOptions {
    * started, set up or closed here; `setup` is not called.
    */
   readonly double?: GitHubDouble;
+  /** The App's private key (PEM) that `double` was started with. */
+  readonly appKey?: string;
   /** Whether the config has the repository's Debian machine (default true). */
   readonly repositoryMachine?: boolean;
   /**
@@ -187,7 +189,7 @@ export async function withServe(
     if (options.baseDir === undefined) await Deno.mkdir(baseDir);
     const owner = options.owner ?? OWNER;
     const repo = options.repo ?? REPO;
-    const keyPem = await generateAppKey();
+    const keyPem = options.appKey ?? await generateAppKey();
     await Deno.writeTextFile(join(dir, "app.pem"), keyPem);
     await Deno.writeTextFile(
       join(dir, "webhook-secret"),

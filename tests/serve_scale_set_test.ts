@@ -21,10 +21,12 @@ import { APP_ID, LABELS, OWNER, REPO, withServe } from "./serve.ts";
 const JOB_TIMEOUT = 240_000;
 const SCALE_SETS = 'discovery = "scale-set"';
 
+const APP_KEY = await generateAppKey();
+
 async function startDouble(): Promise<GitHubDouble> {
   return await GitHubDouble.start({
     appId: APP_ID,
-    privateKeyPem: await generateAppKey(),
+    privateKeyPem: APP_KEY,
     webhookSecret: "never-used",
   });
 }
@@ -41,6 +43,7 @@ Deno.test({
       await withServe({
         image,
         double,
+        appKey: APP_KEY,
         githubToml: SCALE_SETS,
         machineToml: "min_idle = 1",
         hostRam: "3G",
@@ -144,6 +147,7 @@ Deno.test({
       const host = (group: string) => ({
         image,
         double,
+        appKey: APP_KEY,
         githubToml: SCALE_SETS,
         repositoryMachine: false,
         // Room for one machine: at most one job at a time per host.

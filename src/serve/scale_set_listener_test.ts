@@ -434,3 +434,23 @@ Deno.test("on GHES, offered jobs are acquired before they are assigned", async (
     assert.equal(s.double.jobScaleSet(job.id), s.double.scaleSets()[0]!.id);
   });
 });
+
+Deno.test("answers that start with a UTF-8 byte order mark are read", async () => {
+  await withScaleSet({ bom: true }, async (s) => {
+    s.listener().start();
+    await s.double.waitFor(
+      () => s.double.openSessions().length === 1,
+      10_000,
+      "a session",
+    );
+    await s.double.queueJob({
+      owner: "octo",
+      repo: "app",
+      labels: LABELS,
+      webhook: false,
+    });
+    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    const runner = await register(s, "forrest-debian-3");
+    assert.ok(runner.id > 0);
+  });
+});

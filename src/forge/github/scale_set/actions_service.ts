@@ -62,7 +62,6 @@ const MAX_RETRY_DELAY = 30_000;
 /** The admin token is renewed this long before it expires (C.3). */
 const RENEW_BEFORE = 60_000;
 const API_VERSION = "6.0-preview";
-const BOM = "\uFEFF";
 
 interface Admin {
   readonly url: string;

@@ -84,7 +84,7 @@ export interface RequestOptions {
 
 export interface Answer {
   readonly status: number;
-  /** The body's JSON, BOM stripped; undefined when empty. */
+  /** The body's JSON; undefined when empty. */
   readonly json: unknown;
 }
 
@@ -225,7 +225,9 @@ export class ActionsService {
             options.timeout ?? this.#options.requestTimeout,
           ),
         });
-        const body = (await response.text()).replace(/^\uFEFF/, "");
+        // The service may start a body with a UTF-8 BOM (actions/scaleset
+        // strips it); text() decodes as UTF-8 and drops it already.
+        const body = await response.text();
         if (response.ok) {
           return { status: response.status, json: parseJson(body, url) };
         }

@@ -112,6 +112,12 @@ scale_set = "octo-cold"
           "no webhook was delivered",
         );
         assert.doesNotMatch(s.log(), /Job \d+ of \S+ is queued/);
+        // Registration, admin and queue tokens and JIT configs are secrets.
+        const secrets = double.issuedSecrets;
+        assert.ok(secrets.length > 4);
+        for (const secret of secrets) {
+          assert.ok(!s.log().includes(secret), "a secret in the log");
+        }
         await s.waitForLog(`job "${onNew.id}" of "octo/app" started on`);
         await double.waitFor(
           () =>

@@ -92,6 +92,8 @@ ${toml ?? ""}`,
       apiUrl: double.url,
       scaleSets: true,
       scaleSetRetryBase: 10,
+      // The double answers a poll within 300 ms: one that takes 2 s hangs.
+      scaleSetPollTimeout: 2_000,
       requestTimeout: 5_000,
     });
     const recorded: Recorded = { statistics: [], started: [], capacity: 4 };
@@ -315,6 +317,18 @@ Deno.test("5xx, an empty 200 and a hung queue are tried again on the same sessio
       status: 500,
       body: { typeName: "System.Exception", message: "boom" },
     }, queue);
+    s.double.failScaleSetNext(1, { status: 202, delayMs: 3_000 }, queue);
+    // Every fault is met before the job comes (the poll open now is not
+    // one of them).
+    const start = s.double.scaleSetRequests.length;
+    const met = () =>
+      s.double.scaleSetRequests.slice(start).filter(queue).map((r) => r.status);
+    await s.double.waitFor(
+      () => met().filter((x) => x !== 202).length >= 4 && met().length >= 6,
+      20_000,
+      "the faults met",
+    );
+    assert.deepEqual(met().filter((x) => x !== 202), [503, 503, 200, 500]);
     await s.double.queueJob({
       owner: "octo",
       repo: "app",
@@ -326,6 +340,10 @@ Deno.test("5xx, an empty 200 and a hung queue are tried again on the same sessio
       s.double.openSessions().map((x) => x.sessionId),
       [session],
       "no new session for a passing failure",
+    );
+    assert.ok(
+      s.recorded.statistics.length >= 2,
+      "the session's statistics, then the job's",
     );
   });
 });
@@ -452,5 +470,44 @@ Deno.test("answers that start with a UTF-8 byte order mark are read", async () =
     await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
     const runner = await register(s, "forrest-debian-3");
     assert.ok(runner.id > 0);
+  });
+});
+
+Deno.test("a scale set's runner is removed through the Actions service; a busy one is refused", async () => {
+  await withScaleSet({}, async (s) => {
+    s.listener().start();
+    await s.double.waitFor(
+      () => s.double.openSessions().length === 1,
+      10_000,
+      "a session",
+    );
+    const scope = s.machine.triplet.scope;
+    const idle = await register(s, "forrest-debian-idle");
+    await s.forge.deleteRunner(scope, idle.id);
+    await s.forge.deleteRunner(scope, idle.id); // gone already: fine
+    assert.ok(
+      s.double.scaleSetRequests.some((r) =>
+        r.method === "DELETE" &&
+        r.path.endsWith(`/distributedtask/pools/0/agents/${idle.id}`) &&
+        r.status === 204
+      ),
+    );
+    await s.double.queueJob({
+      owner: "octo",
+      repo: "app",
+      labels: LABELS,
+      webhook: false,
+    });
+    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    const busy = await register(s, "forrest-debian-busy");
+    assert.equal((await guest(s.double, "take", busy.jit)).status, 200);
+    await assert.rejects(
+      s.forge.deleteRunner(scope, busy.id),
+      /JobStillRunningException/,
+    );
+    assert.deepEqual(
+      s.double.runners("octo", "app").map((r) => r.name),
+      ["forrest-debian-busy"],
+    );
   });
 });

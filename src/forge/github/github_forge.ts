@@ -65,6 +65,8 @@ export interface GitHubForgeOptions {
   readonly scaleSets?: boolean;
   /** First retry delay of Actions-service requests (ms); tests shorten it. */
   readonly scaleSetRetryBase?: number;
+  /** How long a long poll may block before it counts as hung (ms). */
+  readonly scaleSetPollTimeout?: number;
 }
 
 /** What a machine type's scale set is: its name, group and labels. */
@@ -249,7 +251,12 @@ export class GitHubForge implements WebhookForge {
   ): Promise<MessageSession> {
     const service = this.#service(scope);
     const session = await service.createSession(scaleSetId, owner);
-    return new MessageSession(service, scaleSetId, session);
+    return new MessageSession(
+      service,
+      scaleSetId,
+      session,
+      this.#options.scaleSetPollTimeout,
+    );
   }
 
   /** Ends a session an earlier Forrest left (a crash); gone is fine. */

@@ -24,11 +24,16 @@ export class MessageSession {
   #session: ScaleSetSession;
   #token: Secret;
 
+  readonly #pollTimeout: number;
+
   constructor(
     service: ActionsService,
     scaleSetId: number,
     session: ScaleSetSession,
+    /** How long a poll may block before it is given up (ms). */
+    pollTimeout = LONG_POLL_TIMEOUT,
   ) {
+    this.#pollTimeout = pollTimeout;
     this.#service = service;
     this.scaleSetId = scaleSetId;
     this.#session = session;
@@ -64,7 +69,7 @@ export class MessageSession {
         absolute: true,
         token,
         once: true,
-        timeout: LONG_POLL_TIMEOUT,
+        timeout: this.#pollTimeout,
         headers: {
           accept: "application/json; api-version=6.0-preview",
           "x-scalesetmaxcapacity": String(Math.max(0, maxCapacity)),

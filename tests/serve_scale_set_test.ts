@@ -112,6 +112,16 @@ scale_set = "octo-cold"
           "no webhook was delivered",
         );
         assert.doesNotMatch(s.log(), /Job \d+ of \S+ is queued/);
+        const status = await s.status();
+        assert.deepEqual(
+          status.scaleSets.map((x) => [x.name, x.triplet, x.assigned]),
+          [["debian", "octo/app/debian", 0], ["octo-cold", "octo/app/cold", 0]],
+        );
+        const metrics = await (await s.fetch("/metrics")).text();
+        assert.match(
+          metrics,
+          /^forrest_scale_set_capacity\{scale_set="octo-cold",machine="octo\/app\/cold"\} [1-3]$/m,
+        );
         // Registration, admin and queue tokens and JIT configs are secrets.
         const secrets = double.issuedSecrets;
         assert.ok(secrets.length > 4);

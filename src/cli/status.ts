@@ -111,6 +111,23 @@ export function formatStatus(status: Status, now: Date): string[] {
       ]),
     ));
   }
+  // Older daemons' status has no scale sets.
+  if ((status.scaleSets ?? []).length > 0) {
+    lines.push(
+      "",
+      ...formatTable(
+        ["SCALE SET", "MACHINE", "ASSIGNED", "RUNNING", "CAPACITY"],
+        status.scaleSets.map((s) => [
+          s.name,
+          s.triplet,
+          String(s.assigned),
+          String(s.running),
+          String(s.capacity),
+        ]),
+        { align: ["left", "left", "right", "right", "right"] },
+      ),
+    );
+  }
   return lines;
 }
 

@@ -125,9 +125,22 @@ export interface StatusJob {
   readonly since: string;
 }
 
+/** A scale-set machine type, as its scale set's statistics last said. */
+export interface StatusScaleSet {
+  readonly triplet: string;
+  readonly name: string;
+  /** Jobs assigned to it: waiting for a runner, or running. */
+  readonly assigned: number;
+  readonly running: number;
+  /** The most machines of the type the budget takes now (sent to GitHub). */
+  readonly capacity: number;
+}
+
 export interface Status {
   readonly machines: StatusMachine[];
   readonly jobs: StatusJob[];
+  /** Machine types whose jobs come through runner scale sets. */
+  readonly scaleSets: StatusScaleSet[];
   readonly budget: {
     readonly ram: { readonly used: number; readonly total: number };
     readonly cpus: { readonly used: number; readonly total: number | null };
@@ -188,6 +201,11 @@ export class Core {
    * triplet key, as the scale set's statistics last said (product.md §16).
    */
   readonly #assigned = new Map<string, number>();
+  /** The statistics behind it, for status. */
+  readonly #scaleSetCounts = new Map<
+    string,
+    { readonly assigned: number; readonly running: number }
+  >();
 
   constructor(config: Config, options: CoreOptions) {
     this.#config = config;
@@ -274,6 +292,10 @@ export class Core {
     now: number,
   ): void {
     const key = tripletKey(triplet);
+    this.#scaleSetCounts.set(key, {
+      assigned: statistics.assigned,
+      running: statistics.running,
+    });
     const waiting = Math.max(0, statistics.assigned - statistics.running);
     if (this.#assigned.get(key) === waiting) return;
     this.#assigned.set(key, waiting);
@@ -1156,6 +1178,17 @@ export class Core {
         runner: j.runnerName,
         since: iso(j.since),
       })),
+      scaleSets: allMachines(this.#config).flatMap((config) => {
+        if (config.scaleSet === undefined) return [];
+        const counts = this.#scaleSetCounts.get(tripletKey(config.triplet));
+        return [{
+          triplet: tripletName(config.triplet),
+          name: config.scaleSet,
+          assigned: counts?.assigned ?? 0,
+          running: counts?.running ?? 0,
+          capacity: this.scaleSetCapacity(config.triplet),
+        }];
+      }),
       budget: {
         ram: { used: used.ram, total: this.#config.host.ram },
         cpus: { used: used.cpus, total: this.#config.host.cpus ?? null },

@@ -12,6 +12,7 @@ export {
   type Status,
   type StatusJob,
   type StatusMachine,
+  type StatusScaleSet,
 } from "./core.ts";
 export {
   type ForgeJobStatus,

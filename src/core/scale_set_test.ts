@@ -147,4 +147,20 @@ Deno.test("the capacity sent to GitHub is what the budget left by other work tak
   assert.equal(core.scaleSetCapacity(small), 2);
   // Its own machines count as its capacity.
   assert.equal(core.scaleSetCapacity(big), 2);
+  assert.deepEqual(core.status().scaleSets, [
+    {
+      triplet: "octo/app/small",
+      name: "small",
+      assigned: 0,
+      running: 0,
+      capacity: 2,
+    },
+    {
+      triplet: "octo/app/big",
+      name: "octo-big",
+      assigned: 1,
+      running: 0,
+      capacity: 2,
+    },
+  ]);
 });

@@ -99,6 +99,34 @@ export class Metrics {
       const n = status.jobs.filter((j) => j.status === s).length;
       lines.push(`forrest_jobs{status="${s}"} ${n}`);
     }
+    if (status.scaleSets.length > 0) {
+      metric(
+        "forrest_scale_set_jobs",
+        "gauge",
+        "Jobs assigned to each scale set (waiting or running), and running.",
+      );
+      for (const s of status.scaleSets) {
+        const labels = `scale_set="${escapeLabel(s.name)}",machine="${
+          escapeLabel(s.triplet)
+        }"`;
+        lines.push(
+          `forrest_scale_set_jobs{${labels},state="assigned"} ${s.assigned}`,
+          `forrest_scale_set_jobs{${labels},state="running"} ${s.running}`,
+        );
+      }
+      metric(
+        "forrest_scale_set_capacity",
+        "gauge",
+        "The most machines of each scale set's type the budget takes now.",
+      );
+      for (const s of status.scaleSets) {
+        lines.push(
+          `forrest_scale_set_capacity{scale_set="${
+            escapeLabel(s.name)
+          }",machine="${escapeLabel(s.triplet)}"} ${s.capacity}`,
+        );
+      }
+    }
     metric(
       "forrest_webhooks_total",
       "counter",
@@ -145,4 +173,12 @@ export class Metrics {
     lines.push(...this.boot.lines("forrest_vm_boot_seconds"));
     return lines.join("\n") + "\n";
   }
+}
+
+/** A Prometheus label value: backslash, quote and newline escaped. */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(
+    /\n/g,
+    "\\n",
+  );
 }

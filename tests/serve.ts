@@ -125,6 +125,24 @@ export interface Serving {
   ): Promise<Status>;
 }
 
+/**
+ * A 1 GiB, 1 vCPU machine of `image` on the runner stand-in, which reaches
+ * the GitHub double on `doublePort` through its forward: TOML lines.
+ */
+export function standinMachineToml(
+  image: string,
+  doublePort: string,
+  setupTemplate = `{ path = "${STANDIN_TEMPLATE_DIR}" }`,
+): string {
+  return `base_image = "${image}"
+ram = "1G"
+cpus = 1
+network = "restricted"
+forwards = [{ port = 80, to = "127.0.0.1:${doublePort}" }]
+setup_template = ${setupTemplate}
+`;
+}
+
 /** Labels a job of our machine has. */
 export const LABELS = ["self-hosted", "forrest", "debian"];
 
@@ -246,15 +264,9 @@ ${
 persistence_token = "${TOKEN}"
 
 [repositories."${owner}"."${repo}".machines.debian]
-base_image = "${options.image}"
-ram = "1G"
-cpus = 1
-network = "restricted"
-forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
-setup_template = ${
-            options.setupTemplate ?? `{ path = "${STANDIN_TEMPLATE_DIR}" }`
-          }
-${options.machineToml ?? ""}`
+${standinMachineToml(options.image, port, options.setupTemplate)}${
+            options.machineToml ?? ""
+          }`
         }
 ${options.extraToml ?? ""}
 ${forgejoTable}`,

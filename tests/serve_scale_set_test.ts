@@ -10,13 +10,15 @@
 
 import assert from "node:assert/strict";
 import { testDebianImage } from "./debian_image.ts";
+import { generateAppKey, GitHubDouble, type Job } from "./github/mod.ts";
 import {
-  generateAppKey,
-  GitHubDouble,
-  type Job,
-  STANDIN_TEMPLATE_DIR,
-} from "./github/mod.ts";
-import { APP_ID, LABELS, OWNER, REPO, withServe } from "./serve.ts";
+  APP_ID,
+  LABELS,
+  OWNER,
+  REPO,
+  standinMachineToml,
+  withServe,
+} from "./serve.ts";
 
 const JOB_TIMEOUT = 240_000;
 const SCALE_SETS = 'discovery = "scale-set"';
@@ -49,13 +51,7 @@ Deno.test({
         hostRam: "3G",
         extraToml: `
 [repositories."${OWNER}"."${REPO}".machines.cold]
-base_image = "${image}"
-ram = "1G"
-cpus = 1
-network = "restricted"
-forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
-setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
-scale_set = "octo-cold"
+${standinMachineToml(image, port)}scale_set = "octo-cold"
 `,
       }, async (s) => {
         // Nothing reaches Forrest from outside: webhooks go nowhere.
@@ -170,13 +166,7 @@ Deno.test({
         hostRam: "1G",
         extraToml: `
 [organizations.acme.machines.ci]
-base_image = "${image}"
-ram = "1G"
-cpus = 1
-network = "restricted"
-forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
-setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
-runner_group = "${group}"
+${standinMachineToml(image, port)}runner_group = "${group}"
 scale_set = "forrest-ci"
 `,
       });

@@ -11,12 +11,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { testDebianImage } from "./debian_image.ts";
 import { runForrest } from "./cli.ts";
-import {
-  generateAppKey,
-  GitHubDouble,
-  STANDIN_TEMPLATE_DIR,
-} from "./github/mod.ts";
-import { withServe } from "./serve.ts";
+import { generateAppKey, GitHubDouble } from "./github/mod.ts";
+import { standinMachineToml, withServe } from "./serve.ts";
 import { withTempDir } from "./temp.ts";
 
 const JOB_TIMEOUT = 240_000;
@@ -31,14 +27,7 @@ Deno.test({
     const image = await testDebianImage();
     let groupId = 0;
     // The double's own port is the guests' forward: the same for all.
-    const machine = (port: string) =>
-      `base_image = "${image}"
-ram = "1G"
-cpus = 1
-network = "restricted"
-forwards = [{ port = 80, to = "127.0.0.1:${port}" }]
-setup_template = { path = "${STANDIN_TEMPLATE_DIR}" }
-`;
+    const machine = (port: string) => standinMachineToml(image, port);
     let extraToml = "";
     await withServe({
       image,

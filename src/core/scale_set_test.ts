@@ -7,8 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseConfig } from "../config/mod.ts";
-import { Core, type Decision, DEFAULT_CORE_OPTIONS } from "./core.ts";
+import { brief, states, testCore } from "./testing.ts";
 
 /** 16G/8: `small` (4G/2) in a scale set, `big` (8G/4) too, named. */
 const TOML = `
@@ -34,24 +33,7 @@ scale_set = "octo-big"
 `;
 
 function newCore(toml = TOML) {
-  let n = 0;
-  return new Core(parseConfig(toml, { file: "f.toml", cwd: "/etc" }), {
-    ...DEFAULT_CORE_OPTIONS,
-    randomSuffix: () => String(++n).padStart(16, "0"),
-  });
-}
-
-function brief(decisions: readonly (Decision | undefined)[]): string[] {
-  return decisions.flatMap((d) => {
-    if (d === undefined || d.kind === "delete-runner") return [];
-    const name = `${d.machine.triplet.machine}#${d.machine.id}`;
-    if (d.kind === "kill") return [`kill ${name} ${d.reason}`];
-    return [`${d.kind} ${name}${d.machine.assigned ? "" : " (warm)"}`];
-  });
-}
-
-function states(core: Core): string[] {
-  return core.machines().map((m) => `${m.triplet.machine}#${m.id}:${m.state}`);
+  return testCore(toml);
 }
 
 const small = {

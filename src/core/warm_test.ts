@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { parseConfig } from "../config/mod.ts";
-import { Core, type Decision, DEFAULT_CORE_OPTIONS } from "./core.ts";
+import { brief, states, testCore } from "./testing.ts";
 import type { JobReport } from "./jobs.ts";
 
 /** 16G/8: `small` (4G/2) keeps one warm machine; `big` (8G/4) none. */
@@ -43,11 +43,7 @@ token_file = "t"
 `;
 
 function newCore(toml = TOML) {
-  let n = 0;
-  return new Core(parseConfig(toml, { file: "f.toml", cwd: "/etc" }), {
-    ...DEFAULT_CORE_OPTIONS,
-    randomSuffix: () => String(++n).padStart(16, "0"),
-  });
+  return testCore(toml);
 }
 
 function job(id: number, machine: string, status = "queued"): JobReport {
@@ -59,19 +55,6 @@ function job(id: number, machine: string, status = "queued"): JobReport {
     labels: ["self-hosted", "forrest", machine],
     runnerName: null,
   };
-}
-
-function brief(decisions: readonly (Decision | undefined)[]): string[] {
-  return decisions.flatMap((d) => {
-    if (d === undefined || d.kind === "delete-runner") return [];
-    const name = `${d.machine.triplet.machine}#${d.machine.id}`;
-    if (d.kind === "kill") return [`kill ${name} ${d.reason}`];
-    return [`${d.kind} ${name}${d.machine.assigned ? "" : " (warm)"}`];
-  });
-}
-
-function states(core: Core): string[] {
-  return core.machines().map((m) => `${m.triplet.machine}#${m.id}:${m.state}`);
 }
 
 /** A core whose small and build warm machines have booted. */

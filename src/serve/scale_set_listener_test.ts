@@ -25,6 +25,7 @@ import type {
   ScaleSetStatistics,
 } from "../forge/github/scale_set/mod.ts";
 import { ScaleSetListener } from "./scale_set_listener.ts";
+import type { Job } from "../../tests/github/mod.ts";
 
 const APP_ID = 31;
 const KEY = await generateAppKey();
@@ -55,6 +56,10 @@ interface Setup {
   listener(owner?: string): ScaleSetListener;
   /** The assigned count the listener last reported. */
   assigned(): number | undefined;
+  /** Starts a listener and waits for its session. */
+  listening(): Promise<ScaleSetListener>;
+  /** Queues a job of the machine with no webhook, and waits until `assigned`. */
+  queue(assigned?: number, timeoutMs?: number): Promise<Job>;
 }
 
 async function withScaleSet(
@@ -98,6 +103,23 @@ ${toml ?? ""}`,
     });
     const recorded: Recorded = { statistics: [], started: [], capacity: 4 };
     const listeners: ScaleSetListener[] = [];
+    const listen = (owner = "host-a") => {
+      const listener = new ScaleSetListener({
+        forge,
+        config: machine,
+        owner,
+        baseDir: dir,
+        backoff: 50,
+        events: {
+          statistics: (_c, s) => void recorded.statistics.push(s),
+          jobStarted: (_c, job) => void recorded.started.push(job),
+          capacity: () => recorded.capacity,
+        },
+      });
+      listeners.push(listener);
+      return listener;
+    };
+    const assigned = () => recorded.statistics.at(-1)?.totalAssignedJobs;
     try {
       await body({
         double,
@@ -105,23 +127,33 @@ ${toml ?? ""}`,
         machine,
         recorded,
         dir,
-        listener: (owner = "host-a") => {
-          const listener = new ScaleSetListener({
-            forge,
-            config: machine,
-            owner,
-            baseDir: dir,
-            backoff: 50,
-            events: {
-              statistics: (_c, s) => void recorded.statistics.push(s),
-              jobStarted: (_c, job) => void recorded.started.push(job),
-              capacity: () => recorded.capacity,
-            },
-          });
-          listeners.push(listener);
+        listener: (owner = "host-a") => listen(owner),
+        assigned,
+        listening: async () => {
+          const listener = listen();
+          listener.start();
+          await double.waitFor(
+            () => double.openSessions().length === 1,
+            10_000,
+            "a session",
+          );
           return listener;
         },
-        assigned: () => recorded.statistics.at(-1)?.totalAssignedJobs,
+        queue: async (count = 1, timeoutMs = 10_000) => {
+          const job = await double.queueJob({
+            owner: "octo",
+            repo: "app",
+            labels: LABELS,
+            script: "true",
+            webhook: false,
+          });
+          await double.waitFor(
+            () => assigned() === count,
+            timeoutMs,
+            `assigned ${count}`,
+          );
+          return job;
+        },
       });
     } finally {
       await Promise.all(listeners.map((l) => l.stop()));
@@ -154,13 +186,7 @@ async function register(s: Setup, name: string) {
 
 Deno.test("a job assigned through the queue is demand; a runner of the scale set takes it", async () => {
   await withScaleSet({}, async (s) => {
-    const listener = s.listener();
-    listener.start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    const listener = await s.listening();
     const [scaleSet] = s.double.scaleSets();
     assert.equal(scaleSet!.name, "debian");
     assert.deepEqual(
@@ -168,14 +194,7 @@ Deno.test("a job assigned through the queue is demand; a runner of the scale set
       runnerLabels(s.machine).map((l) => l.toLowerCase()).sort(),
     );
     assert.equal(s.assigned(), 0, "the session's statistics came first");
-    const job = await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      script: "true",
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    const job = await s.queue();
     assert.equal(s.double.jobScaleSet(job.id), scaleSet!.id);
     // The capacity went with every poll.
     const polls = s.double.scaleSetRequests.filter((r) =>
@@ -257,12 +276,7 @@ Deno.test("a session a crashed Forrest left is deleted at start; another listene
 
 Deno.test("expired tokens are renewed: the queue's by a refresh, the admin's by a new registration", async () => {
   await withScaleSet({}, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    await s.listening();
     const count = (which: (r: { method: string; path: string }) => boolean) =>
       s.double.scaleSetRequests.filter(which).length;
     const refreshes = () =>
@@ -276,13 +290,7 @@ Deno.test("expired tokens are renewed: the queue's by a refresh, the admin's by 
     const registered = registrations();
     s.double.expireScaleSetTokens("queue");
     s.double.expireScaleSetTokens("admin");
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.queue();
     // The message came on the poll that was open; its acknowledgement
     // needs the new tokens.
     await s.double.waitFor(
@@ -302,12 +310,7 @@ Deno.test("expired tokens are renewed: the queue's by a refresh, the admin's by 
 
 Deno.test("5xx, an empty 200 and a hung queue are tried again on the same session", async () => {
   await withScaleSet({}, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    await s.listening();
     const session = s.double.openSessions()[0]!.sessionId;
     const queue = (r: { method: string; path: string }) =>
       r.method === "GET" && r.path.includes("/msgqueue/");
@@ -329,13 +332,7 @@ Deno.test("5xx, an empty 200 and a hung queue are tried again on the same sessio
       "the faults met",
     );
     assert.deepEqual(met().filter((x) => x !== 202), [503, 503, 200, 500]);
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 20_000, "assigned 1");
+    await s.queue(1, 20_000);
     assert.deepEqual(
       s.double.openSessions().map((x) => x.sessionId),
       [session],
@@ -350,23 +347,11 @@ Deno.test("5xx, an empty 200 and a hung queue are tried again on the same sessio
 
 Deno.test("a message whose acknowledgement failed comes again and changes nothing twice", async () => {
   await withScaleSet({}, async (s) => {
-    const listener = s.listener();
-    listener.start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    const listener = await s.listening();
     const acks = (r: { method: string; path: string }) =>
       r.method === "DELETE" && r.path.includes("/msgqueue/");
     s.double.failScaleSetNext(5, { status: 500, body: "ack failed" }, acks);
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.queue();
     // A restart (a new session): the unacknowledged message comes again.
     const before = s.recorded.statistics.length;
     await listener.stop();
@@ -386,20 +371,9 @@ Deno.test("a message whose acknowledgement failed comes again and changes nothin
 
 Deno.test("a scale set deleted on GitHub is made again, with a new session, message ids from the start", async () => {
   await withScaleSet({}, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    await s.listening();
     const old = s.double.scaleSets()[0]!.id;
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.queue();
     s.double.deleteScaleSet(old);
     await s.double.waitFor(
       () =>
@@ -429,19 +403,8 @@ Deno.test("a scale set deleted on GitHub is made again, with a new session, mess
 
 Deno.test("on GHES, offered jobs are acquired before they are assigned", async () => {
   await withScaleSet({ mode: "ghes" }, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
-    const job = await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.listening();
+    const job = await s.queue();
     assert.ok(
       s.double.scaleSetRequests.some((r) =>
         r.path.endsWith("/acquirejobs") && r.status === 200 &&
@@ -455,19 +418,8 @@ Deno.test("on GHES, offered jobs are acquired before they are assigned", async (
 
 Deno.test("answers that start with a UTF-8 byte order mark are read", async () => {
   await withScaleSet({ bom: true }, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.listening();
+    await s.queue();
     const runner = await register(s, "forrest-debian-3");
     assert.ok(runner.id > 0);
   });
@@ -475,12 +427,7 @@ Deno.test("answers that start with a UTF-8 byte order mark are read", async () =
 
 Deno.test("a scale set's runner is removed through the Actions service; a busy one is refused", async () => {
   await withScaleSet({}, async (s) => {
-    s.listener().start();
-    await s.double.waitFor(
-      () => s.double.openSessions().length === 1,
-      10_000,
-      "a session",
-    );
+    await s.listening();
     const scope = s.machine.triplet.scope;
     const idle = await register(s, "forrest-debian-idle");
     await s.forge.deleteRunner(scope, idle.id);
@@ -492,13 +439,7 @@ Deno.test("a scale set's runner is removed through the Actions service; a busy o
         r.status === 204
       ),
     );
-    await s.double.queueJob({
-      owner: "octo",
-      repo: "app",
-      labels: LABELS,
-      webhook: false,
-    });
-    await s.double.waitFor(() => s.assigned() === 1, 10_000, "assigned 1");
+    await s.queue();
     const busy = await register(s, "forrest-debian-busy");
     assert.equal((await guest(s.double, "take", busy.jit)).status, 200);
     await assert.rejects(

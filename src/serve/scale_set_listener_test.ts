@@ -26,6 +26,7 @@ import type {
 } from "../forge/github/scale_set/mod.ts";
 import { ScaleSetListener } from "./scale_set_listener.ts";
 import type { Job } from "../../tests/github/mod.ts";
+import { standinCall } from "../../tests/github/standin.ts";
 
 const APP_ID = 31;
 const KEY = await generateAppKey();
@@ -162,16 +163,6 @@ ${toml ?? ""}`,
   });
 }
 
-/** Plays the runner stand-in from the host: online, take, done. */
-async function guest(double: GitHubDouble, path: string, jit: string) {
-  const origin = new URL(double.url).origin;
-  const answer = await fetch(`${origin}/_guest/${path}`, {
-    method: "POST",
-    body: jit,
-  });
-  return { status: answer.status, text: await answer.text() };
-}
-
 async function register(s: Setup, name: string) {
   const runner = await s.forge.registerRunner(
     s.machine.triplet.scope,
@@ -203,8 +194,11 @@ Deno.test("a job assigned through the queue is demand; a runner of the scale set
     assert.ok(polls.length > 0 && polls.every((r) => r.maxCapacity === 4));
 
     const runner = await register(s, "forrest-debian-1");
-    assert.equal((await guest(s.double, "online", runner.jit)).status, 200);
-    assert.equal((await guest(s.double, "take", runner.jit)).status, 200);
+    assert.equal(
+      (await standinCall(s.double, "online", runner.jit)).status,
+      200,
+    );
+    assert.equal((await standinCall(s.double, "take", runner.jit)).status, 200);
     await s.double.waitFor(
       () => s.recorded.started.length === 1,
       10_000,
@@ -213,7 +207,7 @@ Deno.test("a job assigned through the queue is demand; a runner of the scale set
     assert.equal(s.recorded.started[0]!.runnerName, "forrest-debian-1");
     assert.equal(s.recorded.started[0]!.jobId, String(job.id));
     assert.equal(
-      (await guest(s.double, "done?exit=0", runner.jit)).status,
+      (await standinCall(s.double, "done?exit=0", runner.jit)).status,
       200,
     );
     await s.double.waitFor(() => s.assigned() === 0, 10_000, "assigned 0");
@@ -392,7 +386,7 @@ Deno.test("a scale set deleted on GitHub is made again, with a new session, mess
       s.double.scaleSets()[0]!.id,
       "generated in the new scale set",
     );
-    assert.equal((await guest(s.double, "take", runner.jit)).status, 200);
+    assert.equal((await standinCall(s.double, "take", runner.jit)).status, 200);
     await s.double.waitFor(
       () => s.recorded.started.length === 1,
       10_000,
@@ -441,7 +435,7 @@ Deno.test("a scale set's runner is removed through the Actions service; a busy o
     );
     await s.queue();
     const busy = await register(s, "forrest-debian-busy");
-    assert.equal((await guest(s.double, "take", busy.jit)).status, 200);
+    assert.equal((await standinCall(s.double, "take", busy.jit)).status, 200);
     await assert.rejects(
       s.forge.deleteRunner(scope, busy.id),
       /JobStillRunningException/,

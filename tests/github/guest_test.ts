@@ -5,7 +5,7 @@ import { withTempDir } from "../temp.ts";
 import { GitHubDouble } from "./double.ts";
 import { generateAppKey, signAppJwt } from "./jwt.ts";
 import { type Received, startReceiver } from "./receiver.ts";
-import { STANDIN_TEMPLATE_DIR } from "./standin.ts";
+import { STANDIN_TEMPLATE_DIR, standinCall } from "./standin.ts";
 
 const SECRET = "webhook-secret";
 const APP_ID = 7;
@@ -49,18 +49,6 @@ async function jitRunner(
   return { id: body.runner.id, config: body.encoded_jit_config };
 }
 
-async function guest(
-  gh: GitHubDouble,
-  path: string,
-  config: string,
-): Promise<{ status: number; text: string }> {
-  const answer = await fetch(`${gh.url}/_guest/${path}`, {
-    method: "POST",
-    body: config,
-  });
-  return { status: answer.status, text: await answer.text() };
-}
-
 function workflowJob(received: Received) {
   const payload = JSON.parse(received.body);
   return {
@@ -91,10 +79,10 @@ Deno.test("online, take and done move a job through its states, with webhooks", 
     script: "echo hello",
   });
 
-  assert.equal((await guest(gh, "online", runner.config)).status, 200);
+  assert.equal((await standinCall(gh, "online", runner.config)).status, 200);
   assert.equal(gh.runners("octo", "forrest")[0]!.status, "online");
-  assert.equal((await guest(gh, "take", other.config)).status, 204);
-  assert.deepEqual(await guest(gh, "take", runner.config), {
+  assert.equal((await standinCall(gh, "take", other.config)).status, 204);
+  assert.deepEqual(await standinCall(gh, "take", runner.config), {
     status: 200,
     text: "echo hello",
   });
@@ -110,7 +98,10 @@ Deno.test("online, take and done move a job through its states, with webhooks", 
   assert.equal(busy.status, 422);
   assert.match((await busy.json()).message, /still running a job/);
 
-  assert.equal((await guest(gh, "done?exit=0", runner.config)).status, 200);
+  assert.equal(
+    (await standinCall(gh, "done?exit=0", runner.config)).status,
+    200,
+  );
   assert.deepEqual(
     [gh.job(job.id)?.status, gh.job(job.id)?.conclusion],
     ["completed", "success"],
@@ -119,8 +110,8 @@ Deno.test("online, take and done move a job through its states, with webhooks", 
     gh.runners("octo", "forrest").map((r) => r.name),
     ["vm-2"],
   );
-  assert.equal((await guest(gh, "take", runner.config)).status, 404);
-  assert.equal((await guest(gh, "online", "garbage")).status, 404);
+  assert.equal((await standinCall(gh, "take", runner.config)).status, 404);
+  assert.equal((await standinCall(gh, "online", "garbage")).status, 404);
 
   const expected = (action: string, status: string, runner: string | null) => ({
     signed: true,

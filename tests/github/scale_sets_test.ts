@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { standinCall } from "./standin.ts";
 import { GitHubDouble, type GitHubDoubleOptions } from "./double.ts";
 import { generateAppKey, signAppJwt } from "./jwt.ts";
 import type { ScaleSetOptions } from "./scale_sets.ts";
@@ -251,19 +252,6 @@ async function jitConfig(
     `${SCALE_SETS}/${scaleSetId}/generatejitconfig`,
     { name, workFolder: "_work" },
   );
-}
-
-/** A stand-in runner's call, as job.sh makes it in a test VM. */
-async function guest(
-  gh: GitHubDouble,
-  path: string,
-  config: string,
-): Promise<{ status: number; text: string }> {
-  const answer = await fetch(`${gh.url}/_guest/${path}`, {
-    method: "POST",
-    body: config,
-  });
-  return { status: answer.status, text: await answer.text() };
 }
 
 function jwtClaims(token: string): Json {
@@ -738,10 +726,10 @@ Deno.test("a scale-set runner takes its job through /_guest/: JobStarted, then J
   );
   assert.equal(plain.status, 201);
   const plainConfig = String(plain.json!.encoded_jit_config);
-  assert.equal((await guest(gh, "take", plainConfig)).status, 204);
+  assert.equal((await standinCall(gh, "take", plainConfig)).status, 204);
 
-  assert.equal((await guest(gh, "online", config)).status, 200);
-  assert.deepEqual(await guest(gh, "take", config), {
+  assert.equal((await standinCall(gh, "online", config)).status, 200);
+  assert.deepEqual(await standinCall(gh, "take", config), {
     status: 200,
     text: "echo hi",
   });
@@ -781,7 +769,7 @@ Deno.test("a scale-set runner takes its job through /_guest/: JobStarted, then J
     "GitHub.DistributedTask.WebApi.JobStillRunningException",
   );
 
-  assert.equal((await guest(gh, "done?exit=1", config)).status, 200);
+  assert.equal((await standinCall(gh, "done?exit=1", config)).status, 200);
   const completed = await poll(session, {
     last: Number(started.message!.messageId),
   });

@@ -103,6 +103,28 @@ ${standinMachineToml(image, port)}scale_set = "octo-cold"
         assert.ok(
           !double.requests.some((r) => r.path.endsWith("/generate-jitconfig")),
         );
+        // Each ended machine's runner is removed through the Actions
+        // service (gone already, as ephemeral runners go after their job).
+        const runnerIds = [onWarm, onNew].map((j) =>
+          double.job(j.id)!.runnerId
+        );
+        await double.waitFor(
+          () =>
+            runnerIds.every((id) =>
+              double.scaleSetRequests.some((r) =>
+                r.method === "DELETE" &&
+                r.path.endsWith(`/distributedtask/pools/0/agents/${id}`)
+              )
+            ),
+          60_000,
+          "the runners removed",
+        );
+        assert.ok(
+          !double.requests.some((r) =>
+            r.method === "DELETE" && r.path.includes("/actions/runners/")
+          ),
+          "no runner deleted through the REST API",
+        );
         assert.ok(
           double.deliveries.every((d) => d.status === 0),
           "no webhook was delivered",

@@ -157,6 +157,7 @@ async function gitHubForge(config: GitHubConfig) {
     ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
     apiUrl: config.apiUrl,
     requestTimeout: config.requestTimeout,
+    scaleSets: config.discovery === "scale-set",
   });
   return {
     forge,

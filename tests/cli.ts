@@ -127,9 +127,12 @@ export class StreamText {
     this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   }
 
-  /** Reads until `marker` has appeared; throws if the stream ends first. */
-  async until(marker: string): Promise<void> {
-    while (!this.text.includes(marker)) {
+  /**
+   * Reads until `marker` has appeared (at `from` or later); throws if the
+   * stream ends first.
+   */
+  async until(marker: string, from = 0): Promise<void> {
+    while (this.text.indexOf(marker, from) < 0) {
       const { value, done } = await this.#reader.read();
       if (done) {
         throw new Error(`output ended before "${marker}": ${this.text}`);

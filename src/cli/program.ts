@@ -443,11 +443,16 @@ Examples:
   withCommonOptions(program.command("status"))
     .description("what the running daemon is doing: machines, jobs, budgets")
     .option("--json", "print the daemon's /status JSON for scripts")
+    .option(
+      "--watch",
+      "follow the daemon: the status again at every change (with --json: a JSON status a line)",
+    )
     .action(async (_options, cmd: Command) => {
       setExit(
         await statusCommand(cmd.optsWithGlobals<StatusFlags>(), {
           output,
           env,
+          isTerminal: () => Deno.stdout.isTerminal(),
         }),
       );
     });

@@ -1,5 +1,6 @@
 /**
- * The HTTP API (Hono): `POST /webhook`, `GET /status`, `GET /metrics`.
+ * The HTTP API (Hono): `POST /webhook`, `GET /status`, `GET /events` (the
+ * status again at every change, as server-sent events), `GET /metrics`.
  * The webhook body is limited while it is read, not after, so a client
  * cannot make Forrest buffer more than the limit; its signature is checked
  * over the raw bytes before anything is parsed (in the forge).
@@ -7,10 +8,15 @@
 
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
 import type { Daemon } from "./daemon.ts";
 
 /** GitHub caps payloads at 25 MB, but workflow_job ones are a few KiB. */
 export const WEBHOOK_LIMIT = 4 * 1024 * 1024;
+/** How often /events looks for a change of the status (ms). */
+const EVENTS_CHECK = 250;
+/** A comment this often keeps proxies from closing a quiet stream (ms). */
+const EVENTS_HEARTBEAT = 15_000;
 
 export function apiApp(daemon: Daemon): Hono {
   const app = new Hono();
@@ -31,6 +37,26 @@ export function apiApp(daemon: Daemon): Hono {
     },
   );
   app.get("/status", (c) => c.json(daemon.status()));
+  // Each client gets the status at once, then again whenever it changed
+  // (looked at 4 times a second); the stream ends when Forrest has stopped.
+  app.get("/events", (c) =>
+    streamSSE(c, async (stream) => {
+      const stopped = daemon.stopped;
+      let last = "";
+      let quiet = 0;
+      while (!stream.aborted && !stream.closed && !stopped.aborted) {
+        const text = JSON.stringify(daemon.status());
+        if (text !== last) {
+          last = text;
+          quiet = 0;
+          await stream.writeSSE({ event: "status", data: text });
+        } else if ((quiet += EVENTS_CHECK) >= EVENTS_HEARTBEAT) {
+          quiet = 0;
+          await stream.write(": keep-alive\n\n");
+        }
+        await stream.sleep(EVENTS_CHECK);
+      }
+    }));
   app.get("/metrics", (c) =>
     c.text(daemon.metricsText(), 200, {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",

@@ -138,6 +138,7 @@ export class Daemon {
   /** Instances whose connect() succeeded. */
   readonly #forgejoConnected = new Set<string>();
   #stopped = false;
+  readonly #stoppedSignal = new AbortController();
   /** One listener per scale-set machine type (discovery = "scale-set"). */
   readonly #listeners = new Map<string, ScaleSetListener>();
   readonly #options: DaemonOptions;
@@ -741,6 +742,11 @@ export class Daemon {
     for (const decision of decisions) this.#executor.execute(decision);
   }
 
+  /** Aborted once stop() is done: streams of the API end then. */
+  get stopped(): AbortSignal {
+    return this.#stoppedSignal.signal;
+  }
+
   /** An error the API could not answer for; logged, never sent. */
   logError(error: unknown): void {
     this.#log.error("API: {error}", { error: errorText(error) });
@@ -806,6 +812,7 @@ export class Daemon {
     await rounds;
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
+    this.#stoppedSignal.abort();
   }
 
   /**

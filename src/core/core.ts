@@ -109,6 +109,8 @@ export interface StatusMachine {
   readonly triplet: string;
   readonly runner: string;
   readonly state: MachineState;
+  /** The image its VM started from, once it started. */
+  readonly image: string | null;
   readonly since: string;
   readonly job: number | null;
   /** Why it is not started yet, or why it is being stopped. */
@@ -123,6 +125,22 @@ export interface StatusJob {
   readonly status: string;
   readonly runner: string | null;
   readonly since: string;
+}
+
+/** A machine that is gone, with how long it took to get its job. */
+export interface StatusRecent {
+  readonly triplet: string;
+  readonly runner: string;
+  readonly job: number | null;
+  readonly image: string | null;
+  /** Seconds from the job queued to the runner taking it. */
+  readonly pickup: number | null;
+  /** Seconds from the VM's start to its runner online (or warm). */
+  readonly boot: number | null;
+  readonly started: string | null;
+  readonly ended: string;
+  /** Why it was stopped, when it was (not after its job). */
+  readonly killed: string | null;
 }
 
 /** A scale-set machine type, as its scale set's statistics last said. */
@@ -141,6 +159,8 @@ export interface Status {
   readonly jobs: StatusJob[];
   /** Machine types whose jobs come through runner scale sets. */
   readonly scaleSets: StatusScaleSet[];
+  /** The last machines that are gone, newest first. */
+  readonly recent: StatusRecent[];
   readonly budget: {
     readonly ram: { readonly used: number; readonly total: number };
     readonly cpus: { readonly used: number; readonly total: number | null };
@@ -168,6 +188,8 @@ function warmNote(machine: Machine): string | null {
 type MachineRecord = { -readonly [K in keyof Machine]: Machine[K] };
 
 const RUNNER_PREFIX = "forrest-";
+/** Gone machines kept for status. */
+const RECENT_KEPT = 20;
 /** Warm machines from least to most worth keeping. */
 const SPARE_ORDER: readonly MachineState[] = ["requested", "starting", "warm"];
 /** How long a runner may look idle after its job was seen running (ms). */
@@ -201,6 +223,8 @@ export class Core {
    * triplet key, as the scale set's statistics last said (product.md §16).
    */
   readonly #assigned = new Map<string, number>();
+  /** The last machines that are gone, newest first (for status). */
+  readonly #recent: StatusRecent[] = [];
   /** The statistics behind it, for status. */
   readonly #scaleSetCounts = new Map<
     string,
@@ -314,7 +338,8 @@ export class Core {
     const machine = this.#byRunner(runnerName);
     if (machine === undefined) return;
     if (!machine.ranJob && queuedAt !== undefined && queuedAt <= now) {
-      this.#observations.pickup.push((now - queuedAt) / 1000);
+      machine.pickupSeconds = (now - queuedAt) / 1000;
+      this.#observations.pickup.push(machine.pickupSeconds);
     }
     this.#runnerBusy(runnerName, now, undefined, undefined);
   }
@@ -431,7 +456,10 @@ export class Core {
     if (jobId !== undefined && machine.jobId === undefined) {
       machine.jobId = jobId;
       const job = key === undefined ? undefined : this.#jobs.get(key);
-      if (job) this.#observations.pickup.push((now - job.queuedAt) / 1000);
+      if (job) {
+        machine.pickupSeconds = (now - job.queuedAt) / 1000;
+        this.#observations.pickup.push(machine.pickupSeconds);
+      }
     }
     machine.ranJob = true;
     if (machine.state === "starting" || machine.state === "waiting") {
@@ -445,7 +473,8 @@ export class Core {
   #observeBoot(machine: MachineRecord, now: number): void {
     if (machine.startedAt !== undefined && !this.#bootObserved.has(machine)) {
       this.#bootObserved.add(machine);
-      this.#observations.boot.push((now - machine.startedAt) / 1000);
+      machine.bootSeconds = (now - machine.startedAt) / 1000;
+      this.#observations.boot.push(machine.bootSeconds);
     }
   }
 
@@ -545,6 +574,12 @@ export class Core {
     return news;
   }
 
+  /** The VM started from this image. */
+  vmStarted(id: number, image: string): void {
+    const machine = this.#machines.get(id);
+    if (machine !== undefined) machine.image = image;
+  }
+
   /** The VM ended (or never started): its cleanup is under way. */
   vmEnded(id: number, now: number): void {
     const machine = this.#machines.get(id);
@@ -562,6 +597,19 @@ export class Core {
     if (!machine.ranJob && machine.killed === undefined) {
       this.#failed(machine, now);
     }
+    const iso = (t: number) => new Date(t).toISOString();
+    this.#recent.unshift({
+      triplet: tripletName(machine.triplet),
+      runner: machine.runnerName,
+      job: machine.jobId ?? null,
+      image: machine.image ?? null,
+      pickup: machine.pickupSeconds ?? null,
+      boot: machine.bootSeconds ?? null,
+      started: machine.startedAt === undefined ? null : iso(machine.startedAt),
+      ended: iso(now),
+      killed: machine.killed ?? null,
+    });
+    this.#recent.splice(RECENT_KEPT);
     this.#machines.delete(id);
     this.#told.delete(id);
     this.#countedFailures.delete(id);
@@ -1163,6 +1211,7 @@ export class Core {
         triplet: tripletName(m.triplet),
         runner: m.runnerName,
         state: m.state,
+        image: m.image ?? null,
         since: iso(m.since),
         job: m.jobId ?? null,
         note: m.killed !== undefined
@@ -1178,6 +1227,7 @@ export class Core {
         runner: j.runnerName,
         since: iso(j.since),
       })),
+      recent: [...this.#recent],
       scaleSets: allMachines(this.#config).flatMap((config) => {
         if (config.scaleSet === undefined) return [];
         const counts = this.#scaleSetCounts.get(tripletKey(config.triplet));

@@ -107,6 +107,12 @@ export interface Machine {
   readonly jobId: number | undefined;
   /** Its runner took a job (the VM is not wasted when it stops). */
   readonly ranJob: boolean;
+  /** The image its VM started from (absolute), once it started. */
+  readonly image?: string;
+  /** Seconds from its VM's start to its runner online (or warm). */
+  readonly bootSeconds?: number;
+  /** Seconds from its job queued to its runner taking it. */
+  readonly pickupSeconds?: number;
 }
 
 /**

@@ -12,6 +12,7 @@ export {
   type Status,
   type StatusJob,
   type StatusMachine,
+  type StatusRecent,
   type StatusScaleSet,
 } from "./core.ts";
 export {

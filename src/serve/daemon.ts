@@ -42,6 +42,7 @@ import {
 } from "../forge/mod.ts";
 import { Executor } from "./executor.ts";
 import { type GuestApi, storeFolder, sweepUploads } from "../guest_api/mod.ts";
+import { type ImageEntry, listImages } from "../images/mod.ts";
 import { Metrics, type WebhookOutcome } from "./metrics.ts";
 import { Periodic } from "./periodic.ts";
 import { PollPacer } from "./poll_pacer.ts";
@@ -80,6 +81,8 @@ const MAX_POLL_BACKOFF = 5 * 60_000;
  * Persists by Forrest's own runs are noticed at once.
  */
 const IMAGE_CHECK_INTERVAL = 10_000;
+/** How long a listing of the images is shown before the next (ms). */
+const IMAGES_TTL = 30_000;
 /** Delivery ids remembered, to ignore redeliveries. */
 const DELIVERIES_KEPT = 10_000;
 
@@ -139,6 +142,9 @@ export class Daemon {
   readonly #forgejoConnected = new Set<string>();
   #stopped = false;
   readonly #stoppedSignal = new AbortController();
+  #images: ImageEntry[] | undefined;
+  #imagesAt = -Infinity;
+  #imagesListing: Promise<ImageEntry[] | undefined> | undefined;
   /** One listener per scale-set machine type (discovery = "scale-set"). */
   readonly #listeners = new Map<string, ScaleSetListener>();
   readonly #options: DaemonOptions;
@@ -740,6 +746,33 @@ export class Daemon {
 
   #execute(decisions: readonly Decision[]): void {
     for (const decision of decisions) this.#executor.execute(decision);
+  }
+
+  /**
+   * The images under base_dir, listed at most every 30 s (each listing
+   * reads every image's build record); undefined until the first is done.
+   */
+  async images(): Promise<ImageEntry[] | undefined> {
+    const now = Date.now();
+    if (this.#imagesAt + IMAGES_TTL <= now) {
+      this.#imagesAt = now;
+      this.#imagesListing = listImages(
+        this.core.config.host.baseDir,
+        this.core.config,
+      ).then((images) => this.#images = images).catch((error) => {
+        this.#log.warn("Cannot list the images: {error}", {
+          error: errorText(error),
+        });
+        return this.#images;
+      });
+    }
+    // A first listing is waited for; later ones are not (the old one shows).
+    return this.#images ?? await this.#imagesListing;
+  }
+
+  /** The tail of a live machine's boot log, secrets blanked (the dashboard). */
+  logTail(runner: string, bytes = 16 * 1024): Promise<string | undefined> {
+    return this.#executor.logTail(runner, bytes);
   }
 
   /** Aborted once stop() is done: streams of the API end then. */

@@ -44,7 +44,7 @@ import {
 } from "../launch/mod.ts";
 import { type GuestApi, newRunToken } from "../guest_api/mod.ts";
 import type { Secret } from "../log/mod.ts";
-import { RunDir } from "../run/mod.ts";
+import { RUN_FILES, RunDir } from "../run/mod.ts";
 
 export interface ExecutorDeps {
   readonly forges: Forges;
@@ -194,6 +194,41 @@ export class Executor {
     work.identity.promise.catch(() => {});
     this.#work.set(machine.id, work);
     return work;
+  }
+
+  /**
+   * The last `bytes` of a live machine's serial console log, with its
+   * runner's identity and run token blanked out; undefined when no live
+   * machine has this runner or its VM has not started.
+   */
+  async logTail(runner: string, bytes: number): Promise<string | undefined> {
+    const work = [...this.#work.values()].find((w) =>
+      w.machine.runnerName === runner
+    );
+    if (work?.run === undefined) return undefined;
+    let text: string;
+    try {
+      using file = await Deno.open(`${work.run.path}/${RUN_FILES.log}`);
+      const size = (await file.stat()).size;
+      const start = Math.max(0, size - bytes);
+      await file.seek(start, Deno.SeekMode.Start);
+      const buffer = new Uint8Array(size - start);
+      let read = 0;
+      while (read < buffer.length) {
+        const n = await file.read(buffer.subarray(read));
+        if (n === null) break;
+        read += n;
+      }
+      text = new TextDecoder().decode(buffer.subarray(0, read));
+    } catch {
+      return undefined;
+    }
+    const secrets = [
+      work.runToken,
+      ...Object.values(work.runner?.identity ?? {}),
+    ].map((secret) => secret.reveal()).filter((value) => value.length >= 8);
+    for (const secret of secrets) text = text.replaceAll(secret, "[secret]");
+    return text;
   }
 
   #register(machine: Machine): void {
@@ -373,6 +408,7 @@ export class Executor {
       image: choice.image,
       pid: launched.vm.pid,
     });
+    core.vmStarted(machine.id, choice.image);
     if (booted !== undefined) {
       work.booted = { path: choice.image, identity: booted };
     }

@@ -18,7 +18,29 @@ import {
   withServe,
 } from "./serve.ts";
 
-Deno.test("serve: no secret in the debug log, /status or /metrics", async () => {
+/** The first event of a server-sent event stream of the daemon's API. */
+async function firstEvent(socket: string, path: string): Promise<string> {
+  const client = Deno.createHttpClient({
+    proxy: { transport: "unix", path: socket },
+  });
+  try {
+    const response = await fetch(`http://forrest${path}`, { client });
+    const reader = response.body!.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    while (!text.includes("\n\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    await reader.cancel();
+    return text;
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("serve: no secret in the debug log, /status, /metrics or the dashboard", async () => {
   const image = await testDebianImage();
   await withServe(
     { image, env: { FORREST_LOG: "debug" } },
@@ -27,9 +49,30 @@ Deno.test("serve: no secret in the debug log, /status or /metrics", async () => 
         owner: OWNER,
         repo: REPO,
         labels: LABELS,
+        // The run token on the console too: the dashboard's boot log must
+        // blank it.
         script: `echo ${TOKEN} > ~/config/persist; ` +
-          `echo "run-token=$(cat ~/config/run-token)"`,
+          `echo "run-token=$(cat ~/config/run-token)"; ` +
+          `echo "console-token=$(cat ~/config/run-token)" | ` +
+          `sudo tee /dev/console >/dev/null; sleep 5`,
       });
+      const running = await s.waitForStatus(
+        (st) => st.machines.some((m) => m.state === "running"),
+        240_000,
+        "the job running",
+      );
+      const runner = running.machines[0]!.runner;
+      let bootLog = "";
+      const deadline = Date.now() + 30_000;
+      while (!bootLog.includes("console-token=") && Date.now() < deadline) {
+        const answer = await s.fetch(`/machines/${runner}/log`);
+        bootLog = await answer.text();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.match(bootLog, /console-token=\[secret\]/);
+      const page = await (await s.fetch("/")).text();
+      const view = await firstEvent(s.socket, "/dashboard/events");
+      assert.match(view, /^event: view$/m);
       await s.double.waitFor(
         () => s.double.job(job.id)?.status === "completed",
         240_000,
@@ -71,10 +114,14 @@ Deno.test("serve: no secret in the debug log, /status or /metrics", async () => 
       );
       for (const [what, secret] of secrets) {
         for (
-          const [where, text] of [["log", log], ["/status", status], [
-            "/metrics",
-            metrics,
-          ]]
+          const [where, text] of [
+            ["log", log],
+            ["/status", status],
+            ["/metrics", metrics],
+            ["the dashboard", page],
+            ["the dashboard's view", view],
+            ["the boot log", bootLog],
+          ]
         ) {
           assert.ok(!text!.includes(secret), `the ${what} appears in ${where}`);
         }

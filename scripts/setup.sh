@@ -4,9 +4,11 @@
 #   1. Deno 2.9.x: the one on PATH if it fits, else deno@2.9.6 from npm into
 #      .tools/ (git-ignored). .tools/bin/deno points at the one chosen.
 #   2. The Debian packages Forrest runs (qemu, image and FAT tools, pasta,
-#      swtpm for TPMs, vde2 for extra NICs) and its tests need (btrfs-progs
-#      for the reflink tests); apt-get update once,
-#      only when something is missing. Skip with --no-packages.
+#      swtpm for TPMs, vde2 for extra NICs) and, with --tests (which
+#      scripts/test.sh passes), those only its tests need (btrfs-progs for
+#      the reflink tests, chromium for the dashboard's browser test);
+#      apt-get update once, only when something is missing. Skip with
+#      --no-packages.
 #   3. Forrest's npm dependencies, pinned by deno.lock.
 #   4. ./forrest: `deno compile`d; where deno compile cannot fetch its runtime
 #      (no access to dl.deno.land), a launcher that runs main.ts with deno.
@@ -14,7 +16,8 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 DENO_SERIES=2.9.
-PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap skopeo umoci btrfs-progs passt swtpm swtpm-tools vde2 xz-utils zstd)
+PACKAGES=(qemu-system-x86 qemu-utils mtools dosfstools e2fsprogs mmdebstrap skopeo umoci passt swtpm swtpm-tools vde2 xz-utils zstd)
+TEST_PACKAGES=(btrfs-progs chromium)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -22,12 +25,13 @@ install_packages=1
 for arg in "$@"; do
   case "$arg" in
     --no-packages) install_packages=0 ;;
+    --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
     -h | --help)
-      sed -n '2,13s/^# \{0,1\}//p' "$0"
+      sed -n '2,14s/^# \{0,1\}//p' "$0"
       exit 0
       ;;
     *)
-      echo "setup.sh: unknown option $arg (use --no-packages or --help)" >&2
+      echo "setup.sh: unknown option $arg (use --no-packages, --tests or --help)" >&2
       exit 2
       ;;
   esac

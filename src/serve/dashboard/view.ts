@@ -79,12 +79,12 @@ export function renderView(input: ViewInput): string {
   <h2>Budgets</h2>
   <p><label>RAM <meter min="0" max="${ram.total}" value="${ram.used}"></meter>
   <span class="figure">${gib(ram.used)} of ${gib(ram.total)}</span></label></p>
-  <p><label>CPUs <meter min="0" max="${
-    cpus.total ?? cpus.used
-  }" value="${cpus.used}"></meter>
-  <span class="figure">${cpus.used}${
-    cpus.total === null ? "" : ` of ${cpus.total}`
-  }</span></label></p>
+  ${
+    cpus.total === null
+      ? html`<p>CPUs <span class="figure">${cpus.used} in use (no CPU budget: host.cpus is not set)</span></p>`
+      : html`<p><label>CPUs <meter min="0" max="${cpus.total}" value="${cpus.used}"></meter>
+  <span class="figure">${cpus.used} of ${cpus.total}</span></label></p>`
+  }
 </section>
 <section id="machines">
   <h2>Machines <span class="count">${machines.length}</span></h2>

@@ -6,7 +6,7 @@
  * paths can hold anything a config, a forge or a guest put there.
  */
 
-import { html, raw } from "hono/html";
+import { html } from "hono/html";
 import { relative } from "node:path";
 import type { Status } from "../../core/mod.ts";
 import { describeBuild, type ImageEntry } from "../../images/mod.ts";

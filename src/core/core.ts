@@ -218,14 +218,12 @@ export class Core {
    */
   readonly #warmRefused = new Map<string, number>();
   #shuttingDown = false;
-  /**
-   * Jobs assigned to each scale-set machine type and not yet running, by
-   * triplet key, as the scale set's statistics last said (product.md §16).
-   */
-  readonly #assigned = new Map<string, number>();
   /** The last machines that are gone, newest first (for status). */
   readonly #recent: StatusRecent[] = [];
-  /** The statistics behind it, for status. */
+  /**
+   * Jobs assigned to each scale-set machine type (waiting or running) and
+   * running, by triplet key, as its statistics last said (product.md §16).
+   */
   readonly #scaleSetCounts = new Map<
     string,
     { readonly assigned: number; readonly running: number }
@@ -316,14 +314,18 @@ export class Core {
     now: number,
   ): void {
     const key = tripletKey(triplet);
+    const before = this.#waiting(key);
     this.#scaleSetCounts.set(key, {
       assigned: statistics.assigned,
       running: statistics.running,
     });
-    const waiting = Math.max(0, statistics.assigned - statistics.running);
-    if (this.#assigned.get(key) === waiting) return;
-    this.#assigned.set(key, waiting);
-    this.#jobChanged(now);
+    if (this.#waiting(key) !== before) this.#jobChanged(now);
+  }
+
+  /** A scale-set type's jobs assigned and not yet running: its demand. */
+  #waiting(key: string): number | undefined {
+    const counts = this.#scaleSetCounts.get(key);
+    return counts && Math.max(0, counts.assigned - counts.running);
   }
 
   /**
@@ -377,7 +379,7 @@ export class Core {
     for (const config of allMachines(this.#config)) {
       if (config.scaleSet === undefined) continue;
       const key = tripletKey(config.triplet);
-      demand.set(key, this.#assigned.get(key) ?? 0);
+      demand.set(key, this.#waiting(key) ?? 0);
     }
     return demand;
   }
